@@ -1,0 +1,28 @@
+"""The FastAPI application (Gcore Streaming API paths at the root, OpenAPI docs at /docs)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from vodscribe import __version__
+from vodscribe.api import errors
+from vodscribe.api.routers import ai_tasks
+from vodscribe.config import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    app = FastAPI(
+        title="vodscribe",
+        version=__version__,
+        description="Self-hosted, Gcore-compatible video platform API with AI subtitles. "
+        "Authenticate with `Authorization: APIKey <key>`.",
+    )
+    app.state.settings = settings or get_settings()
+    errors.install(app)
+    app.include_router(ai_tasks.router)
+
+    @app.get("/health", tags=["service"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

@@ -1,0 +1,51 @@
+"""FastAPI dependencies: settings, a database session per request, and the authenticated client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from vodscribe.api.errors import ApiError
+from vodscribe.config import Settings
+from vodscribe.db.models import Client
+from vodscribe.db.session import get_sessionmaker
+from vodscribe.services.clients import authenticate
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def get_session(settings: SettingsDep) -> Iterator[Session]:
+    session = get_sessionmaker(settings.db_url)()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def current_client(request: Request, session: SessionDep) -> Client:
+    """``Authorization: APIKey <token>``; the scheme word is matched case-insensitively."""
+    header = request.headers.get("authorization")
+    if not header:
+        raise ApiError(401, "Authentication credentials were not provided.")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "apikey" or not token.strip():
+        raise ApiError(401, "Given token not valid for any token type")
+    client = authenticate(session, token.strip())
+    if client is None:
+        raise ApiError(401, "Token is invalid or expired")
+    return client
+
+
+ClientDep = Annotated[Client, Depends(current_client)]

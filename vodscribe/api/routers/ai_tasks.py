@@ -1,0 +1,121 @@
+"""``/streaming/ai/...``: create, read, list and cancel AI tasks; language support info."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, status
+from fastapi.responses import JSONResponse
+
+from vodscribe import languages
+from vodscribe.api.deps import ClientDep, SessionDep, SettingsDep
+from vodscribe.api.errors import ApiError
+from vodscribe.api.schemas import (
+    AITaskCreate,
+    AITaskCreated,
+    AITaskList,
+    AITaskOut,
+    CancelResult,
+    ErrorBody,
+    LanguageSupport,
+)
+from vodscribe.services import ai_tasks
+from vodscribe.services.ai_tasks import ListQuery, TaskError, TranscriptionRequest
+
+router = APIRouter(prefix="/streaming/ai", tags=["AI tasks"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody},
+    401: {"model": ErrorBody},
+    404: {"model": ErrorBody},
+}
+
+
+def _raise(exc: TaskError) -> ApiError:
+    return ApiError(exc.status, exc.message)
+
+
+@router.post("/tasks", status_code=status.HTTP_201_CREATED, response_model=AITaskCreated, responses=ERRORS)
+def create_task(body: AITaskCreate, client: ClientDep, session: SessionDep, settings: SettingsDep) -> Any:
+    """Create a transcription task for the media file at ``url``."""
+    if body.task_name != "transcription":
+        raise ApiError(422, "Feature is disabled: content-moderation tasks are not available on this server.")
+    req = TranscriptionRequest(
+        url=body.url,
+        audio_language=body.audio_language,
+        subtitles_language=body.subtitles_language,
+        client_user_id=body.client_user_id,
+        client_entity_data=body.client_entity_data,
+    )
+    try:
+        task = ai_tasks.create_transcription(session, settings, client, req)
+    except TaskError as exc:
+        raise _raise(exc) from exc
+    return {"task_id": task.id}
+
+
+@router.get("/tasks", response_model=AITaskList, responses=ERRORS)
+def list_tasks(
+    client: ClientDep,
+    session: SessionDep,
+    page: Annotated[int, Query(ge=1)] = 1,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    task_id: str | None = None,
+    task_name: str | None = None,
+    status: str | None = None,
+    date_created: str | None = None,
+    ordering: str | None = None,
+    search: str | None = None,
+) -> Any:
+    """List this client's tasks, newest first, with Gcore's filters and page-number pagination."""
+    q = ListQuery(page, limit, task_id, task_name, status, date_created, ordering, search)
+    try:
+        total, tasks = ai_tasks.list_tasks(session, client, q)
+    except TaskError as exc:
+        raise _raise(exc) from exc
+    has_next = page * limit < total
+    return {
+        "count": total,
+        "next": f"page={page + 1}" if has_next else None,
+        "previous": f"page={page - 1}" if page > 1 else None,
+        "results": [ai_tasks.to_json(t, with_result=False) for t in tasks],
+    }
+
+
+@router.get("/tasks/{task_id}", response_model=AITaskOut, response_model_exclude_unset=True, responses=ERRORS)
+def get_task(task_id: str, client: ClientDep, session: SessionDep) -> Any:
+    """Status, progress and (once finished) the result of one task."""
+    task = ai_tasks.get_task(session, client, task_id)
+    if task is None:
+        raise ApiError(404, "Task not found", with_status=True)
+    return JSONResponse(ai_tasks.to_json(task, with_result=True))
+
+
+@router.post(
+    "/tasks/{task_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=CancelResult,
+    responses={**ERRORS, 412: {"model": ErrorBody}},
+)
+def cancel_task(task_id: str, client: ClientDep, session: SessionDep) -> Any:
+    """Stop a task that has not finished yet; it moves to REVOKED."""
+    try:
+        ai_tasks.cancel_task(session, client, task_id)
+    except TaskError as exc:
+        raise _raise(exc) from exc
+    return {"result": "Task has been cancelled successfully."}
+
+
+@router.get("/info", response_model=LanguageSupport, responses=ERRORS)
+def ai_info(
+    client: ClientDep,
+    type: str | None = None,
+    audio_language: str | None = None,
+    subtitles_language: str | None = None,
+) -> Any:
+    """``type=language_support``: can this server transcribe ``audio_language`` (into
+    ``subtitles_language``)? Translation here is any language -> English (Whisper)."""
+    if type != "language_support":
+        raise ApiError(400, "Invalid config type")
+    if not audio_language:
+        raise ApiError(400, '"audio_language" is not specified')
+    return {"supported": languages.language_supported(audio_language, subtitles_language)}

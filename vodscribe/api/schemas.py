@@ -1,0 +1,81 @@
+"""Request and response bodies of the AI task API (Gcore ``ai_transcribe`` / ``ai_results``)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AITaskCreate(BaseModel):
+    """``POST /streaming/ai/tasks``. ``task_name`` defaults to ``transcription`` when absent (the
+    Gcore docs' own "modes" examples omit it)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    task_name: Literal["transcription", "content-moderation"] = "transcription"
+    url: str = Field(description="URL of the MP4 (or audio) file, reachable over HTTP/HTTPS")
+    audio_language: str | None = Field(None, description="ISO 639-2/B code; omitted = auto-detect")
+    subtitles_language: str | None = Field(None, description="Target language (ISO 639-2/B)")
+    client_user_id: str | None = Field(None, max_length=256)
+    client_entity_data: str | None = Field(None, max_length=4096)
+    category: str | None = None
+
+
+class AITaskCreated(BaseModel):
+    task_id: str
+
+
+class ProcessingTime(BaseModel):
+    started_at: str | None = None
+    completed_at: str | None = None
+    total_time_sec: float | None = None
+
+
+class Subtitle(BaseModel):
+    start_time: str
+    end_time: str
+    text: str
+
+
+class TranscriptionResult(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    subtitles: list[Subtitle] = []
+    vttContent: str = ""
+    concatenated_text: str = ""
+    languages: list[str] = []
+    speech_detected: bool = False
+
+
+class FailureResult(BaseModel):
+    error: str
+
+
+class AITaskOut(BaseModel):
+    task_id: str
+    task_name: str
+    status: Literal["RECEIVED", "PENDING", "STARTED", "SUCCESS", "FAILURE", "REVOKED", "RETRY"]
+    progress: int
+    processing_time: ProcessingTime
+    task_data: dict[str, Any]
+    result: TranscriptionResult | FailureResult | None = None
+
+
+class AITaskList(BaseModel):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[AITaskOut]
+
+
+class CancelResult(BaseModel):
+    result: str
+
+
+class LanguageSupport(BaseModel):
+    supported: bool
+
+
+class ErrorBody(BaseModel):
+    error: str

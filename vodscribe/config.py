@@ -1,0 +1,76 @@
+"""Settings, read from the environment (prefix ``VODSCRIBE_``) or a ``.env`` file.
+
+The defaults are the embedded mode: SQLite in the data directory, local files, a Celery worker on a
+filesystem broker started by ``vodscribe serve`` itself. Point ``VODSCRIBE_DATABASE_URL`` at PostgreSQL
+and ``VODSCRIBE_BROKER_URL`` at Redis to scale out.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VODSCRIBE_", env_file=".env", extra="ignore")
+
+    # --- where things live -------------------------------------------------------------------
+    data_dir: Path = Field(default=Path("data"), description="Root of the database, media and broker files")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in data_dir")
+    broker_url: str | None = Field(default=None, description="Celery broker; default a filesystem broker")
+
+    # --- HTTP API ------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = Field(default=None, description="Base URL clients reach the API at")
+
+    # --- fetching user URLs ---------------------------------------------------------------------
+    allow_private_urls: bool = Field(
+        default=False, description="Let user URLs reach loopback/private addresses (tests only!)"
+    )
+    fetch_max_bytes: int = 4 * 1024**3
+    fetch_timeout_s: float = 600.0
+    fetch_connect_timeout_s: float = 10.0
+    fetch_max_redirects: int = 5
+
+    # --- ASR ----------------------------------------------------------------------------------
+    asr_model: str = Field(default="bundled", description="'bundled' (Whisper base) or a CTranslate2 dir")
+    asr_device: Literal["auto", "cpu", "cuda"] = "auto"
+    asr_compute_type: str = Field(default="auto", description="auto = int8 on CPU, float16 on CUDA")
+    asr_beam_size: int = 5
+    asr_cpu_threads: int = 0
+
+    # --- jobs -----------------------------------------------------------------------------------
+    task_queue_limit: int = Field(default=100, description="Unfinished AI tasks allowed per client")
+    max_attempts: int = 3
+    heartbeat_s: float = 5.0
+    stale_after_s: float = 60.0
+    worker_concurrency: int = 1
+    embedded_worker: bool = Field(default=True, description="`vodscribe serve` starts its own worker")
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'vodscribe.db').resolve()}"
+
+    @property
+    def celery_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.data_dir / "broker"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.data_dir / "work"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,171 @@
+"""Speech recognition stage: speech detection, language planning (code-switching) and transcription.
+
+Language is decided over the whole file, not its first 30 s:
+
+1. Silero VAD finds the speech spans.
+2. Spans are grouped into windows of up to 30 s of speech and each window gets a language-ID pass.
+   A window whose best language is not clearly ahead (a switch inside it, or a short, unsure window)
+   is split back into its spans, and each span is identified on its own.
+3. Consecutive spans of one language form a *run*; each run is transcribed with its language.
+
+Whisper's own ``multilingual=True`` mode was measured to drop languages in mixed clips, whereas one
+language per VAD chunk kept them all (see DESIGN.md), hence this plan.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from vodscribe.engines.base import SpeechSegment
+from vodscribe.engines.whisper import (
+    SAMPLE_RATE,
+    EngineStopped,
+    Span,
+    Task,
+    WhisperEngine,
+    merge_spans,
+    slice_audio,
+)
+
+#: A window whose best language has at least this probability is taken as one language.
+CONFIDENT = 0.80
+#: Spans shorter than this are too short to identify alone; they inherit their neighbours' language.
+MIN_ID_SECONDS = 1.5
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageRun:
+    """A stretch of audio spoken in one language (Whisper code)."""
+
+    span: Span
+    language: str
+    speech_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far the transcription is, in seconds of speech done out of the total."""
+
+    done: float
+    total: float
+
+    @property
+    def fraction(self) -> float:
+        return 1.0 if self.total <= 0 else min(1.0, self.done / self.total)
+
+
+def plan_runs(
+    engine: WhisperEngine,
+    audio: np.ndarray,
+    spans: Sequence[Span],
+    *,
+    language: str | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[LanguageRun]:
+    """Assign a language to every speech span and merge neighbours of the same language."""
+    if not spans:
+        return []
+    if language is not None:
+        labelled = [(s, language) for s in spans]
+    else:
+        labelled = _identify(engine, audio, spans, should_stop)
+    return _merge_runs(labelled)
+
+
+def _identify(
+    engine: WhisperEngine,
+    audio: np.ndarray,
+    spans: Sequence[Span],
+    should_stop: Callable[[], bool] | None,
+) -> list[tuple[Span, str | None]]:
+    labelled: list[tuple[Span, str | None]] = []
+    for window in merge_spans(spans):
+        if should_stop is not None and should_stop():
+            raise EngineStopped
+        probs = engine.detect_language(_concat(audio, window))
+        best, p = probs[0]
+        if p >= CONFIDENT or len(window) == 1:
+            labelled.extend((s, best) for s in window)
+            continue
+        for span in window:  # a switch inside the window, or unsure: decide span by span
+            if span.duration < MIN_ID_SECONDS:
+                labelled.append((span, None))
+            else:
+                labelled.append((span, engine.detect_language(slice_audio(audio, span))[0][0]))
+    return _fill_unknown(labelled)
+
+
+def _fill_unknown(labelled: list[tuple[Span, str | None]]) -> list[tuple[Span, str | None]]:
+    """Short spans take the language of the previous span (or the next one at the start)."""
+    known = [lang for _, lang in labelled if lang is not None]
+    fallback = Counter(known).most_common(1)[0][0] if known else "en"
+    out: list[tuple[Span, str | None]] = []
+    previous: str | None = None
+    for i, (span, lang) in enumerate(labelled):
+        if lang is None:
+            following = next((ln for _, ln in labelled[i + 1 :] if ln is not None), None)
+            lang = previous or following or fallback
+        out.append((span, lang))
+        previous = lang
+    return out
+
+
+def _merge_runs(labelled: Sequence[tuple[Span, str | None]]) -> list[LanguageRun]:
+    runs: list[LanguageRun] = []
+    for span, lang in labelled:
+        assert lang is not None
+        if runs and runs[-1].language == lang:
+            last = runs[-1]
+            runs[-1] = LanguageRun(Span(last.span.start, span.end), lang, last.speech_seconds + span.duration)
+        else:
+            runs.append(LanguageRun(span, lang, span.duration))
+    return runs
+
+
+def _concat(audio: np.ndarray, spans: Sequence[Span]) -> np.ndarray:
+    return np.concatenate([slice_audio(audio, s) for s in spans])
+
+
+def transcribe_runs(
+    engine: WhisperEngine,
+    audio: np.ndarray,
+    runs: Sequence[LanguageRun],
+    *,
+    translate_to_english: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[SpeechSegment]:
+    """Lazily transcribe each run in its language (or translate it to English)."""
+    total = sum(r.speech_seconds for r in runs)
+    done_before = 0.0
+    for run in runs:
+        task: Task = "translate" if translate_to_english and run.language != "en" else "transcribe"
+        # Pad a little so words at the run's edges are not clipped; clamp to the file.
+        pad = 0.2
+        span = Span(max(0.0, run.span.start - pad), min(len(audio) / SAMPLE_RATE, run.span.end + pad))
+        for seg in engine.transcribe(
+            slice_audio(audio, span),
+            language=run.language,
+            task=task,
+            offset=span.start,
+            should_stop=should_stop,
+        ):
+            if on_progress is not None:
+                within = min(run.speech_seconds, max(0.0, seg.end - run.span.start))
+                on_progress(Progress(done_before + within, total))
+            yield seg
+        done_before += run.speech_seconds
+        if on_progress is not None:
+            on_progress(Progress(done_before, total))
+
+
+def rank_languages(runs: Sequence[LanguageRun], limit: int = 5) -> list[str]:
+    """Languages by seconds of speech, most spoken first (Gcore shows at most 5)."""
+    seconds: Counter[str] = Counter()
+    for run in runs:
+        seconds[run.language] += run.speech_seconds
+    return [lang for lang, _ in seconds.most_common(limit)]

@@ -1,0 +1,235 @@
+"""AI task use cases on the API side: create, read, list, cancel, and the Gcore JSON shape."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String, cast, func, or_, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from vodscribe import languages
+from vodscribe.config import Settings
+from vodscribe.db.models import FINISHED, UNFINISHED, AITask, Client, utcnow
+from vodscribe.pipeline.errors import URLNotAllowedError
+from vodscribe.pipeline.fetch import check_url
+from vodscribe.queue import dispatch_transcription
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("RECEIVED", "PENDING", "STARTED", "SUCCESS", "FAILURE", "REVOKED", "RETRY")
+TASK_NAMES = ("transcription", "content-moderation")
+ORDERING_FIELDS = ("task_id", "status", "task_name", "started_at")
+
+
+class TaskError(Exception):
+    """A request the service refuses; ``status`` is the HTTP code the API answers with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptionRequest:
+    url: str
+    audio_language: str | None = None
+    subtitles_language: str | None = None
+    client_user_id: str | None = None
+    client_entity_data: str | None = None
+
+
+def _language(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return languages.resolve(value).b
+    except languages.UnknownLanguageError as exc:
+        raise TaskError(str(exc)) from exc
+
+
+def create_transcription(
+    session: Session, settings: Settings, client: Client, req: TranscriptionRequest
+) -> AITask:
+    """Validate, store (RECEIVED), then dispatch (PENDING). Fetching happens in the worker."""
+    try:
+        url = check_url(req.url, allow_private=settings.allow_private_urls)
+    except URLNotAllowedError as exc:
+        raise TaskError(exc.message) from exc
+    audio_language = _language(req.audio_language)
+    subtitles_language = _language(req.subtitles_language)
+    unfinished = session.scalar(
+        select(func.count(AITask.id)).where(AITask.client_id == client.id, AITask.status.in_(UNFINISHED))
+    )
+    if (unfinished or 0) >= settings.task_queue_limit:
+        raise TaskError(f"Queue limit reached ({settings.task_queue_limit}), try later.")
+    data: dict[str, Any] = {"task_name": "transcription", "url": url}
+    optional = {
+        "audio_language": audio_language,
+        "subtitles_language": subtitles_language,
+        "client_user_id": req.client_user_id,
+        "client_entity_data": req.client_entity_data,
+    }
+    data.update({k: v for k, v in optional.items() if v is not None})
+    data["client_id"] = client.id
+    task = AITask(client_id=client.id, task_name="transcription", status="RECEIVED", task_data=data)
+    session.add(task)
+    session.commit()
+    send(session, task)
+    return task
+
+
+def send(session: Session, task: AITask) -> None:
+    """Put the task on the queue and mark it PENDING. A failed send leaves it RECEIVED for the reaper."""
+    try:
+        dispatch_transcription(task.id)
+    except Exception:  # broker down: the reaper re-sends RECEIVED tasks
+        log.exception("could not dispatch task %s; the reaper will retry", task.id)
+        return
+    session.execute(
+        update(AITask).where(AITask.id == task.id, AITask.status == "RECEIVED").values(status="PENDING")
+    )
+    session.commit()
+    session.refresh(task)
+
+
+def get_task(session: Session, client: Client, task_id: str) -> AITask | None:
+    task = session.get(AITask, task_id)
+    if task is None or task.client_id != client.id:
+        return None
+    return task
+
+
+def cancel_task(session: Session, client: Client, task_id: str) -> AITask:
+    """Move an unfinished task to REVOKED; the worker notices and stops (cooperative cancel)."""
+    task = get_task(session, client, task_id)
+    if task is None:
+        raise TaskError("Task not found", 404)
+    now = utcnow()
+    changed = session.execute(
+        update(AITask)
+        .where(AITask.id == task_id, AITask.status.in_(UNFINISHED))
+        .values(status="REVOKED", completed_at=now, result={"error": "Task was cancelled by the user."})
+    ).rowcount
+    session.commit()
+    session.refresh(task)
+    if not changed:
+        raise TaskError(f"Cannot cancel task because it is already in status {task.status}.", 412)
+    return task
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    page: int = 1
+    limit: int = 10
+    task_id: str | None = None
+    task_name: str | None = None
+    status: str | None = None
+    date_created: str | None = None
+    ordering: str | None = None
+    search: str | None = None
+
+
+def list_tasks(session: Session, client: Client, q: ListQuery) -> tuple[int, list[AITask]]:
+    if q.page < 1 or q.limit < 1:
+        raise TaskError('"page" and "limit" must be positive integers.')
+    conditions: list[ColumnElement[bool]] = [AITask.client_id == client.id]
+    if q.task_id:
+        conditions.append(AITask.id == q.task_id.strip().lower())
+    if q.task_name:
+        conditions.append(AITask.task_name == q.task_name)
+    if q.status:
+        status = q.status.upper()
+        if status not in STATUSES:
+            raise TaskError(f"Unknown status {q.status!r}; use one of {', '.join(STATUSES)}.")
+        conditions.append(AITask.status == status)
+    if q.date_created:
+        conditions.extend(_date_conditions(q.date_created))
+    if q.search:
+        pattern = f"%{q.search.lower()}%"
+        conditions.append(
+            or_(
+                func.lower(AITask.id).like(pattern),
+                func.lower(AITask.task_name).like(pattern),
+                func.lower(AITask.status).like(pattern),
+                func.lower(cast(AITask.task_data, String)).like(pattern),
+            )
+        )
+    total = session.scalar(select(func.count(AITask.id)).where(*conditions)) or 0
+    stmt = (
+        select(AITask)
+        .where(*conditions)
+        .order_by(*_ordering(q.ordering))
+        .offset((q.page - 1) * q.limit)
+        .limit(q.limit)
+    )
+    return total, list(session.scalars(stmt))
+
+
+def _date_conditions(value: str) -> list[ColumnElement[bool]]:
+    """``date_created`` is a date (that whole UTC day) or an ISO 8601 datetime (that second)."""
+    text = value.strip().replace("Z", "+00:00")
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            start = datetime.fromisoformat(text + "T00:00:00+00:00")
+            end = datetime.fromisoformat(text + "T23:59:59.999999+00:00")
+        else:
+            moment = datetime.fromisoformat(text)
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=datetime.now().astimezone().tzinfo)
+            start = moment.replace(microsecond=0)
+            end = start.replace(microsecond=999999)
+    except ValueError as exc:
+        raise TaskError(f'"date_created" is not an ISO 8601 date or datetime: {value!r}') from exc
+    return [AITask.created_at >= start, AITask.created_at <= end]
+
+
+def _ordering(value: str | None) -> list[Any]:
+    started = func.coalesce(AITask.started_at, AITask.created_at)
+    if not value:
+        return [started.desc(), AITask.id]
+    descending = value.startswith("-")
+    name = value.lstrip("-")
+    columns = {
+        "task_id": AITask.id,
+        "status": AITask.status,
+        "task_name": AITask.task_name,
+        "started_at": started,
+    }
+    if name not in columns:
+        raise TaskError(f"Unknown ordering {value!r}; use one of {', '.join(ORDERING_FIELDS)}.")
+    column = columns[name]
+    return [column.desc() if descending else column.asc(), AITask.id]
+
+
+# --- JSON shape ------------------------------------------------------------------------------------
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def to_json(task: AITask, *, with_result: bool) -> dict[str, Any]:
+    total = None
+    if task.started_at is not None and task.completed_at is not None:
+        total = round((task.completed_at - task.started_at).total_seconds(), 3)
+    body: dict[str, Any] = {
+        "task_id": task.id,
+        "task_name": task.task_name,
+        "status": task.status,
+        "progress": task.progress,
+        "processing_time": {
+            "started_at": iso(task.started_at),
+            "completed_at": iso(task.completed_at),
+            "total_time_sec": total,
+        },
+        "task_data": task.task_data,
+    }
+    if with_result and task.status in FINISHED and task.result is not None:
+        body["result"] = task.result
+    return body

@@ -1,0 +1,36 @@
+"""API clients (accounts) and their keys. Only a SHA-256 of each key is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from vodscribe.db.models import Client
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_client(session: Session, name: str) -> tuple[Client, str]:
+    """Create a client and return it with its API key (shown once, never stored in clear)."""
+    client = Client(name=name, key_hash="pending")
+    session.add(client)
+    session.flush()
+    key = f"{client.id}_{secrets.token_hex(24)}"
+    client.key_hash = hash_key(key)
+    session.flush()
+    return client, key
+
+
+def authenticate(session: Session, key: str) -> Client | None:
+    if not key:
+        return None
+    return session.scalar(select(Client).where(Client.key_hash == hash_key(key)))
+
+
+def count_clients(session: Session) -> int:
+    return session.scalar(select(func.count(Client.id))) or 0

@@ -1,0 +1,274 @@
+"""Running an AI task in a worker: claim it, fetch, transcribe, store the result.
+
+Every write is conditional on the task still being ours (``status = STARTED`` and our attempt), so a
+task cancelled or re-dispatched meanwhile is never overwritten. A heartbeat thread keeps
+``heartbeat_at`` fresh (the reaper re-dispatches tasks whose heartbeat stops) and watches for REVOKED.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+
+from vodscribe import languages
+from vodscribe.config import Settings
+from vodscribe.db.models import AITask, utcnow
+from vodscribe.db.session import session_scope
+from vodscribe.engines.whisper import get_engine
+from vodscribe.pipeline.errors import Cancelled, MediaError
+from vodscribe.pipeline.fetch import download
+from vodscribe.pipeline.render import to_subtitles_json, to_vtt
+from vodscribe.pipeline.segment import concatenated_text
+from vodscribe.pipeline.transcription import Transcript, transcribe_file
+from vodscribe.queue import dispatch_transcription
+from vodscribe.storage.workspace import workspace
+
+log = logging.getLogger(__name__)
+
+FETCH_SHARE = 0.15  # progress 0-15 % is the download, the rest is transcription
+CLAIMABLE = ("RECEIVED", "PENDING", "RETRY")
+
+
+class UnsupportedTranslation(MediaError):
+    pass
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class Claim:
+    task_id: str
+    attempt: int
+    task_data: dict[str, Any]
+
+
+def claim(settings: Settings, task_id: str) -> Claim | None:
+    """STARTED + attempt number, or None when the task is not ours to run (done, cancelled, running)."""
+    with session_scope(settings.db_url) as s:
+        task = s.get(AITask, task_id)
+        if task is None or task.status not in CLAIMABLE:
+            return None
+        now = utcnow()
+        attempt = task.attempts + 1
+        changed = s.execute(
+            update(AITask)
+            .where(AITask.id == task_id, AITask.status.in_(CLAIMABLE), AITask.attempts == task.attempts)
+            .values(
+                status="STARTED",
+                attempts=attempt,
+                started_at=task.started_at or now,
+                heartbeat_at=now,
+                worker=worker_name(),
+                progress=max(task.progress, 1),
+            )
+        ).rowcount
+        if not changed:
+            return None
+        return Claim(task_id, attempt, dict(task.task_data))
+
+
+class Watcher:
+    """Heartbeat + cancel detection on a background thread; ``stopped`` is cheap to poll."""
+
+    def __init__(self, settings: Settings, claim: Claim) -> None:
+        self.settings = settings
+        self.claim = claim
+        self.cancelled = threading.Event()
+        self._done = threading.Event()
+        self._progress: int | None = None
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"watch-{claim.task_id}", daemon=True)
+
+    def __enter__(self) -> Watcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=10)
+
+    def stopped(self) -> bool:
+        return self.cancelled.is_set()
+
+    def set_progress(self, percent: int) -> None:
+        with self._lock:
+            self._progress = percent
+
+    def _run(self) -> None:
+        next_beat = time.monotonic() + self.settings.heartbeat_s  # claim() wrote the first beat
+        while not self._done.wait(timeout=min(1.0, self.settings.heartbeat_s)):
+            beat = time.monotonic() >= next_beat
+            try:
+                self._tick(beat=beat)
+            except Exception:  # the database may be briefly locked/unreachable; try again next tick
+                log.warning("heartbeat for %s failed", self.claim.task_id, exc_info=True)
+                continue
+            if beat:
+                next_beat = time.monotonic() + self.settings.heartbeat_s
+        self.flush()
+
+    def _tick(self, *, beat: bool) -> None:
+        with self._lock:
+            progress, self._progress = self._progress, None
+        with session_scope(self.settings.db_url) as s:
+            values: dict[str, Any] = {}
+            if beat:
+                values["heartbeat_at"] = utcnow()
+            if progress is not None:
+                values["progress"] = progress
+            if values:
+                s.execute(_ours(self.claim).values(**values))
+            status = s.scalar(select(AITask.status).where(AITask.id == self.claim.task_id))
+        if status != "STARTED":
+            self.cancelled.set()
+
+    def flush(self) -> None:
+        with self._lock:
+            progress, self._progress = self._progress, None
+        if progress is not None:
+            with session_scope(self.settings.db_url) as s:
+                s.execute(_ours(self.claim).values(progress=progress))
+
+
+def _ours(claim: Claim) -> Any:
+    return update(AITask).where(
+        AITask.id == claim.task_id, AITask.status == "STARTED", AITask.attempts == claim.attempt
+    )
+
+
+def run_task(settings: Settings, task_id: str) -> str:
+    """Run one task to SUCCESS/FAILURE (or leave it REVOKED). Returns the final status seen."""
+    claimed = claim(settings, task_id)
+    if claimed is None:
+        log.info("task %s is not claimable; skipping", task_id)
+        return "SKIPPED"
+    with Watcher(settings, claimed) as watcher:
+        try:
+            result = _execute(settings, claimed, watcher)
+        except Cancelled:
+            log.info("task %s cancelled", task_id)
+            return "REVOKED"
+        except MediaError as exc:
+            return _finish(settings, claimed, "FAILURE", {"error": exc.message})
+        except Exception as exc:
+            log.exception("task %s failed with an internal error", task_id)
+            return _retry_or_fail(settings, claimed, exc)
+    return _finish(settings, claimed, "SUCCESS", result)
+
+
+def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> dict[str, Any]:
+    data = claimed.task_data
+    audio_language = _lang(data.get("audio_language"))
+    target = _lang(data.get("subtitles_language"))
+    translate = _plan_translation(audio_language, target)
+    engine = get_engine(
+        settings.asr_model,
+        settings.asr_device,
+        settings.asr_compute_type,
+        settings.asr_cpu_threads,
+        settings.asr_beam_size,
+    )
+    with workspace(settings.work_dir, claimed.task_id) as tmp:
+
+        def on_bytes(done: int, total: int | None) -> None:
+            if total:
+                watcher.set_progress(max(1, int(100 * FETCH_SHARE * done / total)))
+
+        fetched = download(
+            data["url"], tmp / "source", settings=settings, on_progress=on_bytes, should_stop=watcher.stopped
+        )
+        watcher.set_progress(int(100 * FETCH_SHARE))
+        transcript = transcribe_file(
+            fetched.path,
+            engine,
+            language=audio_language.whisper if audio_language else None,
+            translate_to_english=translate,
+            on_progress=lambda f: watcher.set_progress(
+                int(100 * (FETCH_SHARE + (1 - FETCH_SHARE) * f * 0.99))
+            ),
+            should_stop=watcher.stopped,
+        )
+    if translate is False and target is not None:
+        _check_target_matches(transcript, target)
+    return build_result(transcript, audio_language, target)
+
+
+def _lang(code: object) -> languages.Language | None:
+    return languages.resolve(code) if isinstance(code, str) and code else None
+
+
+def _plan_translation(audio: languages.Language | None, target: languages.Language | None) -> bool:
+    """Whisper's translate task gives X -> English. Other targets need a translation backend."""
+    if target is None or (audio is not None and target.b == audio.b):
+        return False
+    if target.b == "eng":
+        return True
+    if audio is None:
+        return False  # decided after detection: only fine if the speech is already in the target
+    raise UnsupportedTranslation(
+        f"Translation from {audio.name} to {target.name} is not supported by this server "
+        "(available: any language to English)."
+    )
+
+
+def _check_target_matches(transcript: Transcript, target: languages.Language) -> None:
+    spoken = [languages.from_whisper(c) for c in transcript.languages]
+    others = [lang.name for lang in spoken if lang.b != target.b]
+    if others:
+        raise UnsupportedTranslation(
+            f"Translation from {', '.join(others)} to {target.name} is not supported by this server "
+            "(available: any language to English)."
+        )
+
+
+def build_result(
+    transcript: Transcript, audio: languages.Language | None, target: languages.Language | None
+) -> dict[str, Any]:
+    """The Gcore ``ai_results_transcribe`` object."""
+    spoken = [languages.from_whisper(c).b for c in transcript.languages]
+    codes = [audio.b] if audio is not None else spoken
+    if target is not None and target.b not in codes:
+        codes = [*codes, target.b]
+    cues = list(transcript.cues)
+    return {
+        "subtitles": to_subtitles_json(cues),
+        "vttContent": to_vtt(cues),
+        "concatenated_text": concatenated_text(cues),
+        "languages": codes[:5],
+        "speech_detected": transcript.speech_detected,
+    }
+
+
+def _finish(settings: Settings, claimed: Claim, status: str, result: dict[str, Any]) -> str:
+    with session_scope(settings.db_url) as s:
+        changed = s.execute(
+            _ours(claimed).values(status=status, result=result, progress=100, completed_at=utcnow())
+        ).rowcount
+        if not changed:
+            return s.scalar(select(AITask.status).where(AITask.id == claimed.task_id)) or "GONE"
+    return status
+
+
+def _retry_or_fail(settings: Settings, claimed: Claim, exc: Exception) -> str:
+    if claimed.attempt >= settings.max_attempts:
+        return _finish(
+            settings,
+            claimed,
+            "FAILURE",
+            {"error": f"Internal error after {claimed.attempt} attempts ({type(exc).__name__})."},
+        )
+    with session_scope(settings.db_url) as s:
+        changed = s.execute(_ours(claimed).values(status="RETRY", heartbeat_at=None)).rowcount
+    if changed:
+        dispatch_transcription(claimed.task_id, countdown=2.0 * claimed.attempt)
+        return "RETRY"
+    return "GONE"

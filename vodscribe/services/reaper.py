@@ -1,0 +1,88 @@
+"""Recovery of tasks whose worker died or whose queue message was never sent.
+
+Safe to run anywhere and often: every change is a conditional update, and a task dispatched twice is
+claimed once (see ``processing.claim``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from vodscribe.config import Settings
+from vodscribe.db.models import AITask, utcnow
+from vodscribe.db.session import session_scope
+from vodscribe.queue import dispatch_transcription
+
+log = logging.getLogger(__name__)
+
+
+def reap(settings: Settings) -> list[str]:
+    """Re-dispatch stale STARTED tasks (or fail them after ``max_attempts``) and unsent ones.
+
+    Returns the ids of the tasks that were sent again."""
+    now = utcnow()
+    stale = now - timedelta(seconds=settings.stale_after_s)
+    resend: list[str] = []
+    with session_scope(settings.db_url) as s:
+        for task in s.scalars(select(AITask).where(AITask.status == "STARTED", AITask.heartbeat_at < stale)):
+            ours = update(AITask).where(
+                AITask.id == task.id, AITask.status == "STARTED", AITask.heartbeat_at == task.heartbeat_at
+            )
+            if task.attempts >= settings.max_attempts:
+                s.execute(
+                    ours.values(
+                        status="FAILURE",
+                        completed_at=now,
+                        result={"error": f"The worker processing this task stopped {task.attempts} times."},
+                    )
+                )
+                log.warning("task %s failed: worker lost %d times", task.id, task.attempts)
+            elif s.execute(ours.values(status="RETRY", heartbeat_at=now)).rowcount:
+                log.warning("task %s: worker %s lost, re-dispatching", task.id, task.worker)
+                resend.append(task.id)
+        lost = select(AITask.id).where(
+            (AITask.status == "RECEIVED") & (AITask.created_at < stale)
+            | (AITask.status == "RETRY") & (AITask.heartbeat_at < stale)
+        )
+        for task_id in list(s.scalars(lost)):
+            s.execute(update(AITask).where(AITask.id == task_id).values(heartbeat_at=now))
+            resend.append(task_id)
+    sent = []
+    for task_id in resend:
+        try:
+            dispatch_transcription(task_id)
+            sent.append(task_id)
+        except Exception:
+            log.exception("could not re-dispatch task %s", task_id)
+    if sent:
+        with session_scope(settings.db_url) as s:
+            s.execute(
+                update(AITask)
+                .where(AITask.id.in_(sent), AITask.status == "RECEIVED")
+                .values(status="PENDING")
+            )
+    return sent
+
+
+class Reaper(threading.Thread):
+    """Runs :func:`reap` every ``interval`` seconds until stopped."""
+
+    def __init__(self, settings: Settings, interval: float | None = None) -> None:
+        super().__init__(name="vodscribe-reaper", daemon=True)
+        self.settings = settings
+        self.interval = interval or max(1.0, settings.stale_after_s / 3)
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            try:
+                reap(self.settings)
+            except Exception:
+                log.exception("reaper pass failed")
+
+    def stop(self) -> None:
+        self._stop_event.set()

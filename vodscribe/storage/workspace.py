@@ -1,0 +1,20 @@
+"""Scratch space for one job: a directory that is always removed afterwards."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def workspace(root: Path, name: str) -> Iterator[Path]:
+    """``root/name``, emptied first (a re-run after a crash starts clean) and removed at the end."""
+    path = root / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

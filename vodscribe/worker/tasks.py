@@ -1,0 +1,37 @@
+"""Celery task definitions: thin wrappers over the services."""
+
+from __future__ import annotations
+
+import logging
+
+from celery.signals import worker_init, worker_process_init
+
+from vodscribe.config import get_settings
+from vodscribe.engines.whisper import get_engine
+from vodscribe.queue import TRANSCRIBE, get_celery
+from vodscribe.services.processing import run_task
+
+log = logging.getLogger(__name__)
+app = get_celery()
+
+
+@app.task(name=TRANSCRIBE, acks_late=True, ignore_result=True)
+def transcribe(task_id: str) -> str:
+    return run_task(get_settings(), task_id)
+
+
+@worker_process_init.connect
+def _preload_model(**_: object) -> None:
+    """Load the ASR model once per worker process, before the first task arrives."""
+    s = get_settings()
+    try:
+        get_engine(s.asr_model, s.asr_device, s.asr_compute_type, s.asr_cpu_threads, s.asr_beam_size)
+    except Exception:
+        log.exception("could not preload the ASR model; tasks will fail until it loads")
+
+
+@worker_init.connect
+def _preload_model_solo(sender: object = None, **_: object) -> None:
+    """The solo pool (embedded default) runs tasks in the main process: load the model there."""
+    if "solo" in str(getattr(sender, "pool_cls", "")).lower():
+        _preload_model()
