@@ -53,7 +53,7 @@ def create_task(body: AITaskCreate, client: ClientDep, session: SessionDep, sett
     return {"task_id": task.id}
 
 
-@router.get("/tasks", response_model=AITaskList, responses=ERRORS)
+@router.get("/tasks", response_model=AITaskList, response_model_exclude_unset=True, responses=ERRORS)
 def list_tasks(
     client: ClientDep,
     session: SessionDep,
