@@ -1,0 +1,179 @@
+"""Request validation, auth and limits, in-process (FastAPI TestClient, real SQLite, filesystem broker).
+
+No worker consumes the queue here: these tests are about what the API accepts and refuses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from vodscribe.api.app import create_app
+from vodscribe.config import Settings
+from vodscribe.db.models import AITask, Client
+from vodscribe.db.session import migrate, session_scope
+from vodscribe.queue import get_celery
+from vodscribe.services.clients import create_client, hash_key
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("VODSCRIBE_DATA_DIR", str(tmp_path))
+    s = Settings(data_dir=tmp_path, task_queue_limit=3)
+    migrate(s.db_url)
+    get_celery.cache_clear()
+    from vodscribe import config
+
+    config.get_settings.cache_clear()
+    return s
+
+
+@pytest.fixture
+def keys(settings: Settings) -> tuple[str, str]:
+    with session_scope(settings.db_url) as s:
+        _, a = create_client(s, "a")
+        _, b = create_client(s, "b")
+    return a, b
+
+
+@pytest.fixture
+def client(settings: Settings, keys: tuple[str, str]) -> Iterator[TestClient]:
+    with TestClient(create_app(settings), headers={"Authorization": f"APIKey {keys[0]}"}) as c:
+        yield c
+    get_celery.cache_clear()
+
+
+URL = "https://93.184.215.14/video.mp4"  # a public address literal: no DNS needed offline
+
+
+def test_keys_are_stored_hashed(settings: Settings, keys: tuple[str, str]) -> None:
+    with session_scope(settings.db_url) as s:
+        stored = [c.key_hash for c in s.query(Client).order_by(Client.id)]
+    assert stored == [hash_key(keys[0]), hash_key(keys[1])]
+    assert not any(k in h for k in keys for h in stored)
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (None, "Authentication credentials were not provided."),
+        ("Bearer abc", "Given token not valid for any token type"),
+        ("APIKey", "Given token not valid for any token type"),
+        ("APIKey 1_wrong", "Token is invalid or expired"),
+    ],
+)
+def test_auth_required(settings: Settings, header: str | None, message: str) -> None:
+    with TestClient(create_app(settings)) as c:
+        headers = {"Authorization": header} if header else {}
+        r = c.get("/streaming/ai/tasks", headers=headers)
+    assert r.status_code == 401
+    assert r.json() == {"error": message}
+
+
+def test_scheme_word_is_case_insensitive(settings: Settings, keys: tuple[str, str]) -> None:
+    with TestClient(create_app(settings)) as c:
+        r = c.get("/streaming/ai/tasks", headers={"authorization": f"apikey {keys[0]}"})
+    assert r.status_code == 200
+
+
+def test_create_stores_task_and_queues_it(client: TestClient, settings: Settings) -> None:
+    r = client.post(
+        "/streaming/ai/tasks", json={"task_name": "transcription", "url": URL, "audio_language": "de"}
+    )
+    assert r.status_code == 201
+    task_id = r.json()["task_id"]
+    body = client.get(f"/streaming/ai/tasks/{task_id}").json()
+    assert body["status"] == "PENDING"
+    assert body["progress"] == 0
+    assert body["task_data"] == {
+        "task_name": "transcription",
+        "url": URL,
+        "audio_language": "ger",
+        "client_id": 1,
+    }
+    assert body["processing_time"] == {"started_at": None, "completed_at": None, "total_time_sec": None}
+    queued = list((settings.broker_dir / "queue").iterdir())
+    assert len(queued) == 1 and task_id in queued[0].read_text()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"task_name": "transcription"}, '"url" is not specified'),
+        ({"url": "ftp://example.com/a.mp4"}, "http"),
+        ({"url": "file:///etc/passwd"}, "http"),
+        ({"url": "not a url"}, "URL"),
+        ({"url": "https://user:pw@example.com/a.mp4"}, "user name"),
+        ({"url": "http://127.0.0.1:8000/a.mp4"}, "private"),
+        ({"url": "http://10.1.2.3/a.mp4"}, "private"),
+        ({"url": "http://169.254.169.254/latest/meta-data"}, "private"),
+        ({"url": "http://[::1]/a.mp4"}, "private"),
+        ({"url": "http://0x7f000001/a.mp4"}, ""),
+        ({"url": "http://localhost/a.mp4"}, "private"),
+        ({"url": URL, "audio_language": "xx1"}, "Language code is not recognized"),
+        ({"url": URL, "subtitles_language": "klingon"}, "Language code is not recognized"),
+        ({"url": URL, "client_user_id": "x" * 257}, "client_user_id"),
+        ({"url": URL, "task_name": "dance"}, "task_name"),
+    ],
+)
+def test_bad_requests_are_400(client: TestClient, settings: Settings, body: dict, message: str) -> None:
+    r = client.post("/streaming/ai/tasks", json=body)
+    assert r.status_code == 400, r.text
+    assert message in r.json()["error"]
+    with session_scope(settings.db_url) as s:
+        assert s.query(AITask).count() == 0, "nothing is stored for a refused request"
+
+
+def test_malformed_json_is_400(client: TestClient) -> None:
+    r = client.post("/streaming/ai/tasks", content=b"{nope", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400
+    assert "error" in r.json()
+
+
+def test_content_moderation_is_a_disabled_feature(client: TestClient) -> None:
+    r = client.post(
+        "/streaming/ai/tasks", json={"task_name": "content-moderation", "url": URL, "category": "nsfw"}
+    )
+    assert r.status_code == 422
+    assert "Feature is disabled" in r.json()["error"]
+
+
+def test_queue_limit_per_client(client: TestClient, settings: Settings, keys: tuple[str, str]) -> None:
+    for _ in range(settings.task_queue_limit):
+        assert client.post("/streaming/ai/tasks", json={"url": URL}).status_code == 201
+    r = client.post("/streaming/ai/tasks", json={"url": URL})
+    assert r.status_code == 400
+    assert r.json() == {"error": "Queue limit reached (3), try later."}
+    # another client is not affected
+    r = client.post("/streaming/ai/tasks", json={"url": URL}, headers={"Authorization": f"APIKey {keys[1]}"})
+    assert r.status_code == 201
+
+
+def test_unknown_task_is_404(client: TestClient) -> None:
+    r = client.get("/streaming/ai/tasks/8b0c8a4e-0000-0000-0000-000000000000")
+    assert r.status_code == 404
+    assert r.json()["error"] == "Task not found"
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"page": 0}, 400),
+        ({"limit": 0}, 400),
+        ({"status": "DONE"}, 400),
+        ({"date_created": "yesterday"}, 400),
+        ({"ordering": "-status"}, 200),
+        ({"date_created": "2026-11-25T10:00:00Z"}, 200),
+    ],
+)
+def test_list_parameters(client: TestClient, params: dict, status: int) -> None:
+    assert client.get("/streaming/ai/tasks", params=params).status_code == status
+
+
+def test_info_requires_type_and_language(client: TestClient) -> None:
+    assert client.get("/streaming/ai/info").json() == {"error": "Invalid config type"}
+    assert client.get("/streaming/ai/info", params={"type": "language_support"}).status_code == 400
+    r = client.get("/streaming/ai/info", params={"type": "language_support", "audio_language": "ukr"})
+    assert r.json() == {"supported": True}
