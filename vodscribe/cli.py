@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -93,29 +91,26 @@ def serve(host: str | None, port: int | None, worker: bool | None) -> None:
     from vodscribe.api.app import create_app
     from vodscribe.db.session import migrate as run
     from vodscribe.services.reaper import Reaper
+    from vodscribe.worker.supervisor import WorkerSupervisor
 
     _setup_logging()
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     run(settings.db_url)
     _bootstrap_key(settings)
-    proc = None
+    supervisor = None
     if settings.embedded_worker if worker is None else worker:
         cmd = _worker_command(settings, "asr,media", settings.worker_concurrency, "solo")
-        proc = subprocess.Popen(cmd, start_new_session=True)
-        log.info("embedded worker started (pid %d)", proc.pid)
+        supervisor = WorkerSupervisor(cmd)
+        supervisor.start()
     reaper = Reaper(settings)
     reaper.start()
     try:
         uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
     finally:
         reaper.stop()
-        if proc is not None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        if supervisor is not None:
+            supervisor.stop()
 
 
 @main.command()

@@ -78,11 +78,13 @@ class Reaper(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self) -> None:
-        while not self._stop_event.wait(self.interval):
+        while True:
             try:
                 reap(self.settings)
             except Exception:
                 log.exception("reaper pass failed")
+            if self._stop_event.wait(self.interval):
+                return
 
     def stop(self) -> None:
         self._stop_event.set()

@@ -1,0 +1,109 @@
+"""No task is lost or left hanging in STARTED: worker crashes, server restarts, stale tasks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import MediaServer, Service, start_service, stop_service, wait_for
+from vodscribe.config import Settings
+from vodscribe.db.models import AITask, utcnow
+from vodscribe.db.session import migrate, session_scope
+from vodscribe.queue import get_celery
+from vodscribe.services.clients import create_client
+from vodscribe.services.reaper import reap
+
+
+def _row(service: Service, task_id: str) -> tuple[str, int, str]:
+    with sqlite3.connect(service.data_dir / "vodscribe.db") as db:
+        return db.execute("select status, attempts, worker from ai_tasks where id = ?", (task_id,)).fetchone()
+
+
+def test_worker_killed_mid_task_is_recovered(
+    service: Service, api: httpx.Client, media_server: MediaServer
+) -> None:
+    r = api.post("/streaming/ai/tasks", json={"url": media_server.url("slow/multilingual_en_de.mp3")})
+    task_id = r.json()["task_id"]
+    wait_for(api, task_id, until=("STARTED",), timeout=60)
+    status, attempts, worker = _row(service, task_id)
+    assert (status, attempts) == ("STARTED", 1)
+    os.kill(int(worker.rsplit(":", 1)[1]), signal.SIGKILL)
+    # serve restarts its worker; the reaper sees the stale heartbeat and re-dispatches the task
+    task = wait_for(api, task_id, timeout=120)
+    assert task["status"] == "SUCCESS", task
+    assert task["result"]["languages"] == ["eng", "ger"]
+    status, attempts, new_worker = _row(service, task_id)
+    assert attempts == 2 and new_worker != worker
+
+
+def test_server_restart_loses_nothing(tmp_path: Path, media_server: MediaServer) -> None:
+    svc = start_service(tmp_path)
+    try:
+        with httpx.Client(base_url=svc.base_url, headers=svc.headers()) as c:
+            ids = [
+                c.post("/streaming/ai/tasks", json={"url": media_server.url(f"slow/{name}")}).json()[
+                    "task_id"
+                ]
+                for name in ("ldc93s1.wav", "sr_french.aiff", "sr_chinese.flac")
+            ]
+    finally:
+        stop_service(svc)
+    svc = start_service(tmp_path)
+    try:
+        with httpx.Client(base_url=svc.base_url, headers=svc.headers()) as c:
+            results = [wait_for(c, task_id, timeout=120) for task_id in ids]
+    finally:
+        stop_service(svc)
+    assert [t["status"] for t in results] == ["SUCCESS"] * 3, results
+    assert [t["result"]["languages"] for t in results] == [["eng"], ["fre"], ["chi"]]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    s = Settings(data_dir=tmp_path, stale_after_s=30, max_attempts=3)
+    migrate(s.db_url)
+    return s
+
+
+def _task(settings: Settings, **values: object) -> str:
+    with session_scope(settings.db_url) as s:
+        client, _ = create_client(s, "c")
+        task = AITask(client_id=client.id, task_data={"url": "https://93.184.215.14/a.mp4"}, **values)
+        s.add(task)
+        s.flush()
+        return task.id
+
+
+def _status(settings: Settings, task_id: str) -> AITask:
+    with session_scope(settings.db_url) as s:
+        task = s.get(AITask, task_id)
+        assert task is not None
+        return task
+
+
+def test_reaper_redispatches_stale_started_task(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VODSCRIBE_DATA_DIR", str(settings.data_dir))
+    get_celery.cache_clear()
+    old = utcnow() - timedelta(seconds=120)
+    stale = _task(settings, status="STARTED", attempts=1, heartbeat_at=old, started_at=old)
+    fresh = _task(settings, status="STARTED", attempts=1, heartbeat_at=utcnow(), started_at=old)
+    worn_out = _task(settings, status="STARTED", attempts=3, heartbeat_at=old, started_at=old)
+    unsent = _task(settings, status="RECEIVED", created_at=old)
+    assert sorted(reap(settings)) == sorted([stale, unsent])
+    assert _status(settings, stale).status == "RETRY"
+    assert _status(settings, fresh).status == "STARTED"
+    failed = _status(settings, worn_out)
+    assert failed.status == "FAILURE" and "stopped 3 times" in failed.result["error"]
+    assert failed.completed_at is not None
+    assert _status(settings, unsent).status == "PENDING"
+    queued = "".join(p.read_text() for p in (settings.broker_dir / "queue").iterdir())
+    assert stale in queued and unsent in queued and worn_out not in queued
+    # a second pass right away changes nothing
+    assert reap(settings) == []
+    get_celery.cache_clear()

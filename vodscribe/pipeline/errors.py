@@ -1,0 +1,87 @@
+"""Errors raised by the media stages (fetch, probe, decode).
+
+A :class:`MediaError` is the user's problem, not ours: its ``message`` is written for the person who
+submitted the URL and ends up verbatim in the task result (``{"error": message}``). Anything else
+that escapes a stage (disk full, a bug) is an internal error and must not be shown as-is.
+
+:class:`Cancelled` is not an error at all: it unwinds a stage whose task was cancelled.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+
+class MediaError(Exception):
+    """A problem with the user's URL or file, with a message meant for end users."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class URLNotAllowedError(MediaError):
+    """Bad scheme, credentials in the URL, or a private/loopback/link-local/metadata address."""
+
+
+class FetchError(MediaError):
+    """Network failure, HTTP 4xx/5xx, timeout or too many redirects."""
+
+
+class TooLargeError(MediaError):
+    """The file is larger than the configured limit."""
+
+
+class NotMediaError(MediaError):
+    """The content is not an audio/video file (an HTML page, a playlist, an archive...)."""
+
+
+class CorruptMediaError(MediaError):
+    """The file looks like media but cannot be demuxed or decoded."""
+
+
+class NoAudioError(MediaError):
+    """The file has no audio track, so there is nothing to transcribe."""
+
+    def __init__(self, message: str = "The file has no audio track.") -> None:
+        super().__init__(message)
+
+
+class Cancelled(Exception):
+    """The task was cancelled while a stage was running; raised by ``should_stop`` polling."""
+
+
+class DownloadCancelled(Cancelled):
+    """The download was cancelled; the partial file has been removed."""
+
+
+class StopCheck:
+    """Polls a ``should_stop`` callback at most every ``interval_s`` seconds (the first call always polls).
+
+    Stages call :meth:`check` once per chunk or frame, which can be thousands of times a second;
+    the callback may hit the database, so it is rate-limited here rather than by every caller.
+    """
+
+    def __init__(
+        self,
+        should_stop: Callable[[], bool] | None,
+        error: type[Cancelled] = Cancelled,
+        interval_s: float = 0.25,
+    ) -> None:
+        self._should_stop = should_stop
+        self._error = error
+        self._interval_s = interval_s
+        self._last = -math.inf
+
+    def check(self) -> None:
+        """Raise ``error`` if the callback says so; a no-op between polls."""
+        if self._should_stop is None:
+            return
+        now = time.monotonic()
+        if now - self._last < self._interval_s:
+            return
+        self._last = now
+        if self._should_stop():
+            raise self._error("Cancelled.")
