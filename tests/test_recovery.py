@@ -95,15 +95,19 @@ def test_reaper_redispatches_stale_started_task(settings: Settings, monkeypatch:
     fresh = _task(settings, status="STARTED", attempts=1, heartbeat_at=utcnow(), started_at=old)
     worn_out = _task(settings, status="STARTED", attempts=3, heartbeat_at=old, started_at=old)
     unsent = _task(settings, status="RECEIVED", created_at=old)
-    assert sorted(reap(settings)) == sorted([stale, unsent])
+    queued = _task(settings, status="PENDING", created_at=old)  # waiting in the queue: leave it
+    lost = _task(settings, status="PENDING", created_at=utcnow() - timedelta(seconds=400))
+    assert sorted(reap(settings)) == sorted([stale, unsent, lost])
+    assert _status(settings, queued).status == "PENDING"
+    assert _status(settings, lost).status == "PENDING"
     assert _status(settings, stale).status == "RETRY"
     assert _status(settings, fresh).status == "STARTED"
     failed = _status(settings, worn_out)
     assert failed.status == "FAILURE" and "stopped 3 times" in failed.result["error"]
     assert failed.completed_at is not None
     assert _status(settings, unsent).status == "PENDING"
-    queued = "".join(p.read_text() for p in (settings.broker_dir / "queue").iterdir())
-    assert stale in queued and unsent in queued and worn_out not in queued
+    messages = "".join(p.read_text() for p in (settings.broker_dir / "queue").iterdir())
+    assert stale in messages and unsent in messages and lost in messages and worn_out not in messages
     # a second pass right away changes nothing
     assert reap(settings) == []
     get_celery.cache_clear()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -105,6 +106,9 @@ def serve(host: str | None, port: int | None, worker: bool | None) -> None:
         supervisor.start()
     reaper = Reaper(settings)
     reaper.start()
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it; turn that into SystemExit so the
+    # worker and the reaper are stopped below instead of the process dying on the spot.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
     finally:

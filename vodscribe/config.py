@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     max_attempts: int = 3
     heartbeat_s: float = 5.0
     stale_after_s: float = 60.0
+    redispatch_after_s: float = Field(
+        default=300.0, description="Re-send a task still PENDING after this long (a lost queue message)"
+    )
     worker_concurrency: int = 1
     embedded_worker: bool = Field(default=True, description="`vodscribe serve` starts its own worker")
 

@@ -7,9 +7,11 @@ consumes both. The database, not the broker, holds task state; a lost message is
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 from celery import Celery
+from kombu import Exchange, Queue
 
 from vodscribe.config import Settings, get_settings
 
@@ -26,6 +28,9 @@ def make_celery(settings: Settings) -> Celery:
         "worker_prefetch_multiplier": 1,
         "task_ignore_result": True,
         "task_default_queue": ASR_QUEUE,
+        "task_queues": tuple(
+            Queue(q, Exchange(q, type="direct"), routing_key=q) for q in (ASR_QUEUE, MEDIA_QUEUE)
+        ),
         "task_routes": {TRANSCRIBE: {"queue": ASR_QUEUE}},
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
@@ -55,5 +60,23 @@ def get_celery() -> Celery:
     return make_celery(get_settings())
 
 
+_declared: set[int] = set()
+_declare_lock = threading.Lock()
+
+
+def declare_queues(app: Celery) -> None:
+    """Declare our queues on the broker once per process. On Redis a message published to a queue
+    that no consumer has declared yet has no binding and is silently dropped."""
+    with _declare_lock:
+        if id(app) in _declared:
+            return
+        with app.connection_for_write() as conn:
+            for queue in app.conf.task_queues:
+                queue.bind(conn.default_channel).declare()
+        _declared.add(id(app))
+
+
 def dispatch_transcription(task_id: str, *, countdown: float | None = None) -> None:
-    get_celery().send_task(TRANSCRIBE, args=[task_id], queue=ASR_QUEUE, countdown=countdown)
+    app = get_celery()
+    declare_queues(app)
+    app.send_task(TRANSCRIBE, args=[task_id], queue=ASR_QUEUE, countdown=countdown)

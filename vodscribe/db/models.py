@@ -69,6 +69,7 @@ class AITask(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    #: Last sign of life: the worker's heartbeat while STARTED, the last (re-)dispatch otherwise.
     heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 

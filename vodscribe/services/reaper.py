@@ -10,7 +10,7 @@ import logging
 import threading
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from vodscribe.config import Settings
 from vodscribe.db.models import AITask, utcnow
@@ -44,9 +44,14 @@ def reap(settings: Settings) -> list[str]:
             elif s.execute(ours.values(status="RETRY", heartbeat_at=now)).rowcount:
                 log.warning("task %s: worker %s lost, re-dispatching", task.id, task.worker)
                 resend.append(task.id)
+        # Never sent, or sent and possibly lost (a broker restarted without persistence): send again.
+        # A duplicate message is harmless: only one worker can claim the task.
+        waited = now - timedelta(seconds=settings.redispatch_after_s)
+        last_sent = func.coalesce(AITask.heartbeat_at, AITask.created_at)
         lost = select(AITask.id).where(
             (AITask.status == "RECEIVED") & (AITask.created_at < stale)
             | (AITask.status == "RETRY") & (AITask.heartbeat_at < stale)
+            | (AITask.status == "PENDING") & (last_sent < waited)
         )
         for task_id in list(s.scalars(lost)):
             s.execute(update(AITask).where(AITask.id == task_id).values(heartbeat_at=now))

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
 import subprocess
+import sys
 import threading
 
 log = logging.getLogger(__name__)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the parent dies, even by SIGKILL (Linux)."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 class WorkerSupervisor(threading.Thread):
@@ -30,7 +39,9 @@ class WorkerSupervisor(threading.Thread):
             with self._lock:
                 if self._stopping.is_set():
                     return
-                self.proc = subprocess.Popen(self.command, start_new_session=True)
+                self.proc = subprocess.Popen(
+                    self.command, start_new_session=True, preexec_fn=_die_with_parent
+                )
             log.info("embedded worker started (pid %d)", self.proc.pid)
             code = self.proc.wait()
             if self._stopping.is_set():
