@@ -434,3 +434,24 @@ def test_flatten_text() -> None:
     assert flatten_text("two\nlines") == "two lines"
     assert flatten_text(" 今天 我们\n来聊聊 ") == "今天我们来聊聊"
     assert flatten_text("用 Python 写") == "用 Python 写"
+
+
+def test_abbreviation_full_stop_does_not_end_a_sentence() -> None:
+    words = [
+        (" And", 12.22, 12.40),
+        (" Mr.", 12.40, 12.54),
+        (" John", 12.62, 12.90),
+        (" Dashwood", 12.90, 13.40),
+        (" had", 13.40, 13.60),
+        (" then", 13.60, 13.90),
+        (" leisure.", 13.90, 14.50),
+    ]
+    seg = SpeechSegment(
+        start=12.22,
+        end=14.5,
+        text="And Mr. John Dashwood had then leisure.",
+        language="en",
+        words=tuple(Word(s, e, t) for t, s, e in words),
+    )
+    cues = build_cues([seg])
+    assert [c.text for c in cues] == ["And Mr. John Dashwood had then leisure."]

@@ -272,8 +272,50 @@ def _final_mark(text: str) -> str:
     return stripped[-1:] if stripped else ""
 
 
+#: Titles and abbreviations whose full stop does not end a sentence ("Mr. Dashwood", "St. Louis").
+ABBREVIATIONS = frozenset(
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "st",
+        "sr",
+        "jr",
+        "vs",
+        "etc",
+        "e.g",
+        "i.e",
+        "mt",
+        "ft",
+        "gen",
+        "col",
+        "capt",
+        "lt",
+        "sgt",
+        "rev",
+        "hr",
+        "herr",
+        "frau",
+        "mme",
+        "mlle",
+        "sra",
+        "srta",
+        "dra",
+        "bzw",
+        "usw",
+        "z.b",
+        "d.h",
+    ]
+)
+
+
 def _ends_sentence(token: _Token) -> bool:
-    return _final_mark(token.text) in SENTENCE_END
+    if _final_mark(token.text) not in SENTENCE_END:
+        return False
+    word = token.text.strip().rstrip(_CLOSERS).rstrip(".").lower()
+    return not (token.text.rstrip(_CLOSERS).endswith(".") and word in ABBREVIATIONS)
 
 
 def _ends_clause(token: _Token) -> bool:

@@ -1,0 +1,74 @@
+"""The ASR engine and language planning, on the bundled model and real speech."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vodscribe.engines import bundled_model
+from vodscribe.engines.whisper import SAMPLE_RATE, Span, get_engine, merge_spans
+from vodscribe.pipeline.probe import decode_audio, probe
+from vodscribe.pipeline.recognize import LanguageRun, _fill_unknown, _merge_runs, plan_runs, rank_languages
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_bundled_model_is_hash_checked() -> None:
+    files = bundled_model.load_files()
+    assert hashlib.sha256(files["model.bin"]).hexdigest() == bundled_model.MODEL_SHA256
+    assert {"config.json", "tokenizer.json", "vocabulary.json"} <= files.keys()
+    with pytest.raises(bundled_model.BundledModelError, match="refusing to load"):
+        bundled_model.load_files(expected_sha256="0" * 64)
+
+
+def test_engine_runs_int8_on_cpu() -> None:
+    engine = get_engine()
+    assert (engine.device, engine.compute_type) == ("cpu", "int8")
+
+
+def _audio(name: str) -> np.ndarray:
+    path = DATA / name
+    return decode_audio(path, probe(path))
+
+
+def test_language_plan_follows_a_switch_from_english_to_german() -> None:
+    engine = get_engine()
+    audio = _audio("multilingual_en_de.mp3")
+    runs = plan_runs(engine, audio, engine.speech_spans(audio))
+    assert [r.language for r in runs] == ["en", "de"]
+    assert runs[0].span.end < 31 < runs[1].span.start + 1
+    assert rank_languages(runs) == ["en", "de"]
+
+
+def test_forced_language_skips_detection() -> None:
+    engine = get_engine()
+    audio = _audio("ldc93s1.wav")
+    runs = plan_runs(engine, audio, engine.speech_spans(audio), language="fr")
+    assert [r.language for r in runs] == ["fr"]
+
+
+def test_silence_has_no_speech_spans() -> None:
+    engine = get_engine()
+    silence = np.zeros(SAMPLE_RATE * 3, dtype=np.float32)
+    assert engine.speech_spans(silence) == []
+    assert plan_runs(engine, silence, []) == []
+    noise = np.random.default_rng(0).normal(0, 0.01, SAMPLE_RATE * 3).astype(np.float32)
+    assert engine.speech_spans(noise) == []
+
+
+def test_windows_hold_at_most_30_seconds_of_speech() -> None:
+    spans = [Span(i * 10.0, i * 10.0 + 8.0) for i in range(10)]
+    windows = merge_spans(spans)
+    assert all(sum(s.duration for s in w) <= 30.0 for w in windows)
+    assert [s for w in windows for s in w] == spans
+
+
+def test_short_unsure_spans_take_their_neighbours_language() -> None:
+    a, b, c, d = (Span(i, i + 1.0) for i in range(4))
+    filled = _fill_unknown([(a, None), (b, "de"), (c, None), (d, "en")])
+    assert [lang for _, lang in filled] == ["de", "de", "de", "en"]
+    runs = _merge_runs(filled)
+    assert runs == [LanguageRun(Span(0, 3.0), "de", 3.0), LanguageRun(Span(3, 4.0), "en", 1.0)]
