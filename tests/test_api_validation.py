@@ -177,3 +177,10 @@ def test_info_requires_type_and_language(client: TestClient) -> None:
     assert client.get("/streaming/ai/info", params={"type": "language_support"}).status_code == 400
     r = client.get("/streaming/ai/info", params={"type": "language_support", "audio_language": "ukr"})
     assert r.json() == {"supported": True}
+
+
+def test_legacy_endpoints(client: TestClient) -> None:
+    r = client.post("/streaming/ai/transcribe", json={"url": URL, "audio_language": "bre"})
+    assert r.status_code == 201
+    body = client.get(f"/streaming/ai/results/{r.json()['task_id']}").json()
+    assert body["task_data"]["audio_language"] == "bre" and body["status"] == "PENDING"

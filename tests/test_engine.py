@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from vodscribe.engines import bundled_model
 from vodscribe.engines.whisper import SAMPLE_RATE, Span, get_engine, merge_spans
 from vodscribe.pipeline.probe import decode_audio, probe
 from vodscribe.pipeline.recognize import LanguageRun, _fill_unknown, _merge_runs, plan_runs, rank_languages
+from vodscribe.pipeline.transcription import transcribe_file
 
 DATA = Path(__file__).parent / "data"
 
@@ -72,3 +74,30 @@ def test_short_unsure_spans_take_their_neighbours_language() -> None:
     assert [lang for _, lang in filled] == ["de", "de", "de", "en"]
     runs = _merge_runs(filled)
     assert runs == [LanguageRun(Span(0, 3.0), "de", 3.0), LanguageRun(Span(3, 4.0), "en", 1.0)]
+
+
+def _music(seconds_per_note: float = 0.4) -> np.ndarray:
+    """An instrumental phrase: harmonic tones with a fifth and noise-burst drums, no voice."""
+    t = np.arange(int(SAMPLE_RATE * seconds_per_note)) / SAMPLE_RATE
+    rng = np.random.default_rng(1)
+    notes = [261.6, 329.6, 392.0, 523.3, 392.0, 329.6, 293.7, 349.2, 440.0, 587.3] * 3
+    parts = []
+    for f in notes:
+        env = np.exp(-3 * t)
+        tone = sum(np.sin(2 * np.pi * f * k * t) / k for k in (1, 2, 3, 4)) * env
+        fifth = 0.5 * np.sin(2 * np.pi * f * 1.5 * t) * env
+        drum = rng.normal(0, 1, len(t)) * np.exp(-30 * t) * 0.3
+        parts.append(0.2 * (tone + fifth) + 0.2 * drum)
+    return np.concatenate(parts).astype(np.float32)
+
+
+def test_music_produces_no_text(tmp_path: Path) -> None:
+    path = tmp_path / "music.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes((np.clip(_music(), -1, 1) * 32767).astype("<i2").tobytes())
+    transcript = transcribe_file(path, get_engine())
+    assert transcript.speech_detected is False
+    assert transcript.cues == () and transcript.languages == ()

@@ -53,6 +53,16 @@ def create_task(body: AITaskCreate, client: ClientDep, session: SessionDep, sett
     return {"task_id": task.id}
 
 
+@router.post(
+    "/transcribe", status_code=status.HTTP_201_CREATED, response_model=AITaskCreated, responses=ERRORS
+)
+def create_task_legacy(
+    body: AITaskCreate, client: ClientDep, session: SessionDep, settings: SettingsDep
+) -> Any:
+    """Legacy alias (Gcore docs of 2024) of ``POST /streaming/ai/tasks`` for transcription."""
+    return create_task(body, client, session, settings)
+
+
 @router.get("/tasks", response_model=AITaskList, response_model_exclude_unset=True, responses=ERRORS)
 def list_tasks(
     client: ClientDep,
@@ -82,6 +92,7 @@ def list_tasks(
 
 
 @router.get("/tasks/{task_id}", response_model=AITaskOut, response_model_exclude_unset=True, responses=ERRORS)
+@router.get("/results/{task_id}", response_model=AITaskOut, include_in_schema=False)
 def get_task(task_id: str, client: ClientDep, session: SessionDep) -> Any:
     """Status, progress and (once finished) the result of one task."""
     task = ai_tasks.get_task(session, client, task_id)
