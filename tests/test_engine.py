@@ -45,6 +45,13 @@ def test_language_plan_follows_a_switch_from_english_to_german() -> None:
     assert rank_languages(runs) == ["en", "de"]
 
 
+def test_short_unsure_clip_is_identified_with_its_context() -> None:
+    # Speech cut to the VAD edges reads as Greek (0.23); with its pauses and context, Spanish.
+    engine = get_engine()
+    audio = _audio("cheetah_test_es.wav")
+    assert [r.language for r in plan_runs(engine, audio, engine.speech_spans(audio))] == ["es"]
+
+
 def test_forced_language_skips_detection() -> None:
     engine = get_engine()
     audio = _audio("ldc93s1.wav")

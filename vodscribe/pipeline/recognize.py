@@ -35,6 +35,8 @@ from vodscribe.engines.whisper import (
 CONFIDENT = 0.80
 #: Spans shorter than this are too short to identify alone; they inherit their neighbours' language.
 MIN_ID_SECONDS = 1.5
+#: Seconds of audio kept around speech for language identification.
+CONTEXT = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +88,7 @@ def _identify(
     for window in merge_spans(spans):
         if should_stop is not None and should_stop():
             raise EngineStopped
-        probs = engine.detect_language(_concat(audio, window))
-        best, p = probs[0]
+        best, p = engine.detect_language(_view(audio, window))[0]
         if p >= CONFIDENT or len(window) == 1:
             labelled.extend((s, best) for s in window)
             continue
@@ -95,8 +96,21 @@ def _identify(
             if span.duration < MIN_ID_SECONDS:
                 labelled.append((span, None))
             else:
-                labelled.append((span, engine.detect_language(slice_audio(audio, span))[0][0]))
+                labelled.append((span, engine.detect_language(_view(audio, [span]))[0][0]))
     return _fill_unknown(labelled)
+
+
+def _view(audio: np.ndarray, spans: Sequence[Span]) -> np.ndarray:
+    """The audio a language-ID pass looks at: the stretch around ``spans`` with its natural pauses
+    and a little context. Speech cut to the VAD edges loses word onsets and was measured to mislead
+    Whisper (a Spanish clip: es 0.40 with context, Greek 0.23 without). When the stretch is longer
+    than Whisper's 30 s window, the spans are joined, each with its context."""
+    total = len(audio) / SAMPLE_RATE
+    padded = [Span(max(0.0, s.start - CONTEXT), min(total, s.end + CONTEXT)) for s in spans]
+    region = Span(padded[0].start, padded[-1].end)
+    if region.duration <= 30.0:
+        return slice_audio(audio, region)
+    return _concat(audio, padded)
 
 
 def _fill_unknown(labelled: list[tuple[Span, str | None]]) -> list[tuple[Span, str | None]]:
