@@ -14,19 +14,13 @@ from vodscribe.api.app import create_app
 from vodscribe.config import Settings
 from vodscribe.db.models import AITask, Client
 from vodscribe.db.session import migrate, session_scope
-from vodscribe.queue import get_celery
 from vodscribe.services.clients import create_client, hash_key
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("VODSCRIBE_DATA_DIR", str(tmp_path))
+def settings(tmp_path: Path) -> Settings:
     s = Settings(data_dir=tmp_path, task_queue_limit=3)
     migrate(s.db_url)
-    get_celery.cache_clear()
-    from vodscribe import config
-
-    config.get_settings.cache_clear()
     return s
 
 
@@ -42,7 +36,6 @@ def keys(settings: Settings) -> tuple[str, str]:
 def client(settings: Settings, keys: tuple[str, str]) -> Iterator[TestClient]:
     with TestClient(create_app(settings), headers={"Authorization": f"APIKey {keys[0]}"}) as c:
         yield c
-    get_celery.cache_clear()
 
 
 URL = "https://93.184.215.14/video.mp4"  # a public address literal: no DNS needed offline

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,7 +16,6 @@ from tests.conftest import MediaServer, Service, start_service, stop_service, wa
 from vodscribe.config import Settings
 from vodscribe.db.models import AITask, utcnow
 from vodscribe.db.session import migrate, session_scope
-from vodscribe.queue import get_celery
 from vodscribe.services.clients import create_client
 from vodscribe.services.reaper import reap
 
@@ -35,7 +35,13 @@ def test_worker_killed_mid_task_is_recovered(
     assert (status, attempts) == ("STARTED", 1)
     os.kill(int(worker.rsplit(":", 1)[1]), signal.SIGKILL)
     # serve restarts its worker; the reaper sees the stale heartbeat and re-dispatches the task
-    task = wait_for(api, task_id, timeout=120)
+    progress = []
+    deadline = time.monotonic() + 120
+    while (task := api.get(f"/streaming/ai/tasks/{task_id}").json())["status"] not in ("SUCCESS", "FAILURE"):
+        progress.append(task["progress"])
+        assert time.monotonic() < deadline, task
+        time.sleep(0.2)
+    assert progress == sorted(progress), "progress never goes backwards, not even on the second attempt"
     assert task["status"] == "SUCCESS", task
     assert task["result"]["languages"] == ["eng", "ger"]
     status, attempts, new_worker = _row(service, task_id)
@@ -87,9 +93,7 @@ def _status(settings: Settings, task_id: str) -> AITask:
         return task
 
 
-def test_reaper_redispatches_stale_started_task(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("VODSCRIBE_DATA_DIR", str(settings.data_dir))
-    get_celery.cache_clear()
+def test_reaper_redispatches_stale_started_task(settings: Settings) -> None:
     old = utcnow() - timedelta(seconds=120)
     stale = _task(settings, status="STARTED", attempts=1, heartbeat_at=old, started_at=old)
     fresh = _task(settings, status="STARTED", attempts=1, heartbeat_at=utcnow(), started_at=old)
@@ -110,4 +114,3 @@ def test_reaper_redispatches_stale_started_task(settings: Settings, monkeypatch:
     assert stale in messages and unsent in messages and lost in messages and worn_out not in messages
     # a second pass right away changes nothing
     assert reap(settings) == []
-    get_celery.cache_clear()

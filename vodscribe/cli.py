@@ -147,7 +147,7 @@ def transcribe(
     from tqdm import tqdm
 
     from vodscribe import languages
-    from vodscribe.engines.whisper import get_engine
+    from vodscribe.engines.whisper import engine_for
     from vodscribe.pipeline.errors import MediaError
     from vodscribe.pipeline.fetch import download
     from vodscribe.pipeline.render import to_srt, to_subtitles_json, to_vtt
@@ -173,10 +173,7 @@ def transcribe(
             elif not path.is_file():
                 raise click.BadParameter(f"{source} is not a file or an http(s) URL", param_hint="SOURCE")
             bar.set_description("load model")
-            s = settings
-            engine = get_engine(
-                s.asr_model, s.asr_device, s.asr_compute_type, s.asr_cpu_threads, s.asr_beam_size
-            )
+            engine = engine_for(settings)
             bar.set_description("transcribe")
             result = transcribe_file(
                 path,

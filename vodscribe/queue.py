@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from functools import lru_cache
+from pathlib import Path
 
 from celery import Celery
 from kombu import Exchange, Queue
@@ -20,8 +21,8 @@ ASR_QUEUE = "asr"
 MEDIA_QUEUE = "media"
 
 
-def make_celery(settings: Settings) -> Celery:
-    app = Celery("vodscribe", broker=settings.celery_broker_url, include=["vodscribe.worker.tasks"])
+def make_celery(broker_url: str, broker_dir: Path) -> Celery:
+    app = Celery("vodscribe", broker=broker_url, include=["vodscribe.worker.tasks"])
     conf: dict[str, object] = {
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
@@ -37,8 +38,8 @@ def make_celery(settings: Settings) -> Celery:
         "worker_send_task_events": False,
         "task_send_sent_event": False,
     }
-    if settings.celery_broker_url.startswith("filesystem"):
-        folder = settings.broker_dir.resolve()
+    if broker_url.startswith("filesystem"):
+        folder = broker_dir.resolve()
         for sub in ("queue", "processed"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         conf["broker_transport_options"] = {
@@ -55,9 +56,19 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=8)
+def _app(broker_url: str, broker_dir: Path) -> Celery:
+    return make_celery(broker_url, broker_dir)
+
+
+def celery_for(settings: Settings) -> Celery:
+    """The Celery app for these settings (one per broker configuration and process)."""
+    return _app(settings.celery_broker_url, settings.broker_dir.resolve())
+
+
 def get_celery() -> Celery:
-    return make_celery(get_settings())
+    """The app for the process's own settings (what ``celery -A vodscribe.worker.app`` runs)."""
+    return celery_for(get_settings())
 
 
 _declared: set[int] = set()
@@ -76,7 +87,7 @@ def declare_queues(app: Celery) -> None:
         _declared.add(id(app))
 
 
-def dispatch_transcription(task_id: str, *, countdown: float | None = None) -> None:
-    app = get_celery()
+def dispatch_transcription(settings: Settings, task_id: str, *, countdown: float | None = None) -> None:
+    app = celery_for(settings)
     declare_queues(app)
     app.send_task(TRANSCRIBE, args=[task_id], queue=ASR_QUEUE, countdown=countdown)

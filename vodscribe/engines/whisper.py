@@ -19,6 +19,7 @@ import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
+from vodscribe.config import Settings
 from vodscribe.engines import bundled_model
 from vodscribe.engines.base import SpeechSegment, Word
 
@@ -194,4 +195,15 @@ def get_engine(
     log.info("loading ASR model %s on %s", model, device)
     return WhisperEngine(
         model, device=device, compute_type=compute_type, cpu_threads=cpu_threads, beam_size=beam_size
+    )
+
+
+def engine_for(settings: Settings) -> WhisperEngine:
+    """The process-wide engine configured by ``settings``."""
+    return get_engine(
+        settings.asr_model,
+        settings.asr_device,
+        settings.asr_compute_type,
+        settings.asr_cpu_threads,
+        settings.asr_beam_size,
     )

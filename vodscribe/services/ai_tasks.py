@@ -80,14 +80,14 @@ def create_transcription(
     task = AITask(client_id=client.id, task_name="transcription", status="RECEIVED", task_data=data)
     session.add(task)
     session.commit()
-    send(session, task)
+    send(session, settings, task)
     return task
 
 
-def send(session: Session, task: AITask) -> None:
+def send(session: Session, settings: Settings, task: AITask) -> None:
     """Put the task on the queue and mark it PENDING. A failed send leaves it RECEIVED for the reaper."""
     try:
-        dispatch_transcription(task.id)
+        dispatch_transcription(settings, task.id)
     except Exception:  # broker down: the reaper re-sends RECEIVED tasks
         log.exception("could not dispatch task %s; the reaper will retry", task.id)
         return

@@ -21,7 +21,7 @@ from vodscribe import languages
 from vodscribe.config import Settings
 from vodscribe.db.models import AITask, utcnow
 from vodscribe.db.session import session_scope
-from vodscribe.engines.whisper import get_engine
+from vodscribe.engines.whisper import engine_for
 from vodscribe.pipeline.errors import Cancelled, MediaError
 from vodscribe.pipeline.fetch import download
 from vodscribe.pipeline.render import to_subtitles_json, to_vtt
@@ -49,6 +49,7 @@ class Claim:
     task_id: str
     attempt: int
     task_data: dict[str, Any]
+    progress: int
 
 
 def claim(settings: Settings, task_id: str) -> Claim | None:
@@ -73,7 +74,7 @@ def claim(settings: Settings, task_id: str) -> Claim | None:
         ).rowcount
         if not changed:
             return None
-        return Claim(task_id, attempt, dict(task.task_data))
+        return Claim(task_id, attempt, dict(task.task_data), max(task.progress, 1))
 
 
 class Watcher:
@@ -85,6 +86,7 @@ class Watcher:
         self.cancelled = threading.Event()
         self._done = threading.Event()
         self._progress: int | None = None
+        self._highest = claim.progress
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"watch-{claim.task_id}", daemon=True)
 
@@ -100,8 +102,11 @@ class Watcher:
         return self.cancelled.is_set()
 
     def set_progress(self, percent: int) -> None:
+        """Record progress; it never goes backwards (a retried attempt starts from the top again)."""
         with self._lock:
-            self._progress = percent
+            if percent > self._highest:
+                self._highest = percent
+                self._progress = percent
 
     def _run(self) -> None:
         next_beat = time.monotonic() + self.settings.heartbeat_s  # claim() wrote the first beat
@@ -170,13 +175,7 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> dict[str, 
     audio_language = _lang(data.get("audio_language"))
     target = _lang(data.get("subtitles_language"))
     translate = _plan_translation(audio_language, target)
-    engine = get_engine(
-        settings.asr_model,
-        settings.asr_device,
-        settings.asr_compute_type,
-        settings.asr_cpu_threads,
-        settings.asr_beam_size,
-    )
+    engine = engine_for(settings)
     with workspace(settings.work_dir, claimed.task_id) as tmp:
 
         def on_bytes(done: int, total: int | None) -> None:
@@ -269,6 +268,6 @@ def _retry_or_fail(settings: Settings, claimed: Claim, exc: Exception) -> str:
     with session_scope(settings.db_url) as s:
         changed = s.execute(_ours(claimed).values(status="RETRY", heartbeat_at=None)).rowcount
     if changed:
-        dispatch_transcription(claimed.task_id, countdown=2.0 * claimed.attempt)
+        dispatch_transcription(settings, claimed.task_id, countdown=2.0 * claimed.attempt)
         return "RETRY"
     return "GONE"

@@ -59,7 +59,7 @@ def reap(settings: Settings) -> list[str]:
     sent = []
     for task_id in resend:
         try:
-            dispatch_transcription(task_id)
+            dispatch_transcription(settings, task_id)
             sent.append(task_id)
         except Exception:
             log.exception("could not re-dispatch task %s", task_id)

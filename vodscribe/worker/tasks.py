@@ -7,7 +7,7 @@ import logging
 from celery.signals import worker_init, worker_process_init
 
 from vodscribe.config import get_settings
-from vodscribe.engines.whisper import get_engine
+from vodscribe.engines.whisper import engine_for
 from vodscribe.queue import TRANSCRIBE, get_celery
 from vodscribe.services.processing import run_task
 
@@ -23,9 +23,8 @@ def transcribe(task_id: str) -> str:
 @worker_process_init.connect
 def _preload_model(**_: object) -> None:
     """Load the ASR model once per worker process, before the first task arrives."""
-    s = get_settings()
     try:
-        get_engine(s.asr_model, s.asr_device, s.asr_compute_type, s.asr_cpu_threads, s.asr_beam_size)
+        engine_for(get_settings())
     except Exception:
         log.exception("could not preload the ASR model; tasks will fail until it loads")
 
