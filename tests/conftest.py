@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -104,7 +104,9 @@ class Service:
         return out.stdout.strip().splitlines()[-1]
 
 
-def start_service(data_dir: Path, extra_env: dict[str, str] | None = None) -> Service:
+def start_service(
+    data_dir: Path, extra_env: dict[str, str] | None = None, args: Sequence[str] = ("serve",)
+) -> Service:
     port = free_port()
     env = {
         **os.environ,
@@ -118,7 +120,7 @@ def start_service(data_dir: Path, extra_env: dict[str, str] | None = None) -> Se
     }
     log = open(data_dir / "serve.log", "wb")  # noqa: SIM115 (kept open for the process's life)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vodscribe.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "vodscribe.cli", *args], env=env, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -135,6 +137,25 @@ def start_service(data_dir: Path, extra_env: dict[str, str] | None = None) -> Se
         raise RuntimeError("vodscribe serve did not come up:\n" + (data_dir / "serve.log").read_text())
     key = (data_dir / "admin-api-key.txt").read_text().strip()
     return Service(base, key, data_dir, proc, env)
+
+
+def start_worker(service: Service, *args: str) -> subprocess.Popen[bytes]:
+    """A separate ``vodscribe worker`` process for ``service`` (scale-out topology)."""
+    log = open(service.data_dir / "worker.log", "ab")  # noqa: SIM115 (kept open for the process's life)
+    return subprocess.Popen(
+        [sys.executable, "-m", "vodscribe.cli", "worker", *args], env=service.env, stdout=log,
+        stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def stop_service(service: Service) -> None:

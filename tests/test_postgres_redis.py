@@ -16,7 +16,16 @@ import redis
 import sqlalchemy as sa
 from gcore import Gcore
 
-from tests.conftest import REQUIRE_SERVICES, MediaServer, Service, start_service, stop_service, wait_for
+from tests.conftest import (
+    REQUIRE_SERVICES,
+    MediaServer,
+    Service,
+    start_service,
+    start_worker,
+    stop_process,
+    stop_service,
+    wait_for,
+)
 
 PG_URL = os.environ.get("VODSCRIBE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("VODSCRIBE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -57,11 +66,15 @@ def redis_url() -> str:
 
 @pytest.fixture(scope="module")
 def scaled(tmp_path_factory: pytest.TempPathFactory, pg_database: str, redis_url: str) -> Iterator[Service]:
+    """The scale-out topology: an API server without a worker, and a separate prefork worker."""
     svc = start_service(
         tmp_path_factory.mktemp("pg"),
         {"VODSCRIBE_DATABASE_URL": pg_database, "VODSCRIBE_BROKER_URL": redis_url},
+        args=("serve", "--no-worker"),
     )
+    worker = start_worker(svc, "-Q", "asr,media", "--pool", "prefork", "--concurrency", "1")
     yield svc
+    stop_process(worker)
     stop_service(svc)
 
 
