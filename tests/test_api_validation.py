@@ -105,6 +105,7 @@ def test_create_stores_task_and_queues_it(client: TestClient, settings: Settings
         ({"url": "http://[::1]/a.mp4"}, "private"),
         ({"url": "http://0x7f000001/a.mp4"}, ""),
         ({"url": "http://localhost/a.mp4"}, "private"),
+        ({"url": "http://93.184.215.14:6379/a.mp4"}, "port is not allowed (80, 443, 8080, 8443 are)"),
         ({"url": URL, "audio_language": "xx1"}, "Language code is not recognized"),
         ({"url": URL, "subtitles_language": "klingon"}, "Language code is not recognized"),
         ({"url": URL, "client_user_id": "x" * 257}, "client_user_id"),
@@ -117,6 +118,11 @@ def test_bad_requests_are_400(client: TestClient, settings: Settings, body: dict
     assert message in r.json()["error"]
     with session_scope(settings.db_url) as s:
         assert s.query(AITask).count() == 0, "nothing is stored for a refused request"
+
+
+def test_common_media_ports_are_allowed(client: TestClient) -> None:
+    r = client.post("/streaming/ai/tasks", json={"url": "https://93.184.215.14:8443/video.mp4"})
+    assert r.status_code == 201, r.text
 
 
 def test_malformed_json_is_400(client: TestClient) -> None:

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     fetch_timeout_s: float = 600.0
     fetch_connect_timeout_s: float = 10.0
     fetch_max_redirects: int = 5
+    fetch_allowed_ports: list[int] = Field(
+        default=[80, 443, 8080, 8443], description="Ports user URLs may name (JSON list in the env)"
+    )
 
     # --- ASR ----------------------------------------------------------------------------------
     asr_model: str = Field(default="bundled", description="'bundled' (Whisper base) or a CTranslate2 dir")

@@ -19,7 +19,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from http import HTTPStatus
@@ -54,6 +54,8 @@ __all__ = ["USER_AGENT", "DownloadCancelled", "FetchResult", "check_url", "downl
 
 USER_AGENT = "vodscribe/0.1"
 MAX_URL_LENGTH = 2048
+#: Ports a user URL may name unless configured otherwise (``Settings.fetch_allowed_ports``).
+DEFAULT_PORTS: frozenset[int] = frozenset({80, 443, 8080, 8443})
 
 #: Longest wait for the next bytes (also capped by the total time limit): a stalled server fails
 #: after this, and cancellation, polled between chunks, is never delayed longer than this.
@@ -84,7 +86,13 @@ class FetchResult:
 # --- URL checks ---------------------------------------------------------------------------------
 
 
-def check_url(url: str, *, allow_private: bool, resolver: Resolver | None = None) -> str:
+def check_url(
+    url: str,
+    *,
+    allow_private: bool,
+    resolver: Resolver | None = None,
+    ports: Collection[int] = DEFAULT_PORTS,
+) -> str:
     """Validate a user URL and return it normalised; raise :class:`URLNotAllowedError` if refused.
 
     Unless ``allow_private``, the host is resolved (``resolver`` replaces ``socket.getaddrinfo``,
@@ -92,7 +100,7 @@ def check_url(url: str, *, allow_private: bool, resolver: Resolver | None = None
     """
     normalised, parts = _normalise(url)
     if not allow_private:
-        _check_public(normalised, parts.hostname or "", resolver)
+        _check_public(normalised, parts.hostname or "", resolver, ports=ports)
     return normalised
 
 
@@ -134,9 +142,16 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def _check_public(url: str, host: str, resolver: Resolver | None, *, resolve_names: bool = True) -> None:
+def _check_public(
+    url: str,
+    host: str,
+    resolver: Resolver | None,
+    *,
+    resolve_names: bool = True,
+    ports: Collection[int] = DEFAULT_PORTS,
+) -> None:
     """Refuse non-public addresses; names are resolved only when ``resolve_names``."""
-    policy = Policy()
+    policy = Policy(allowed_ports=frozenset(ports))
     try:
         if _is_ip(host):  # checked before the port, so 127.0.0.1:8080 is refused for the right reason
             policy.check_address(host)
@@ -157,7 +172,7 @@ def _refusal(exc: SSRFGuardError, host: str) -> URLNotAllowedError | FetchError:
         return URLNotAllowedError(_PRIVATE_MESSAGE.format(host=host))
     reason = exc.reason if isinstance(exc, BlockedURLError) else ""
     if "allowed_ports" in reason:
-        return URLNotAllowedError("Only the standard ports 80 (http) and 443 (https) are allowed.")
+        return URLNotAllowedError(f"That port is not allowed ({reason.split('(')[-1].rstrip(')')} are).")
     if "allowed_schemes" in reason:
         return URLNotAllowedError("The URL redirects to an address that is not http:// or https://.")
     if "allow_userinfo" in reason:
@@ -186,7 +201,9 @@ def download(
     normalised, parts = _normalise(url)
     if not settings.allow_private_urls:
         # Without DNS: the guarded client resolves once, checks and pins the address it connects to.
-        _check_public(normalised, parts.hostname or "", None, resolve_names=False)
+        _check_public(
+            normalised, parts.hostname or "", None, resolve_names=False, ports=settings.fetch_allowed_ports
+        )
     stop = StopCheck(should_stop, DownloadCancelled)
     stop.check()
     part = dest.with_suffix(".part")
@@ -228,8 +245,10 @@ def _client(settings: Settings) -> httpx.Client:
 
 
 def _policy(settings: Settings) -> Policy:
-    """ssrfguard's default policy (http/https on ports 80/443, public addresses) and our redirect cap."""
-    return Policy(max_redirects=settings.fetch_max_redirects)
+    """ssrfguard's default policy (http/https, public addresses) with our ports and redirect cap."""
+    return Policy(
+        allowed_ports=frozenset(settings.fetch_allowed_ports), max_redirects=settings.fetch_max_redirects
+    )
 
 
 def _fetch(

@@ -58,7 +58,9 @@ def create_transcription(
 ) -> AITask:
     """Validate, store (RECEIVED), then dispatch (PENDING). Fetching happens in the worker."""
     try:
-        url = check_url(req.url, allow_private=settings.allow_private_urls)
+        url = check_url(
+            req.url, allow_private=settings.allow_private_urls, ports=settings.fetch_allowed_ports
+        )
     except URLNotAllowedError as exc:
         raise TaskError(exc.message) from exc
     audio_language = _language(req.audio_language)
