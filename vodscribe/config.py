@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     asr_beam_size: int = 5
     asr_cpu_threads: int = 0
 
+    # --- videos -----------------------------------------------------------------------------------
+    video_create_response: Literal["object", "array"] = Field(
+        default="object",
+        description="POST /streaming/videos answers one Video (gcore SDK >= 0.59) or [Video] (older SDKs)",
+    )
+    auto_transcribe_by_default: bool = Field(
+        default=True, description="auto_transcribe_audio_language=auto transcribes (Gcore's account default)"
+    )
+
     # --- jobs -----------------------------------------------------------------------------------
     task_queue_limit: int = Field(default=100, description="Unfinished AI tasks allowed per client")
     max_attempts: int = 3
@@ -63,6 +72,14 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'vodscribe.db').resolve()}"
+
+    @property
+    def base_url(self) -> str:
+        """How clients reach this service (``public_url``, else the bind address)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def celery_broker_url(self) -> str:

@@ -17,6 +17,7 @@ from kombu import Exchange, Queue
 from vodscribe.config import Settings, get_settings
 
 TRANSCRIBE = "vodscribe.transcribe"
+PROCESS_VIDEO = "vodscribe.process_video"
 ASR_QUEUE = "asr"
 MEDIA_QUEUE = "media"
 
@@ -32,7 +33,7 @@ def make_celery(broker_url: str, broker_dir: Path) -> Celery:
         "task_queues": tuple(
             Queue(q, Exchange(q, type="direct"), routing_key=q) for q in (ASR_QUEUE, MEDIA_QUEUE)
         ),
-        "task_routes": {TRANSCRIBE: {"queue": ASR_QUEUE}},
+        "task_routes": {TRANSCRIBE: {"queue": ASR_QUEUE}, PROCESS_VIDEO: {"queue": MEDIA_QUEUE}},
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
@@ -92,3 +93,9 @@ def dispatch_transcription(settings: Settings, task_id: str, *, countdown: float
     app = celery_for(settings)
     declare_queues(app)
     app.send_task(TRANSCRIBE, args=[task_id], queue=ASR_QUEUE, countdown=countdown)
+
+
+def dispatch_video(settings: Settings, video_id: int, *, countdown: float | None = None) -> None:
+    app = celery_for(settings)
+    declare_queues(app)
+    app.send_task(PROCESS_VIDEO, args=[video_id], queue=MEDIA_QUEUE, countdown=countdown)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from vodscribe import __version__
 from vodscribe.api import errors
-from vodscribe.api.routers import ai_tasks
+from vodscribe.api.routers import ai_tasks, media, videos
 from vodscribe.config import Settings, get_settings
 
 
@@ -20,6 +23,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or get_settings()
     errors.install(app)
     app.include_router(ai_tasks.router)
+    app.include_router(videos.router)
+    app.include_router(media.router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
     @app.get("/health", tags=["service"])
     def health() -> dict[str, str]:

@@ -71,7 +71,82 @@ class AITask(Base):
     completed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     #: Last sign of life: the worker's heartbeat while STARTED, the last (re-)dispatch otherwise.
     heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    #: Set for tasks made for a hosted video: the worker reads its rendition and attaches the result.
+    video_id: Mapped[int | None] = mapped_column(
+        ForeignKey("videos.id", ondelete="SET NULL"), nullable=True, index=True
+    )
 
 
 UNFINISHED = ("RECEIVED", "PENDING", "STARTED", "RETRY")
 FINISHED = ("SUCCESS", "FAILURE", "REVOKED")
+
+
+class Video(Base):
+    """A hosted video (Gcore ``videoDetails``). ``status`` is Gcore's: empty, pending, viewable, ready,
+    error. The processing job's own state (claim, heartbeat, attempts) is kept beside it in ``job_*``."""
+
+    __tablename__ = "videos"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    slug: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(1024))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    origin_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    client_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    auto_transcribe_audio_language: Mapped[str] = mapped_column(String(16), default="auto")
+    auto_translate_subtitles_language: Mapped[str] = mapped_column(String(512), default="disable")
+    status: Mapped[str] = mapped_column(String(16), default="empty")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    duration_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    origin_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    origin_width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    origin_height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    origin_audio_channels: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    has_audio: Mapped[bool | None] = mapped_column(nullable=True)
+    screenshot: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    job_state: Mapped[str] = mapped_column(String(16), default="idle")  # idle, queued, running, done
+    job_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    job_worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def key(self) -> str:
+        """``{client_id}_{slug}``: the video's folder and public URL path, as on Gcore."""
+        return f"{self.client_id}_{self.slug}"
+
+
+class Rendition(Base):
+    """One transcoded quality (Gcore ``converted_videos[]``)."""
+
+    __tablename__ = "renditions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    bitrate: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="processing")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    filename: Mapped[str] = mapped_column(String(128))
+
+
+class Subtitle(Base):
+    """A subtitle track of a video; AI-made ones remember the task that made them."""
+
+    __tablename__ = "subtitles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(512))
+    language: Mapped[str] = mapped_column(String(8))
+    vtt: Mapped[str] = mapped_column(Text)
+    ai_task_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -13,13 +13,15 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from vodscribe import languages
 from vodscribe.config import Settings
-from vodscribe.db.models import AITask, utcnow
+from vodscribe.db.models import AITask, Rendition, Subtitle, Video, utcnow
 from vodscribe.db.session import session_scope
 from vodscribe.engines.whisper import engine_for
 from vodscribe.pipeline.errors import Cancelled, MediaError
@@ -28,6 +30,8 @@ from vodscribe.pipeline.render import to_subtitles_json, to_vtt
 from vodscribe.pipeline.segment import concatenated_text
 from vodscribe.pipeline.transcription import Transcript, transcribe_file
 from vodscribe.queue import dispatch_transcription
+from vodscribe.services.subtitles import ai_subtitle_name, publish
+from vodscribe.storage.videos import VideoFiles
 from vodscribe.storage.workspace import workspace
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,7 @@ class Claim:
     attempt: int
     task_data: dict[str, Any]
     progress: int
+    video_id: int | None = None
 
 
 def claim(settings: Settings, task_id: str) -> Claim | None:
@@ -74,7 +79,7 @@ def claim(settings: Settings, task_id: str) -> Claim | None:
         ).rowcount
         if not changed:
             return None
-        return Claim(task_id, attempt, dict(task.task_data), max(task.progress, 1))
+        return Claim(task_id, attempt, dict(task.task_data), max(task.progress, 1), task.video_id)
 
 
 class Watcher:
@@ -182,12 +187,19 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> dict[str, 
             if total:
                 watcher.set_progress(max(1, int(100 * FETCH_SHARE * done / total)))
 
-        fetched = download(
-            data["url"], tmp / "source", settings=settings, on_progress=on_bytes, should_stop=watcher.stopped
-        )
+        if claimed.video_id is not None:
+            source = _video_source(settings, claimed.video_id)
+        else:
+            source = download(
+                data["url"],
+                tmp / "source",
+                settings=settings,
+                on_progress=on_bytes,
+                should_stop=watcher.stopped,
+            ).path
         watcher.set_progress(int(100 * FETCH_SHARE))
         transcript = transcribe_file(
-            fetched.path,
+            source,
             engine,
             language=audio_language.whisper if audio_language else None,
             translate_to_english=translate,
@@ -199,6 +211,23 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> dict[str, 
     if translate is False and target is not None:
         _check_target_matches(transcript, target)
     return build_result(transcript, audio_language, target)
+
+
+def _video_source(settings: Settings, video_id: int) -> Path:
+    """A hosted video's lowest complete rendition, read from storage instead of over HTTP."""
+    with session_scope(settings.db_url) as s:
+        video = s.get(Video, video_id)
+        rendition = s.scalars(
+            select(Rendition)
+            .where(Rendition.video_id == video_id, Rendition.status == "complete")
+            .order_by(Rendition.height)
+        ).first()
+        if video is None or rendition is None:
+            raise MediaError("The video was deleted or has no transcoded rendition.")
+        path = VideoFiles(settings.data_dir, video.key).path(rendition.filename)
+    if path is None:
+        raise MediaError("The video's rendition file is missing.")
+    return path
 
 
 def _lang(code: object) -> languages.Language | None:
@@ -248,13 +277,39 @@ def build_result(
 
 
 def _finish(settings: Settings, claimed: Claim, status: str, result: dict[str, Any]) -> str:
+    """Store the outcome if the task is still ours; a video's subtitle is attached in the same commit."""
+    attached = False
     with session_scope(settings.db_url) as s:
         changed = s.execute(
             _ours(claimed).values(status=status, result=result, progress=100, completed_at=utcnow())
         ).rowcount
         if not changed:
             return s.scalar(select(AITask.status).where(AITask.id == claimed.task_id)) or "GONE"
+        if status == "SUCCESS" and claimed.video_id is not None:
+            attached = _attach(s, claimed, result)
+    if attached:
+        with session_scope(settings.db_url) as s:
+            video = s.get(Video, claimed.video_id)
+            if video is not None:
+                publish(settings, s, video)
     return status
+
+
+def _attach(session: Session, claimed: Claim, result: dict[str, Any]) -> bool:
+    named = ai_subtitle_name(claimed.task_data, result)
+    if named is None or session.get(Video, claimed.video_id) is None:
+        return False
+    name, language = named
+    session.add(
+        Subtitle(
+            video_id=claimed.video_id,
+            name=name,
+            language=language,
+            vtt=result["vttContent"],
+            ai_task_id=claimed.task_id,
+        )
+    )
+    return True
 
 
 def _retry_or_fail(settings: Settings, claimed: Claim, exc: Exception) -> str:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 
 from vodscribe.config import Settings
-from vodscribe.db.models import AITask, utcnow
+from vodscribe.db.models import AITask, Video, utcnow
 from vodscribe.db.session import session_scope
-from vodscribe.queue import dispatch_transcription
+from vodscribe.queue import dispatch_transcription, dispatch_video
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,12 @@ def reap(settings: Settings) -> list[str]:
         for task_id in list(s.scalars(lost)):
             s.execute(update(AITask).where(AITask.id == task_id).values(heartbeat_at=now))
             resend.append(task_id)
+    resend_videos = _reap_videos(settings, now, stale)
+    for video_id in resend_videos:
+        try:
+            dispatch_video(settings, video_id)
+        except Exception:
+            log.exception("could not re-dispatch video %s", video_id)
     sent = []
     for task_id in resend:
         try:
@@ -71,6 +77,28 @@ def reap(settings: Settings) -> list[str]:
                 .values(status="PENDING")
             )
     return sent
+
+
+def _reap_videos(settings: Settings, now: datetime, stale: datetime) -> list[int]:
+    """Video jobs: a dead worker's run goes back to the queue (or fails after max attempts); a queued
+    job whose message may be lost is sent again. Returns the ids to send."""
+    waited = now - timedelta(seconds=settings.redispatch_after_s)
+    resend: list[int] = []
+    with session_scope(settings.db_url) as s:
+        for video in s.scalars(select(Video).where(Video.job_state == "running", Video.heartbeat_at < stale)):
+            ours = update(Video).where(
+                Video.id == video.id, Video.job_state == "running", Video.heartbeat_at == video.heartbeat_at
+            )
+            if video.job_attempts >= settings.max_attempts:
+                message = f"The worker processing this video stopped {video.job_attempts} times."
+                s.execute(ours.values(job_state="done", status="error", error=message))
+            elif s.execute(ours.values(job_state="queued", heartbeat_at=now)).rowcount:
+                resend.append(video.id)
+        lost = select(Video.id).where(Video.job_state == "queued", Video.heartbeat_at < waited)
+        for video_id in list(s.scalars(lost)):
+            s.execute(update(Video).where(Video.id == video_id).values(heartbeat_at=now))
+            resend.append(video_id)
+    return resend
 
 
 class Reaper(threading.Thread):

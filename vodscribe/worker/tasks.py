@@ -8,8 +8,9 @@ from celery.signals import worker_init, worker_process_init
 
 from vodscribe.config import get_settings
 from vodscribe.engines.whisper import engine_for
-from vodscribe.queue import TRANSCRIBE, get_celery
+from vodscribe.queue import PROCESS_VIDEO, TRANSCRIBE, get_celery
 from vodscribe.services.processing import run_task
+from vodscribe.services.video_processing import run_video
 
 log = logging.getLogger(__name__)
 app = get_celery()
@@ -18,6 +19,11 @@ app = get_celery()
 @app.task(name=TRANSCRIBE, acks_late=True, ignore_result=True)
 def transcribe(task_id: str) -> str:
     return run_task(get_settings(), task_id)
+
+
+@app.task(name=PROCESS_VIDEO, acks_late=True, ignore_result=True)
+def process_video(video_id: int) -> str:
+    return run_video(get_settings(), video_id)
 
 
 @worker_process_init.connect

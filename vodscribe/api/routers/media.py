@@ -1,0 +1,74 @@
+"""Public media URLs, as a CDN would serve them: ``/videos/{client_id}_{slug}/...`` (renditions, HLS,
+subtitles, screenshot) and the embed player page. The unguessable slug is the capability, as on Gcore."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse
+from sqlalchemy import select
+
+from vodscribe import languages
+from vodscribe.api.deps import SessionDep, SettingsDep
+from vodscribe.api.embed import EmbedSubtitle, embed_csp, render_embed_page
+from vodscribe.db.models import Video
+from vodscribe.services.subtitles import list_subtitles
+from vodscribe.storage.videos import VideoFiles
+
+router = APIRouter(tags=["Media"])
+
+MEDIA_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".ts": "video/mp2t",
+    ".mp4": "video/mp4",
+    ".vtt": "text/vtt; charset=utf-8",
+    ".jpg": "image/jpeg",
+}
+# Playlists change when subtitles do; segments and renditions never change once written.
+CACHE = {".m3u8": "no-cache", ".vtt": "no-cache"}
+
+
+def _video(session: SessionDep, key: str) -> Video:
+    client_id, _, slug = key.partition("_")
+    video = session.scalar(select(Video).where(Video.slug == slug)) if slug else None
+    if video is None or str(video.client_id) != client_id:
+        raise HTTPException(404)
+    return video
+
+
+@router.get("/videos/{key}/embed", response_class=HTMLResponse, summary="Embed player page (iframe_url)")
+def embed(
+    key: str, request: Request, session: SessionDep, settings: SettingsDep, sub_lang: str | None = None
+) -> Any:
+    video = _video(session, key)
+    tracks = []
+    for i, sub in enumerate(list_subtitles(session, video)):
+        lang = languages.resolve(sub.language)
+        tracks.append(EmbedSubtitle(label=sub.name, language=lang.iso1 or lang.b, default=i == 0))
+    base = (settings.public_url or str(request.base_url)).rstrip("/")
+    hls_url = f"{base}/videos/{video.key}/master.m3u8"
+    poster = f"{base}/videos/{video.key}/{video.screenshot}" if video.screenshot else None
+    html = render_embed_page(
+        title=video.name, hls_url=hls_url, subtitles=tracks, poster_url=poster, sub_lang=sub_lang
+    )
+    return HTMLResponse(html, headers={"Content-Security-Policy": embed_csp(hls_url, poster)})
+
+
+@router.api_route(
+    "/videos/{key}/{path:path}", methods=["GET", "HEAD"], summary="Video files (range requests)"
+)
+def video_file(key: str, path: str, session: SessionDep, settings: SettingsDep) -> FileResponse:
+    video = _video(session, key)
+    suffix = Path(path).suffix.lower()
+    if suffix not in MEDIA_TYPES:
+        raise HTTPException(404)
+    file = VideoFiles(settings.data_dir, video.key).path(path)
+    if file is None:
+        raise HTTPException(404)
+    headers = {
+        "Cache-Control": CACHE.get(suffix, "public, max-age=86400"),
+        "Access-Control-Allow-Origin": "*",
+    }
+    return FileResponse(file, media_type=MEDIA_TYPES[suffix], headers=headers)

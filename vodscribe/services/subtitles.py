@@ -1,0 +1,216 @@
+"""Subtitles of a video: CRUD with strict validation, AI-generated subtitles, HLS publishing."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from vodscribe import languages
+from vodscribe.config import Settings
+from vodscribe.db.models import AITask, Rendition, Subtitle, Video
+from vodscribe.pipeline.hls import HlsVariant, SubtitleTrack, write_master, write_subtitle_playlist
+from vodscribe.pipeline.render import InvalidSubtitlesError, parse_subtitles, to_vtt
+from vodscribe.services.ai_tasks import send
+from vodscribe.storage.videos import VideoFiles
+
+log = logging.getLogger(__name__)
+
+MAX_SUBTITLE_BYTES = 5 * 1024 * 1024
+HLS_META = "hls.json"
+
+
+class SubtitleError(Exception):
+    """422 ``{"status": 422, "error": "Unprocessable Entity. ..."}`` (Gcore's subtitleerror422)."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass
+class SubtitleFields:
+    name: str | None = None
+    language: str | None = None
+    vtt: str | None = None
+    auto_transcribe_audio_language: str | None = None
+    auto_translate_subtitles_language: str | None = None
+    given: set[str] = field(default_factory=set)
+
+
+def _language(code: str | None) -> languages.Language:
+    if code is None or not code.strip():
+        raise SubtitleError("Unprocessable Entity. Language code is not recognized.")
+    try:
+        return languages.resolve(code)
+    except languages.UnknownLanguageError as exc:
+        raise SubtitleError(f"Unprocessable Entity. Language code is not recognized: {code!r}.") from exc
+
+
+def _checked_text(text: str | None) -> str:
+    if text is None or not text.strip():
+        raise SubtitleError('Unprocessable Entity. The "vtt" field is empty.')
+    if len(text.encode()) > MAX_SUBTITLE_BYTES:
+        raise SubtitleError("Unprocessable Entity. Subtitles must be at most 5 MB.")
+    try:
+        parse_subtitles(text)
+    except InvalidSubtitlesError as exc:
+        raise SubtitleError(f"Unprocessable Entity. Invalid subtitles: {exc}") from exc
+    return text
+
+
+def list_subtitles(session: Session, video: Video) -> list[Subtitle]:
+    return list(session.scalars(select(Subtitle).where(Subtitle.video_id == video.id).order_by(Subtitle.id)))
+
+
+def get_subtitle(session: Session, video: Video, subtitle_id: int) -> Subtitle | None:
+    sub = session.get(Subtitle, subtitle_id)
+    return sub if sub is not None and sub.video_id == video.id else None
+
+
+def create_subtitle(session: Session, settings: Settings, video: Video, f: SubtitleFields) -> Subtitle:
+    lang = _language(f.language)
+    text = _checked_text(f.vtt)
+    name = (f.name or "").strip() or lang.name
+    sub = Subtitle(video_id=video.id, name=name[:512], language=lang.b, vtt=text)
+    session.add(sub)
+    session.commit()
+    publish(settings, session, video)
+    return sub
+
+
+def update_subtitle(
+    session: Session, settings: Settings, video: Video, sub: Subtitle, f: SubtitleFields
+) -> Subtitle:
+    if "language" in f.given:
+        sub.language = _language(f.language).b
+    if "vtt" in f.given:
+        sub.vtt = _checked_text(f.vtt)
+    if "name" in f.given:
+        if not (f.name or "").strip():
+            raise SubtitleError('Unprocessable Entity. The "name" field is empty.')
+        sub.name = f.name.strip()[:512]  # type: ignore[union-attr]
+    session.commit()
+    publish(settings, session, video)
+    return sub
+
+
+def delete_subtitle(session: Session, settings: Settings, video: Video, sub: Subtitle) -> None:
+    session.delete(sub)
+    session.commit()
+    publish(settings, session, video)
+
+
+def to_json(sub: Subtitle, *, with_id: bool = True) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": sub.name, "language": sub.language, "vtt": sub.vtt}
+    return {"id": sub.id, **body} if with_id else body
+
+
+# --- AI subtitles ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AIPlan:
+    """What AI tasks a video should get: the spoken language (None = detect) and translation targets."""
+
+    audio_language: languages.Language | None
+    targets: tuple[languages.Language, ...]
+
+
+def parse_ai_plan(audio: str | None, translate: str | None) -> AIPlan | None:
+    """Gcore's ``auto_transcribe_audio_language`` / ``auto_translate_subtitles_language``; None = off."""
+    value = (audio or "disable").strip().lower()
+    if value == "disable":
+        return None
+    try:
+        lang = None if value == "auto" else languages.resolve(value)
+        targets = tuple(languages.parse_language_list(translate or "disable"))
+    except languages.UnknownLanguageError as exc:
+        raise SubtitleError(f"Unprocessable Entity. Language code is not recognized: {exc}") from exc
+    return AIPlan(lang, targets)
+
+
+def request_ai_subtitles(session: Session, settings: Settings, video: Video, plan: AIPlan) -> list[AITask]:
+    """One transcription task, plus one per translation target (Gcore: separate tasks), each attached
+    to the video when it succeeds. A video still processing gets them when its renditions are ready."""
+    if video.status not in ("viewable", "ready"):
+        video.auto_transcribe_audio_language = plan.audio_language.b if plan.audio_language else "auto"
+        video.auto_translate_subtitles_language = ",".join(t.b for t in plan.targets) or "disable"
+        session.commit()
+        return []
+    if video.has_audio is False:
+        raise SubtitleError("Unprocessable Entity. The video has no audio track to transcribe.")
+    source = _asr_rendition(session, video)
+    url = f"{settings.base_url}/videos/{video.key}/{source.filename}"
+    tasks = []
+    wanted: list[languages.Language | None] = [None, *plan.targets]
+    for target in wanted:
+        if target is not None and plan.audio_language is not None and target.b == plan.audio_language.b:
+            continue
+        data: dict[str, Any] = {"task_name": "transcription", "url": url}
+        if plan.audio_language is not None:
+            data["audio_language"] = plan.audio_language.b
+        if target is not None:
+            data["subtitles_language"] = target.b
+        data["client_entity_data"] = json.dumps({"video_id": video.id})
+        data["client_id"] = video.client_id
+        task = AITask(client_id=video.client_id, task_data=data, status="RECEIVED", video_id=video.id)
+        session.add(task)
+        tasks.append(task)
+    session.commit()
+    for task in tasks:
+        send(session, settings, task)
+    return tasks
+
+
+def _asr_rendition(session: Session, video: Video) -> Rendition:
+    """The lowest complete rendition: its 64 kbit/s AAC track is what ASR needs (as on Gcore)."""
+    rendition = session.scalars(
+        select(Rendition)
+        .where(Rendition.video_id == video.id, Rendition.status == "complete")
+        .order_by(Rendition.height)
+    ).first()
+    if rendition is None:
+        raise SubtitleError("Unprocessable Entity. The video has no transcoded rendition yet.")
+    return rendition
+
+
+def ai_subtitle_name(task_data: dict[str, Any], result: dict[str, Any]) -> tuple[str, str] | None:
+    """(name, ISO 639-2/B code) of the subtitle an AI task result becomes, or None (no speech)."""
+    if not result.get("speech_detected"):
+        return None
+    target = task_data.get("subtitles_language")
+    if target:
+        lang = languages.resolve(target)
+        return f"{lang.name} (AI-translated)", lang.b
+    code = (result.get("languages") or [task_data.get("audio_language") or "eng"])[0]
+    lang = languages.resolve(code)
+    return f"{lang.name} (AI-generated)", lang.b
+
+
+# --- HLS --------------------------------------------------------------------------------------------
+def publish(settings: Settings, session: Session, video: Video) -> None:
+    """Rewrite the subtitle playlists and ``master.m3u8`` from the database (no-op before packaging)."""
+    files = VideoFiles(settings.data_dir, video.key)
+    meta_path = files.dir / HLS_META
+    if not meta_path.is_file():
+        return
+    with files.locked() as folder:
+        meta = json.loads(meta_path.read_text())
+        variants = [HlsVariant(**v) for v in meta["variants"]]
+        session.expire_all()
+        tracks: list[tuple[SubtitleTrack, str]] = []
+        for i, sub in enumerate(list_subtitles(session, video)):
+            lang = languages.resolve(sub.language)
+            track = SubtitleTrack(
+                key=f"sub{sub.id}", name=sub.name, language=lang.iso1 or lang.b, default=i == 0
+            )
+            vtt = to_vtt(parse_subtitles(sub.vtt))
+            uri = write_subtitle_playlist(
+                folder, track, vtt, duration=meta["duration"], mpegts=meta["mpegts"]
+            )
+            tracks.append((track, uri))
+        write_master(folder, variants, tracks)

@@ -1,0 +1,245 @@
+"""Video use cases on the API side: create, read, list, update, delete, and the Gcore JSON shape."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import string
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from vodscribe import languages
+from vodscribe.config import Settings
+from vodscribe.db.models import UNFINISHED, AITask, Client, Rendition, Video, utcnow
+from vodscribe.pipeline.errors import URLNotAllowedError
+from vodscribe.pipeline.fetch import check_url
+from vodscribe.queue import dispatch_video
+from vodscribe.services.ai_tasks import iso
+from vodscribe.storage.videos import VideoFiles
+
+log = logging.getLogger(__name__)
+
+VIDEO_STATUSES = ("empty", "pending", "viewable", "ready", "error")
+_SLUG_ALPHABET = string.ascii_letters + string.digits
+
+
+class VideoValidationError(Exception):
+    """Rails-style field errors, answered with 422 ``{"errors": {field: [messages]}}``."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__(str(errors))
+        self.errors = errors
+
+
+@dataclass
+class VideoFields:
+    """The writable fields of Gcore's ``createVideo`` that vodscribe uses; ``None`` = not given."""
+
+    name: str | None = None
+    description: str | None = None
+    origin_url: str | None = None
+    client_user_id: int | None = None
+    priority: int | None = None
+    auto_transcribe_audio_language: str | None = None
+    auto_translate_subtitles_language: str | None = None
+    given: set[str] = field(default_factory=set)
+
+
+def _validate(settings: Settings, f: VideoFields, *, creating: bool) -> dict[str, Any]:
+    errors: dict[str, list[str]] = {}
+    values: dict[str, Any] = {}
+    if creating or "name" in f.given:
+        if f.name is None or not f.name.strip():
+            errors.setdefault("name", []).append("can't be blank")
+        elif len(f.name) > 1024:
+            errors.setdefault("name", []).append("is too long (maximum is 1024 characters)")
+        else:
+            values["name"] = f.name.strip()
+    if "description" in f.given:
+        values["description"] = f.description
+    if "client_user_id" in f.given:
+        values["client_user_id"] = f.client_user_id
+    if "priority" in f.given and f.priority is not None:
+        if not -10 <= f.priority <= 10:
+            errors.setdefault("priority", []).append("must be between -10 and 10")
+        values["priority"] = f.priority
+    if f.origin_url:
+        try:
+            values["origin_url"] = check_url(
+                f.origin_url, allow_private=settings.allow_private_urls, ports=settings.fetch_allowed_ports
+            )
+        except URLNotAllowedError as exc:
+            errors.setdefault("origin_url", []).append(exc.message)
+    if f.auto_transcribe_audio_language is not None:
+        value = f.auto_transcribe_audio_language.strip().lower()
+        if value not in ("auto", "disable"):
+            try:
+                value = languages.resolve(value).b
+            except languages.UnknownLanguageError as exc:
+                errors.setdefault("auto_transcribe_audio_language", []).append(str(exc))
+        values["auto_transcribe_audio_language"] = value
+    if f.auto_translate_subtitles_language is not None:
+        try:
+            targets = languages.parse_language_list(f.auto_translate_subtitles_language)
+            values["auto_translate_subtitles_language"] = ",".join(t.b for t in targets) or "disable"
+        except languages.UnknownLanguageError as exc:
+            errors.setdefault("auto_translate_subtitles_language", []).append(str(exc))
+    if errors:
+        raise VideoValidationError(errors)
+    return values
+
+
+def create_video(session: Session, settings: Settings, client: Client, f: VideoFields) -> Video:
+    values = _validate(settings, f, creating=True)
+    slug = "".join(secrets.choice(_SLUG_ALPHABET) for _ in range(16))
+    video = Video(client_id=client.id, slug=slug, status="empty", **values)
+    if video.origin_url:
+        video.job_state = "queued"
+        video.heartbeat_at = utcnow()
+    session.add(video)
+    session.commit()
+    if video.origin_url:
+        try:
+            dispatch_video(settings, video.id)
+        except Exception:  # the reaper re-sends queued jobs
+            log.exception("could not dispatch video %s; the reaper will retry", video.id)
+    return video
+
+
+def get_video(session: Session, client: Client, video_id: int) -> Video | None:
+    video = session.get(Video, video_id)
+    return video if video is not None and video.client_id == client.id else None
+
+
+def update_video(session: Session, settings: Settings, video: Video, f: VideoFields) -> Video:
+    values = _validate(settings, f, creating=False)
+    values.pop("origin_url", None)  # only used before transcoding, as on Gcore
+    for key, value in values.items():
+        setattr(video, key, value)
+    video.updated_at = utcnow()
+    session.commit()
+    return video
+
+
+def delete_video(session: Session, settings: Settings, video: Video) -> None:
+    """Delete the video, its renditions, subtitles and files; stop its unfinished AI tasks."""
+    now = utcnow()
+    session.execute(
+        update(AITask)
+        .where(AITask.video_id == video.id, AITask.status.in_(UNFINISHED))
+        .values(status="REVOKED", completed_at=now, result={"error": "The video was deleted."})
+    )
+    files = VideoFiles(settings.data_dir, video.key)
+    session.delete(video)
+    session.commit()
+    files.delete()
+
+
+@dataclass(frozen=True, slots=True)
+class VideoQuery:
+    page: int = 1
+    per_page: int = 25
+    ids: tuple[int, ...] = ()
+    search: str | None = None
+    status: str | None = None
+    client_user_id: int | None = None
+
+
+def list_videos(session: Session, client: Client, q: VideoQuery) -> tuple[int, list[Video]]:
+    conditions: list[Any] = [Video.client_id == client.id]
+    if q.ids:
+        conditions.append(Video.id.in_(q.ids))
+    if q.status:
+        conditions.append(Video.status == q.status)
+    if q.client_user_id is not None:
+        conditions.append(Video.client_user_id == q.client_user_id)
+    if q.search:
+        term = q.search.strip()
+        options = [Video.slug == term, func.lower(Video.name).like(f"%{term.lower()}%")]
+        if term.isdigit():
+            options.append(Video.id == int(term))
+        conditions.append(or_(*options))
+    total = session.scalar(select(func.count(Video.id)).where(*conditions)) or 0
+    stmt = (
+        select(Video)
+        .where(*conditions)
+        .order_by(Video.created_at.desc(), Video.id.desc())
+        .offset((q.page - 1) * q.per_page)
+        .limit(q.per_page)
+    )
+    return total, list(session.scalars(stmt))
+
+
+def renditions_of(session: Session, video: Video) -> list[Rendition]:
+    return list(
+        session.scalars(select(Rendition).where(Rendition.video_id == video.id).order_by(Rendition.height))
+    )
+
+
+# --- JSON shape ------------------------------------------------------------------------------------
+def video_urls(base_url: str, video: Video) -> dict[str, str]:
+    root = f"{base_url.rstrip('/')}/videos/{video.key}"
+    return {"root": root, "hls_url": f"{root}/master.m3u8", "iframe_url": f"{root}/embed"}
+
+
+def to_json(
+    video: Video, renditions: list[Rendition], base_url: str, *, detail: bool = True
+) -> dict[str, Any]:
+    urls = video_urls(base_url, video)
+    root = urls["root"]
+    screenshot = f"{root}/{video.screenshot}" if video.screenshot else None
+    body: dict[str, Any] = {
+        "id": video.id,
+        "name": video.name,
+        "description": video.description,
+        "client_id": video.client_id,
+        "slug": video.slug,
+        "status": video.status,
+        "error": video.error,
+        "duration": video.duration_ms,
+        "origin_video_duration": video.duration_ms,
+        "origin_size": video.origin_size,
+        "origin_url": video.origin_url,
+        "origin_width": video.origin_width,
+        "origin_height": video.origin_height,
+        "origin_audio_channels": video.origin_audio_channels,
+        "created_at": iso(video.created_at),
+        "updated_at": iso(video.updated_at),
+        "hls_url": urls["hls_url"],
+        "hls_cmaf_url": None,
+        "dash_url": None,
+        "converted_videos": [
+            {
+                "id": r.id,
+                "name": r.name,
+                "width": r.width,
+                "height": r.height,
+                "size": r.size,
+                "progress": r.progress,
+                "status": r.status,
+                "error": r.error,
+                "mp4_url": f"{root}/{r.filename}",
+            }
+            for r in renditions
+        ],
+        "screenshot": screenshot,
+        "screenshots": [screenshot] if screenshot else [],
+        "screenshot_id": 0 if screenshot else None,
+        "poster": None,
+        "poster_thumb": None,
+        "priority": video.priority,
+        "client_user_id": video.client_user_id,
+        "projection": "regular",
+        "views": 0,
+        "cdn_views": 0,
+        "record_type": None,
+        "stream_id": None,
+        "directory_id": None,
+        "quality_set_id": None,
+    }
+    if detail:
+        body.update({"iframe_url": urls["iframe_url"], "sprite": None, "sprite_vtt": None})
+    return body
