@@ -14,6 +14,7 @@ import imageio_ffmpeg
 import pytest
 from gcore import Gcore
 
+from tests.browser import chromium_page, require_chromium
 from tests.conftest import MediaServer, Service, wait_for
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -114,6 +115,18 @@ def test_video_with_speech_gets_hls_renditions_and_ai_subtitles(
         page = http.get(video.iframe_url)
         assert page.status_code == 200 and "hls.min.js" in page.text
         assert "Content-Security-Policy" in page.headers
+    # The embed page plays the HLS in a real browser and shows the AI subtitle's words.
+    require_chromium()
+    with chromium_page() as browser:
+        browser.navigate(f"{video.iframe_url}?autoplay=1&muted=1&sub_lang=en")
+        browser.wait_for("document.body.dataset.state === 'playing'", timeout=20)
+        cue = browser.wait_for(
+            "(t => t.includes('fellow Americans') && t)(document.getElementById('cue').textContent)",
+            timeout=20,
+        )
+        assert "ask not what" in cue
+        menu = browser.evaluate("document.body.innerText")
+        assert "English (AI-generated)" in menu
 
 
 def test_renditions_ladder_never_upscales(sdk: Gcore, videos_dir: MediaServer) -> None:

@@ -40,8 +40,15 @@ def _video(session: SessionDep, key: str) -> Video:
 
 @router.get("/videos/{key}/embed", response_class=HTMLResponse, summary="Embed player page (iframe_url)")
 def embed(
-    key: str, request: Request, session: SessionDep, settings: SettingsDep, sub_lang: str | None = None
+    key: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    sub_lang: str | None = None,
+    autoplay: bool = False,
+    muted: bool = False,
 ) -> Any:
+    """The player page; ``?sub_lang=en`` picks the subtitle (Gcore), ``?autoplay=1&muted=1`` starts it."""
     video = _video(session, key)
     tracks = []
     for i, sub in enumerate(list_subtitles(session, video)):
@@ -51,7 +58,13 @@ def embed(
     hls_url = f"{base}/videos/{video.key}/master.m3u8"
     poster = f"{base}/videos/{video.key}/{video.screenshot}" if video.screenshot else None
     html = render_embed_page(
-        title=video.name, hls_url=hls_url, subtitles=tracks, poster_url=poster, sub_lang=sub_lang
+        title=video.name,
+        hls_url=hls_url,
+        subtitles=tracks,
+        poster_url=poster,
+        sub_lang=sub_lang,
+        autoplay=autoplay,
+        muted=muted,
     )
     return HTMLResponse(html, headers={"Content-Security-Policy": embed_csp(hls_url, poster)})
 
