@@ -6,7 +6,7 @@ import os
 import signal
 import sqlite3
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import MediaServer, Service, start_service, stop_service, wait_for
 from vodscribe.config import Settings
-from vodscribe.db.models import AITask, utcnow
+from vodscribe.db.models import AITask, Video, utcnow
 from vodscribe.db.session import migrate, session_scope
 from vodscribe.services.clients import create_client
 from vodscribe.services.reaper import reap
@@ -114,3 +114,38 @@ def test_reaper_redispatches_stale_started_task(settings: Settings) -> None:
     assert stale in messages and unsent in messages and lost in messages and worn_out not in messages
     # a second pass right away changes nothing
     assert reap(settings) == []
+
+
+def test_reaper_recovers_video_jobs(settings: Settings) -> None:
+    old = utcnow() - timedelta(seconds=120)
+    with session_scope(settings.db_url) as s:
+        client, _ = create_client(s, "v")
+
+        def video(slug: str, state: str, attempts: int, beat: datetime) -> Video:
+            return Video(
+                client_id=client.id,
+                slug=slug,
+                name=slug,
+                job_state=state,
+                job_attempts=attempts,
+                heartbeat_at=beat,
+            )
+
+        rows = {
+            "dead": video("a", "running", 1, old),
+            "alive": video("b", "running", 1, utcnow()),
+            "worn": video("c", "running", 3, old),
+            "lost": video("d", "queued", 0, utcnow() - timedelta(seconds=400)),
+        }
+        s.add_all(rows.values())
+        s.flush()
+        ids = {k: v.id for k, v in rows.items()}
+    reap(settings)
+    with session_scope(settings.db_url) as s:
+        state = {k: (s.get(Video, i).job_state, s.get(Video, i).status) for k, i in ids.items()}
+    assert state["dead"] == ("queued", "empty")
+    assert state["alive"] == ("running", "empty")
+    assert state["worn"] == ("done", "error")
+    assert state["lost"] == ("queued", "empty")
+    messages = "".join(p.read_text() for p in (settings.broker_dir / "queue").iterdir())
+    assert messages.count("vodscribe.process_video") == 2  # dead + lost, each sent once
