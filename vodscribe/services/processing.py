@@ -30,6 +30,7 @@ from vodscribe.pipeline.render import to_subtitles_json, to_vtt
 from vodscribe.pipeline.segment import concatenated_text
 from vodscribe.pipeline.transcription import Transcript, transcribe_file
 from vodscribe.queue import dispatch_transcription
+from vodscribe.services.heartbeat import Heartbeat
 from vodscribe.services.subtitles import ai_subtitle_name, publish
 from vodscribe.storage.videos import VideoFiles
 from vodscribe.storage.workspace import workspace
@@ -82,29 +83,17 @@ def claim(settings: Settings, task_id: str) -> Claim | None:
         return Claim(task_id, attempt, dict(task.task_data), max(task.progress, 1), task.video_id)
 
 
-class Watcher:
-    """Heartbeat + cancel detection on a background thread; ``stopped`` is cheap to poll."""
+class Watcher(Heartbeat):
+    """Heartbeat, progress and cancel detection for an AI task (see :class:`Heartbeat`)."""
 
     def __init__(self, settings: Settings, claim: Claim) -> None:
+        super().__init__(f"watch-{claim.task_id}", min(1.0, settings.heartbeat_s))
         self.settings = settings
         self.claim = claim
-        self.cancelled = threading.Event()
-        self._done = threading.Event()
         self._progress: int | None = None
         self._highest = claim.progress
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name=f"watch-{claim.task_id}", daemon=True)
-
-    def __enter__(self) -> Watcher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join(timeout=10)
-
-    def stopped(self) -> bool:
-        return self.cancelled.is_set()
+        self._next_beat = time.monotonic() + settings.heartbeat_s  # claim() wrote the first beat
 
     def set_progress(self, percent: int) -> None:
         """Record progress; it never goes backwards (a retried attempt starts from the top again)."""
@@ -113,22 +102,14 @@ class Watcher:
                 self._highest = percent
                 self._progress = percent
 
-    def _run(self) -> None:
-        next_beat = time.monotonic() + self.settings.heartbeat_s  # claim() wrote the first beat
-        while not self._done.wait(timeout=min(1.0, self.settings.heartbeat_s)):
-            beat = time.monotonic() >= next_beat
-            try:
-                self._tick(beat=beat)
-            except Exception:  # the database may be briefly locked/unreachable; try again next tick
-                log.warning("heartbeat for %s failed", self.claim.task_id, exc_info=True)
-                continue
-            if beat:
-                next_beat = time.monotonic() + self.settings.heartbeat_s
-        self.flush()
-
-    def _tick(self, *, beat: bool) -> None:
+    def _take_progress(self) -> int | None:
         with self._lock:
             progress, self._progress = self._progress, None
+        return progress
+
+    def tick(self) -> bool:
+        beat = time.monotonic() >= self._next_beat
+        progress = self._take_progress()
         with session_scope(self.settings.db_url) as s:
             values: dict[str, Any] = {}
             if beat:
@@ -138,12 +119,12 @@ class Watcher:
             if values:
                 s.execute(_ours(self.claim).values(**values))
             status = s.scalar(select(AITask.status).where(AITask.id == self.claim.task_id))
-        if status != "STARTED":
-            self.cancelled.set()
+        if beat:
+            self._next_beat = time.monotonic() + self.settings.heartbeat_s
+        return status == "STARTED"
 
-    def flush(self) -> None:
-        with self._lock:
-            progress, self._progress = self._progress, None
+    def finish(self) -> None:
+        progress = self._take_progress()
         if progress is not None:
             with session_scope(self.settings.db_url) as s:
                 s.execute(_ours(self.claim).values(progress=progress))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from dataclasses import asdict
 from typing import Any
 
@@ -24,6 +23,7 @@ from vodscribe.pipeline.hls import mpegts_start, package_hls
 from vodscribe.pipeline.probe import MediaInfo, probe
 from vodscribe.pipeline.transcode import plan_renditions, screenshot, transcode
 from vodscribe.queue import dispatch_video
+from vodscribe.services.heartbeat import Heartbeat
 from vodscribe.services.processing import worker_name
 from vodscribe.services.subtitles import HLS_META, SubtitleError, parse_ai_plan, publish, request_ai_subtitles
 from vodscribe.storage.videos import VideoFiles
@@ -35,37 +35,17 @@ log = logging.getLogger(__name__)
 FETCH_ERRORS = (FetchError, NotMediaError, TooLargeError)
 
 
-class _Heartbeat:
-    """Keeps ``heartbeat_at`` fresh while a run is ours; ``stopped()`` turns true if it no longer is
-    (the video was deleted or handed to another worker)."""
+class _VideoHeartbeat(Heartbeat):
+    """Keeps ``heartbeat_at`` fresh while a run is ours; stops when the video was deleted or handed
+    to another worker (see :class:`Heartbeat`)."""
 
     def __init__(self, settings: Settings, video_id: int, attempt: int) -> None:
+        super().__init__(f"video-{video_id}", settings.heartbeat_s)
         self.settings, self.video_id, self.attempt = settings, video_id, attempt
-        self._lost = threading.Event()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name=f"video-{video_id}")
 
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join(timeout=10)
-
-    def stopped(self) -> bool:
-        return self._lost.is_set()
-
-    def _run(self) -> None:
-        while not self._done.wait(self.settings.heartbeat_s):
-            try:
-                with session_scope(self.settings.db_url) as s:
-                    if not s.execute(
-                        _ours(self.video_id, self.attempt).values(heartbeat_at=utcnow())
-                    ).rowcount:
-                        self._lost.set()
-            except Exception:
-                log.warning("heartbeat for video %s failed", self.video_id, exc_info=True)
+    def tick(self) -> bool:
+        with session_scope(self.settings.db_url) as s:
+            return bool(s.execute(_ours(self.video_id, self.attempt).values(heartbeat_at=utcnow())).rowcount)
 
 
 def _ours(video_id: int, attempt: int) -> Any:
@@ -96,7 +76,7 @@ def run_video(settings: Settings, video_id: int) -> str:
     attempt = _claim(settings, video_id)
     if attempt is None:
         return "SKIPPED"
-    with _Heartbeat(settings, video_id, attempt) as beat:
+    with _VideoHeartbeat(settings, video_id, attempt) as beat:
         try:
             _process(settings, video_id, attempt, beat)
         except Cancelled:
@@ -116,7 +96,7 @@ def _set(settings: Settings, video_id: int, attempt: int, **values: Any) -> None
             raise Cancelled
 
 
-def _process(settings: Settings, video_id: int, attempt: int, beat: _Heartbeat) -> None:
+def _process(settings: Settings, video_id: int, attempt: int, beat: Heartbeat) -> None:
     with session_scope(settings.db_url) as s:
         video = s.get(Video, video_id)
         assert video is not None and video.origin_url
