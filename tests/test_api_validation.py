@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from vodscribe.api.app import create_app
 from vodscribe.config import Settings
-from vodscribe.db.models import AITask, Client
+from vodscribe.db.models import AITask, Client, Video
 from vodscribe.db.session import migrate, session_scope
 from vodscribe.services.clients import create_client, hash_key
 
@@ -183,3 +183,23 @@ def test_legacy_endpoints(client: TestClient) -> None:
     assert r.status_code == 201
     body = client.get(f"/streaming/ai/results/{r.json()['task_id']}").json()
     assert body["task_data"]["audio_language"] == "bre" and body["status"] == "PENDING"
+
+
+def test_own_mp4_url_is_accepted_with_the_guard_on(client: TestClient, settings: Settings) -> None:
+    with session_scope(settings.db_url) as s:
+        video = Video(client_id=1, slug="AbCdEf0123456789", name="v", status="ready")
+        s.add(video)
+        s.flush()
+        video_id = video.id
+    own = "http://testserver/videos/1_AbCdEf0123456789/vod240p.mp4"
+    r = client.post("/streaming/ai/tasks", json={"url": own})
+    assert r.status_code == 201, r.text
+    with session_scope(settings.db_url) as s:
+        task = s.get(AITask, r.json()["task_id"])
+        assert task is not None and task.video_id == video_id and task.attach_subtitle is False
+    # another client's video, or an unknown slug, is just an ordinary (unresolvable) URL
+    for url in (
+        "http://testserver/videos/2_AbCdEf0123456789/vod240p.mp4",
+        "http://testserver/videos/1_nope/vod240p.mp4",
+    ):
+        assert client.post("/streaming/ai/tasks", json={"url": url}).status_code == 400

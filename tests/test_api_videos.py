@@ -101,6 +101,12 @@ def test_video_with_speech_gets_hls_renditions_and_ai_subtitles(
     tasks = [t for t in sdk.streaming.ai_tasks.list(limit=100) if t.task_data.url == rendition.mp4_url]
     assert len(tasks) == 1 and tasks[0].status == "SUCCESS"
     assert f'"video_id": {video.id}' in tasks[0].task_data.client_entity_data
+    # A client's own AI task on the mp4_url (as Gcore documents) works and attaches nothing.
+    own = sdk.streaming.ai_tasks.create(task_name="transcription", url=rendition.mp4_url)
+    with httpx.Client(base_url=service.base_url, headers=service.headers()) as api:
+        done = wait_for(api, own.task_id)
+    assert done["status"] == "SUCCESS" and "fellow Americans" in done["result"]["concatenated_text"]
+    assert len(sdk.streaming.videos.subtitles.list(video.id)) == 1
     with httpx.Client(timeout=30) as http:
         master = http.get(video.hls_url).text
         assert "#EXT-X-MEDIA:TYPE=SUBTITLES" in master and 'NAME="English (AI-generated)"' in master

@@ -71,10 +71,12 @@ class AITask(Base):
     completed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     #: Last sign of life: the worker's heartbeat while STARTED, the last (re-)dispatch otherwise.
     heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    #: Set for tasks made for a hosted video: the worker reads its rendition and attaches the result.
+    #: Set for tasks on a hosted video (made for it, or given its mp4_url): the worker reads the
+    #: rendition from storage; ``attach_subtitle`` tasks also attach their result as a subtitle.
     video_id: Mapped[int | None] = mapped_column(
         ForeignKey("videos.id", ondelete="SET NULL"), nullable=True, index=True
     )
+    attach_subtitle: Mapped[bool] = mapped_column(default=False)
 
 
 UNFINISHED = ("RECEIVED", "PENDING", "STARTED", "RETRY")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,7 +15,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from vodscribe import languages
 from vodscribe.config import Settings
-from vodscribe.db.models import FINISHED, UNFINISHED, AITask, Client, utcnow
+from vodscribe.db.models import FINISHED, UNFINISHED, AITask, Client, Video, utcnow
 from vodscribe.pipeline.errors import URLNotAllowedError
 from vodscribe.pipeline.fetch import check_url
 from vodscribe.queue import dispatch_transcription
@@ -54,15 +55,26 @@ def _language(value: str | None) -> str | None:
 
 
 def create_transcription(
-    session: Session, settings: Settings, client: Client, req: TranscriptionRequest
+    session: Session,
+    settings: Settings,
+    client: Client,
+    req: TranscriptionRequest,
+    own_bases: Sequence[str] = (),
 ) -> AITask:
-    """Validate, store (RECEIVED), then dispatch (PENDING). Fetching happens in the worker."""
-    try:
-        url = check_url(
-            req.url, allow_private=settings.allow_private_urls, ports=settings.fetch_allowed_ports
-        )
-    except URLNotAllowedError as exc:
-        raise TaskError(exc.message) from exc
+    """Validate, store (RECEIVED), then dispatch (PENDING). Fetching happens in the worker.
+
+    The ``mp4_url`` of a video hosted here is read from storage, not fetched: it would otherwise be
+    refused as a private address in the embedded default (and it is one hop less anyway)."""
+    video_id = own_video_id(session, req.url.strip(), own_bases)
+    if video_id is not None:
+        url = req.url.strip()
+    else:
+        try:
+            url = check_url(
+                req.url, allow_private=settings.allow_private_urls, ports=settings.fetch_allowed_ports
+            )
+        except URLNotAllowedError as exc:
+            raise TaskError(exc.message) from exc
     audio_language = _language(req.audio_language)
     subtitles_language = _language(req.subtitles_language)
     unfinished = session.scalar(
@@ -79,11 +91,28 @@ def create_transcription(
     }
     data.update({k: v for k, v in optional.items() if v is not None})
     data["client_id"] = client.id
-    task = AITask(client_id=client.id, task_name="transcription", status="RECEIVED", task_data=data)
+    task = AITask(
+        client_id=client.id, task_name="transcription", status="RECEIVED", task_data=data, video_id=video_id
+    )
     session.add(task)
     session.commit()
     send(session, settings, task)
     return task
+
+
+_OWN_MEDIA = re.compile(r"/videos/(\d+)_([A-Za-z0-9]+)/vod\d+p\.mp4")
+
+
+def own_video_id(session: Session, url: str, bases: Sequence[str]) -> int | None:
+    """The id of the hosted video whose rendition ``url`` is (``{base}/videos/{client}_{slug}/vodNp.mp4``
+    on one of this service's ``bases``), else None."""
+    for base in bases:
+        root = base.rstrip("/")
+        if url.startswith(root + "/") and (m := _OWN_MEDIA.fullmatch(url[len(root) :])):
+            video = session.scalar(select(Video).where(Video.slug == m.group(2)))
+            if video is not None and str(video.client_id) == m.group(1):
+                return video.id
+    return None
 
 
 def send(session: Session, settings: Settings, task: AITask) -> None:

@@ -56,6 +56,7 @@ class Claim:
     task_data: dict[str, Any]
     progress: int
     video_id: int | None = None
+    attach_subtitle: bool = False
 
 
 def claim(settings: Settings, task_id: str) -> Claim | None:
@@ -80,7 +81,9 @@ def claim(settings: Settings, task_id: str) -> Claim | None:
         ).rowcount
         if not changed:
             return None
-        return Claim(task_id, attempt, dict(task.task_data), max(task.progress, 1), task.video_id)
+        return Claim(
+            task_id, attempt, dict(task.task_data), max(task.progress, 1), task.video_id, task.attach_subtitle
+        )
 
 
 class Watcher(Heartbeat):
@@ -266,7 +269,7 @@ def _finish(settings: Settings, claimed: Claim, status: str, result: dict[str, A
         ).rowcount
         if not changed:
             return s.scalar(select(AITask.status).where(AITask.id == claimed.task_id)) or "GONE"
-        if status == "SUCCESS" and claimed.video_id is not None:
+        if status == "SUCCESS" and claimed.attach_subtitle:
             attached = _attach(s, claimed, result)
     if attached:
         with session_scope(settings.db_url) as s:

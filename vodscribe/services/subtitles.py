@@ -157,7 +157,13 @@ def request_ai_subtitles(session: Session, settings: Settings, video: Video, pla
             data["subtitles_language"] = target.b
         data["client_entity_data"] = json.dumps({"video_id": video.id})
         data["client_id"] = video.client_id
-        task = AITask(client_id=video.client_id, task_data=data, status="RECEIVED", video_id=video.id)
+        task = AITask(
+            client_id=video.client_id,
+            task_data=data,
+            status="RECEIVED",
+            video_id=video.id,
+            attach_subtitle=True,
+        )
         session.add(task)
         tasks.append(task)
     session.commit()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
 
 from vodscribe import languages
@@ -35,7 +35,9 @@ def _raise(exc: TaskError) -> ApiError:
 
 
 @router.post("/tasks", status_code=status.HTTP_201_CREATED, response_model=AITaskCreated, responses=ERRORS)
-def create_task(body: AITaskCreate, client: ClientDep, session: SessionDep, settings: SettingsDep) -> Any:
+def create_task(
+    body: AITaskCreate, request: Request, client: ClientDep, session: SessionDep, settings: SettingsDep
+) -> Any:
     """Create a transcription task for the media file at ``url``."""
     if body.task_name != "transcription":
         raise ApiError(422, "Feature is disabled: content-moderation tasks are not available on this server.")
@@ -47,7 +49,8 @@ def create_task(body: AITaskCreate, client: ClientDep, session: SessionDep, sett
         client_entity_data=body.client_entity_data,
     )
     try:
-        task = ai_tasks.create_transcription(session, settings, client, req)
+        bases = (settings.base_url, str(request.base_url))
+        task = ai_tasks.create_transcription(session, settings, client, req, own_bases=bases)
     except TaskError as exc:
         raise _raise(exc) from exc
     return {"task_id": task.id}
@@ -57,10 +60,10 @@ def create_task(body: AITaskCreate, client: ClientDep, session: SessionDep, sett
     "/transcribe", status_code=status.HTTP_201_CREATED, response_model=AITaskCreated, responses=ERRORS
 )
 def create_task_legacy(
-    body: AITaskCreate, client: ClientDep, session: SessionDep, settings: SettingsDep
+    body: AITaskCreate, request: Request, client: ClientDep, session: SessionDep, settings: SettingsDep
 ) -> Any:
     """Legacy alias (Gcore docs of 2024) of ``POST /streaming/ai/tasks`` for transcription."""
-    return create_task(body, client, session, settings)
+    return create_task(body, request, client, session, settings)
 
 
 @router.get("/tasks", response_model=AITaskList, response_model_exclude_unset=True, responses=ERRORS)

@@ -86,6 +86,9 @@ def upgrade() -> None:
 
     with op.batch_alter_table("ai_tasks", schema=None) as batch_op:
         batch_op.add_column(sa.Column("video_id", sa.Integer(), nullable=True))
+        batch_op.add_column(
+            sa.Column("attach_subtitle", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
         batch_op.create_index(batch_op.f("ix_ai_tasks_video_id"), ["video_id"], unique=False)
         batch_op.create_foreign_key(
             "fk_ai_tasks_video_id", "videos", ["video_id"], ["id"], ondelete="SET NULL"
@@ -96,6 +99,7 @@ def downgrade() -> None:
     with op.batch_alter_table("ai_tasks", schema=None) as batch_op:
         batch_op.drop_constraint("fk_ai_tasks_video_id", type_="foreignkey")
         batch_op.drop_index(batch_op.f("ix_ai_tasks_video_id"))
+        batch_op.drop_column("attach_subtitle")
         batch_op.drop_column("video_id")
 
     with op.batch_alter_table("subtitles", schema=None) as batch_op:
