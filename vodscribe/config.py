@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     asr_beam_size: int = 5
     asr_cpu_threads: int = 0
 
+    # --- video files: local (default) or an S3-compatible bucket ---------------------------------
+    s3_bucket: str | None = Field(default=None, description="Store video files in this bucket")
+    s3_endpoint_url: str | None = Field(default=None, description="e.g. https://s3.example.com (MinIO...)")
+    s3_region: str = "us-east-1"
+    s3_prefix: str = "videos"
+    s3_public_url: str | None = Field(default=None, description="Public base of the bucket (a CDN)")
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+
     # --- videos -----------------------------------------------------------------------------------
     video_create_response: Literal["object", "array"] = Field(
         default="object",

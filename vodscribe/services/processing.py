@@ -32,7 +32,7 @@ from vodscribe.pipeline.transcription import Transcript, transcribe_file
 from vodscribe.queue import dispatch_transcription
 from vodscribe.services.heartbeat import Heartbeat
 from vodscribe.services.subtitles import ai_subtitle_name, publish
-from vodscribe.storage.videos import VideoFiles
+from vodscribe.storage.media import media_store
 from vodscribe.storage.workspace import workspace
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> dict[str, 
                 watcher.set_progress(max(1, int(100 * FETCH_SHARE * done / total)))
 
         if claimed.video_id is not None:
-            source = _video_source(settings, claimed.video_id)
+            source = _video_source(settings, claimed.video_id, tmp)
         else:
             source = download(
                 data["url"],
@@ -197,7 +197,7 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> dict[str, 
     return build_result(transcript, audio_language, target)
 
 
-def _video_source(settings: Settings, video_id: int) -> Path:
+def _video_source(settings: Settings, video_id: int, scratch: Path) -> Path:
     """A hosted video's lowest complete rendition, read from storage instead of over HTTP."""
     with session_scope(settings.db_url) as s:
         video = s.get(Video, video_id)
@@ -208,7 +208,8 @@ def _video_source(settings: Settings, video_id: int) -> Path:
         ).first()
         if video is None or rendition is None:
             raise MediaError("The video was deleted or has no transcoded rendition.")
-        path = VideoFiles(settings.data_dir, video.key).path(rendition.filename)
+        key, filename = video.key, rendition.filename
+    path = media_store(settings).fetch(key, filename, scratch)
     if path is None:
         raise MediaError("The video's rendition file is missing.")
     return path

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -16,7 +18,7 @@ from vodscribe.db.models import AITask, Rendition, Subtitle, Video
 from vodscribe.pipeline.hls import HlsVariant, SubtitleTrack, write_master, write_subtitle_playlist
 from vodscribe.pipeline.render import InvalidSubtitlesError, parse_subtitles, to_vtt
 from vodscribe.services.ai_tasks import send
-from vodscribe.storage.videos import VideoFiles
+from vodscribe.storage.media import media_store
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +146,7 @@ def request_ai_subtitles(session: Session, settings: Settings, video: Video, pla
     if video.has_audio is False:
         raise SubtitleError("Unprocessable Entity. The video has no audio track to transcribe.")
     source = _asr_rendition(session, video)
-    url = f"{settings.base_url}/videos/{video.key}/{source.filename}"
+    url = media_store(settings).url(settings.base_url, video.key, source.filename)
     tasks = []
     wanted: list[languages.Language | None] = [None, *plan.targets]
     for target in wanted:
@@ -199,24 +201,33 @@ def ai_subtitle_name(task_data: dict[str, Any], result: dict[str, Any]) -> tuple
 
 # --- HLS --------------------------------------------------------------------------------------------
 def publish(settings: Settings, session: Session, video: Video) -> None:
-    """Rewrite the subtitle playlists and ``master.m3u8`` from the database (no-op before packaging)."""
-    files = VideoFiles(settings.data_dir, video.key)
-    meta_path = files.dir / HLS_META
-    if not meta_path.is_file():
-        return
-    with files.locked() as folder:
-        meta = json.loads(meta_path.read_text())
+    """Rewrite the subtitle playlists and ``master.m3u8`` from the database (no-op before packaging).
+
+    The playlists are built in a scratch folder and stored together; the video's row is locked for the
+    read-and-write so two machines publishing at once cannot store an older subtitle list last."""
+    store = media_store(settings)
+    with store.locked(video.key):
+        meta_text = store.read_text(video.key, HLS_META)
+        if meta_text is None:
+            return
+        meta = json.loads(meta_text)
         variants = [HlsVariant(**v) for v in meta["variants"]]
+        session.execute(select(Video.id).where(Video.id == video.id).with_for_update())
         session.expire_all()
-        tracks: list[tuple[SubtitleTrack, str]] = []
-        for i, sub in enumerate(list_subtitles(session, video)):
-            lang = languages.resolve(sub.language)
-            track = SubtitleTrack(
-                key=f"sub{sub.id}", name=sub.name, language=lang.iso1 or lang.b, default=i == 0
-            )
-            vtt = to_vtt(parse_subtitles(sub.vtt))
-            uri = write_subtitle_playlist(
-                folder, track, vtt, duration=meta["duration"], mpegts=meta["mpegts"]
-            )
-            tracks.append((track, uri))
-        write_master(folder, variants, tracks)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            tracks: list[tuple[SubtitleTrack, str]] = []
+            for i, sub in enumerate(list_subtitles(session, video)):
+                lang = languages.resolve(sub.language)
+                track = SubtitleTrack(f"sub{sub.id}", sub.name, lang.iso1 or lang.b, default=i == 0)
+                vtt = to_vtt(parse_subtitles(sub.vtt))
+                duration, mpegts = meta["duration"], meta["mpegts"]
+                tracks.append(
+                    (track, write_subtitle_playlist(folder, track, vtt, duration=duration, mpegts=mpegts))
+                )
+            write_master(folder, variants, tracks)
+            texts = {
+                p.relative_to(folder).as_posix(): p.read_text() for p in folder.rglob("*") if p.is_file()
+            }
+        store.put_texts(video.key, texts, prune="subs")
+        session.commit()

@@ -26,7 +26,7 @@ from vodscribe.queue import dispatch_video
 from vodscribe.services.heartbeat import Heartbeat
 from vodscribe.services.processing import worker_name
 from vodscribe.services.subtitles import HLS_META, SubtitleError, parse_ai_plan, publish, request_ai_subtitles
-from vodscribe.storage.videos import VideoFiles
+from vodscribe.storage.media import media_store
 from vodscribe.storage.workspace import workspace
 
 log = logging.getLogger(__name__)
@@ -101,15 +101,14 @@ def _process(settings: Settings, video_id: int, attempt: int, beat: Heartbeat) -
         video = s.get(Video, video_id)
         assert video is not None and video.origin_url
         origin_url, key = video.origin_url, video.key
-    files = VideoFiles(settings.data_dir, key)
-    with workspace(settings.work_dir, f"video-{video_id}") as tmp:
+    store = media_store(settings)
+    with workspace(settings.work_dir, f"video-{video_id}") as tmp, store.producing(key, tmp) as out:
         fetched = download(origin_url, tmp / "origin", settings=settings, should_stop=beat.stopped)
         info = probe(fetched.path)
         if not info.has_video:
             raise MediaError("The file has no video track.")
         _set(settings, video_id, attempt, status="pending", error=None, **_origin_fields(info, fetched.size))
         rows = _rendition_rows(settings, video_id, info)
-        files.dir.mkdir(parents=True, exist_ok=True)
 
         def progress(fraction: float) -> None:
             with session_scope(settings.db_url) as s:
@@ -119,7 +118,16 @@ def _process(settings: Settings, video_id: int, attempt: int, beat: Heartbeat) -
                     .values(progress=min(99, int(100 * fraction)))
                 )
 
-        renditions = transcode(fetched.path, info, files.dir, on_progress=progress, should_stop=beat.stopped)
+        renditions = transcode(fetched.path, info, out, on_progress=progress, should_stop=beat.stopped)
+        variants = [package_hls(r, out, should_stop=beat.stopped) for r in renditions]
+        screenshot(renditions[-1].path, info.duration, out / "screenshot.jpg")
+        meta = {
+            "variants": [asdict(v) for v in variants],
+            "mpegts": mpegts_start(out, variants[0]),
+            "duration": info.duration,
+        }
+        (out / HLS_META).write_text(json.dumps(meta))
+    # Stored (uploaded, with S3): every rendition is playable from here on.
     with session_scope(settings.db_url) as s:
         for made in renditions:
             s.execute(
@@ -128,14 +136,6 @@ def _process(settings: Settings, video_id: int, attempt: int, beat: Heartbeat) -
                 .values(size=made.size, bitrate=made.bitrate, progress=100, status="complete")
             )
     _set(settings, video_id, attempt, status="viewable")
-    variants = [package_hls(r, files.dir) for r in renditions]
-    screenshot(renditions[-1].path, info.duration, files.dir / "screenshot.jpg")
-    meta = {
-        "variants": [asdict(v) for v in variants],
-        "mpegts": mpegts_start(files.dir, variants[0]),
-        "duration": info.duration,
-    }
-    (files.dir / HLS_META).write_text(json.dumps(meta))
     with session_scope(settings.db_url) as s:
         video = s.get(Video, video_id)
         assert video is not None

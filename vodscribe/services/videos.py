@@ -18,7 +18,7 @@ from vodscribe.pipeline.errors import URLNotAllowedError
 from vodscribe.pipeline.fetch import check_url
 from vodscribe.queue import dispatch_video
 from vodscribe.services.ai_tasks import iso
-from vodscribe.storage.videos import VideoFiles
+from vodscribe.storage.media import MediaStore, media_store
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +132,10 @@ def delete_video(session: Session, settings: Settings, video: Video) -> None:
         .where(AITask.video_id == video.id, AITask.status.in_(UNFINISHED))
         .values(status="REVOKED", completed_at=now, result={"error": "The video was deleted."})
     )
-    files = VideoFiles(settings.data_dir, video.key)
+    key = video.key
     session.delete(video)
     session.commit()
-    files.delete()
+    media_store(settings).delete(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,17 +180,13 @@ def renditions_of(session: Session, video: Video) -> list[Rendition]:
 
 
 # --- JSON shape ------------------------------------------------------------------------------------
-def video_urls(base_url: str, video: Video) -> dict[str, str]:
-    root = f"{base_url.rstrip('/')}/videos/{video.key}"
-    return {"root": root, "hls_url": f"{root}/master.m3u8", "iframe_url": f"{root}/embed"}
-
-
 def to_json(
-    video: Video, renditions: list[Rendition], base_url: str, *, detail: bool = True
+    video: Video, renditions: list[Rendition], base_url: str, store: MediaStore, *, detail: bool = True
 ) -> dict[str, Any]:
-    urls = video_urls(base_url, video)
-    root = urls["root"]
-    screenshot = f"{root}/{video.screenshot}" if video.screenshot else None
+    def url(relative: str) -> str:
+        return store.url(base_url, video.key, relative)
+
+    screenshot = url(video.screenshot) if video.screenshot else None
     body: dict[str, Any] = {
         "id": video.id,
         "name": video.name,
@@ -208,7 +204,7 @@ def to_json(
         "origin_audio_channels": video.origin_audio_channels,
         "created_at": iso(video.created_at),
         "updated_at": iso(video.updated_at),
-        "hls_url": urls["hls_url"],
+        "hls_url": url("master.m3u8"),
         "hls_cmaf_url": None,
         "dash_url": None,
         "converted_videos": [
@@ -221,7 +217,7 @@ def to_json(
                 "progress": r.progress,
                 "status": r.status,
                 "error": r.error,
-                "mp4_url": f"{root}/{r.filename}",
+                "mp4_url": url(r.filename),
             }
             for r in renditions
         ],
@@ -241,5 +237,6 @@ def to_json(
         "quality_set_id": None,
     }
     if detail:
-        body.update({"iframe_url": urls["iframe_url"], "sprite": None, "sprite_vtt": None})
+        iframe = f"{base_url.rstrip('/')}/videos/{video.key}/embed"
+        body.update({"iframe_url": iframe, "sprite": None, "sprite_vtt": None})
     return body

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from vodscribe import languages
@@ -15,19 +15,12 @@ from vodscribe.api.deps import SessionDep, SettingsDep
 from vodscribe.api.embed import EmbedSubtitle, embed_csp, render_embed_page
 from vodscribe.db.models import Video
 from vodscribe.services.subtitles import list_subtitles
-from vodscribe.storage.videos import VideoFiles
+from vodscribe.storage.media import LocalStore, cache_control, content_type, media_store
 
 router = APIRouter(tags=["Media"])
 
-MEDIA_TYPES = {
-    ".m3u8": "application/vnd.apple.mpegurl",
-    ".ts": "video/mp2t",
-    ".mp4": "video/mp4",
-    ".vtt": "text/vtt; charset=utf-8",
-    ".jpg": "image/jpeg",
-}
-# Playlists change when subtitles do; segments and renditions never change once written.
-CACHE = {".m3u8": "no-cache", ".vtt": "no-cache"}
+#: What is public in a video's folder (not hls.json, not the lock file).
+SERVED = (".m3u8", ".ts", ".mp4", ".vtt", ".jpg")
 
 
 def _video(session: SessionDep, key: str) -> Video:
@@ -72,16 +65,15 @@ def embed(
 @router.api_route(
     "/videos/{key}/{path:path}", methods=["GET", "HEAD"], summary="Video files (range requests)"
 )
-def video_file(key: str, path: str, session: SessionDep, settings: SettingsDep) -> FileResponse:
+def video_file(key: str, path: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     video = _video(session, key)
-    suffix = Path(path).suffix.lower()
-    if suffix not in MEDIA_TYPES:
+    if Path(path).suffix.lower() not in SERVED:
         raise HTTPException(404)
-    file = VideoFiles(settings.data_dir, video.key).path(path)
+    store = media_store(settings)
+    file = store.local_file(video.key, path)
     if file is None:
-        raise HTTPException(404)
-    headers = {
-        "Cache-Control": CACHE.get(suffix, "public, max-age=86400"),
-        "Access-Control-Allow-Origin": "*",
-    }
-    return FileResponse(file, media_type=MEDIA_TYPES[suffix], headers=headers)
+        if isinstance(store, LocalStore):
+            raise HTTPException(404)
+        return RedirectResponse(store.url(str(request.base_url), video.key, path), status_code=302)
+    headers = {"Cache-Control": cache_control(path), "Access-Control-Allow-Origin": "*"}
+    return FileResponse(file, media_type=content_type(path), headers=headers)

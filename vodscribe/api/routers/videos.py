@@ -9,11 +9,13 @@ from fastapi.responses import JSONResponse
 
 from vodscribe.api.deps import ClientDep, SessionDep, SettingsDep
 from vodscribe.api.errors import ApiError
+from vodscribe.config import Settings
 from vodscribe.db.models import Client, Video
 from vodscribe.services import subtitles as subs
 from vodscribe.services import videos
 from vodscribe.services.subtitles import SubtitleError, SubtitleFields
 from vodscribe.services.videos import VideoFields, VideoQuery, VideoValidationError
+from vodscribe.storage.media import media_store
 
 router = APIRouter(prefix="/streaming/videos", tags=["Videos"])
 
@@ -72,8 +74,8 @@ def _own_video(session: SessionDep, client: Client, video_id: int) -> Video:
     return video
 
 
-def _detail(session: SessionDep, video: Video, base: str) -> dict[str, Any]:
-    return videos.to_json(video, videos.renditions_of(session, video), base)
+def _detail(session: SessionDep, settings: Settings, video: Video, base: str) -> dict[str, Any]:
+    return videos.to_json(video, videos.renditions_of(session, video), base, media_store(settings))
 
 
 @router.post("", summary='Create a video (body under "video"; a flat body is accepted too)')
@@ -91,7 +93,7 @@ def create_video(
         video = videos.create_video(session, settings, client, _video_fields(data))
     except VideoValidationError as exc:
         return _rails(exc.errors)
-    body = _detail(session, video, base_url(request, settings))
+    body = _detail(session, settings, video, base_url(request, settings))
     return [body] if settings.video_create_response == "array" else body
 
 
@@ -120,14 +122,15 @@ def list_videos(
     )
     response.headers["X-Total-Count"] = str(total)
     base = base_url(request, settings)
-    return [videos.to_json(v, videos.renditions_of(session, v), base, detail=False) for v in items]
+    store = media_store(settings)
+    return [videos.to_json(v, videos.renditions_of(session, v), base, store, detail=False) for v in items]
 
 
 @router.get("/{video_id}")
 def get_video(
     video_id: int, request: Request, client: ClientDep, session: SessionDep, settings: SettingsDep
 ) -> Any:
-    return _detail(session, _own_video(session, client, video_id), base_url(request, settings))
+    return _detail(session, settings, _own_video(session, client, video_id), base_url(request, settings))
 
 
 @router.patch("/{video_id}")
@@ -144,7 +147,7 @@ def update_video(
         videos.update_video(session, settings, video, _video_fields(body or {}))
     except VideoValidationError as exc:
         return _rails(exc.errors)
-    return _detail(session, video, base_url(request, settings))
+    return _detail(session, settings, video, base_url(request, settings))
 
 
 @router.delete("/{video_id}", status_code=204)
