@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_prefix: str = "videos"
     s3_public_url: str | None = Field(default=None, description="Public base of the bucket (a CDN)")
+    s3_object_acl: str | None = Field(
+        default=None, description="e.g. public-read, where the bucket has no public-read policy"
+    )
     s3_access_key: str | None = None
     s3_secret_key: str | None = None
 

@@ -146,6 +146,7 @@ class S3Store:
         )
         public = settings.s3_public_url or f"{(settings.s3_endpoint_url or '').rstrip('/')}/{self.bucket}"
         self.public = public.rstrip("/")
+        self.acl = {"ACL": settings.s3_object_acl} if settings.s3_object_acl else {}
 
     def _key(self, key: str, relative: str = "") -> str:
         return "/".join(p for p in (self.prefix, key, relative) if p)
@@ -164,7 +165,11 @@ class S3Store:
         for path in sorted(folder.rglob("*")):
             if path.is_file() and not path.name.startswith("."):
                 relative = path.relative_to(folder).as_posix()
-                extra = {"ContentType": content_type(relative), "CacheControl": cache_control(relative)}
+                extra = {
+                    "ContentType": content_type(relative),
+                    "CacheControl": cache_control(relative),
+                    **self.acl,
+                }
                 self.client.upload_file(str(path), self.bucket, self._key(key, relative), ExtraArgs=extra)
 
     @contextmanager
@@ -186,6 +191,7 @@ class S3Store:
                 Body=text.encode(),
                 ContentType=content_type(relative),
                 CacheControl=cache_control(relative),
+                **self.acl,
             )
         if prune:
             keep = {self._key(key, r) for r in texts}
@@ -221,7 +227,7 @@ _stores: dict[tuple[Any, ...], MediaStore] = {}
 def media_store(settings: Settings) -> MediaStore:
     """The configured store (one per configuration and process)."""
     key = (settings.s3_bucket, settings.s3_endpoint_url, settings.s3_prefix, settings.s3_public_url,
-           str(settings.data_dir.resolve()))  # fmt: skip
+           settings.s3_object_acl, str(settings.data_dir.resolve()))  # fmt: skip
     if key not in _stores:
         _stores[key] = S3Store(settings) if settings.s3_bucket else LocalStore(settings.data_dir)
     return _stores[key]
