@@ -95,7 +95,7 @@ def bench_e2e(testdata: Path, runs: int) -> dict[str, object]:
     url = f"http://127.0.0.1:{server.server_address[1]}/{CLIP}"
     duration = probe(testdata / CLIP).duration
     with tempfile.TemporaryDirectory() as tmp:
-        svc = start_service(Path(tmp))
+        svc = start_service(Path(tmp), {"VODSCRIBE_RATE_LIMIT_PER_S": "0"})  # the bench polls fast
         try:
             sdk = Gcore(api_key=svc.api_key, base_url=svc.base_url, max_retries=0)
             _run(sdk, url, "warm-up")  # loads the model in the worker

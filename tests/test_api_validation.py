@@ -203,3 +203,34 @@ def test_own_mp4_url_is_accepted_with_the_guard_on(client: TestClient, settings:
         "http://testserver/videos/1_nope/vod240p.mp4",
     ):
         assert client.post("/streaming/ai/tasks", json={"url": url}).status_code == 400
+
+
+def test_request_rate_limit_per_client(tmp_path: Path, keys: tuple[str, str], settings: Settings) -> None:
+    limited = Settings(data_dir=settings.data_dir, rate_limit_per_s=1.0, rate_limit_burst=3)
+    with TestClient(create_app(limited)) as c:
+        a = {"Authorization": f"APIKey {keys[0]}"}
+        codes = [c.get("/streaming/ai/tasks", headers=a).status_code for _ in range(5)]
+        assert codes == [200, 200, 200, 429, 429]
+        r = c.get("/streaming/ai/tasks", headers=a)
+        assert r.json() == {"error": "Too many requests, try later"}
+        assert int(r.headers["retry-after"]) >= 1
+        # the limit is per client
+        assert c.get("/streaming/ai/tasks", headers={"Authorization": f"APIKey {keys[1]}"}).status_code == 200
+
+
+def test_request_body_limit(tmp_path: Path, keys: tuple[str, str], settings: Settings) -> None:
+    small = Settings(data_dir=settings.data_dir, max_body_bytes=2000)
+    with TestClient(create_app(small), headers={"Authorization": f"APIKey {keys[0]}"}) as c:
+        r = c.post("/streaming/ai/tasks", json={"url": URL, "client_entity_data": "x" * 3000})
+        assert r.status_code == 413
+        assert r.json() == {"status": 413, "error": "Request body is too large."}
+        assert c.post("/streaming/ai/tasks", json={"url": URL}).status_code == 201
+
+        def chunked() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+            yield b'{"url": "' + URL.encode() + b'", "client_entity_data": "'
+            for _ in range(10):
+                yield b"y" * 500
+            yield b'"}'
+
+        r = c.post("/streaming/ai/tasks", content=chunked(), headers={"Content-Type": "application/json"})
+        assert r.status_code == 413 and r.json()["status"] == 413

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     port: int = 8000
     public_url: str | None = Field(default=None, description="Base URL clients reach the API at")
 
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, description="Largest request body (413 beyond)")
+    rate_limit_per_s: float = Field(default=20.0, description="Requests per second per client (0 = off)")
+    rate_limit_burst: int = Field(default=40, description="Requests a client may send at once")
+
     # --- fetching user URLs ---------------------------------------------------------------------
     allow_private_urls: bool = Field(
         default=False, description="Let user URLs reach loopback/private addresses (tests only!)"

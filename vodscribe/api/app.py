@@ -9,19 +9,24 @@ from fastapi.staticfiles import StaticFiles
 
 from vodscribe import __version__
 from vodscribe.api import errors
+from vodscribe.api.limits import BodyLimit
 from vodscribe.api.routers import ai_tasks, media, videos
 from vodscribe.config import Settings, get_settings
+from vodscribe.services.ratelimit import make_limiter
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
     app = FastAPI(
         title="vodscribe",
         version=__version__,
         description="Self-hosted, Gcore-compatible video platform API with AI subtitles. "
         "Authenticate with `Authorization: APIKey <key>`.",
     )
-    app.state.settings = settings or get_settings()
+    app.state.settings = settings
+    app.state.limiter = make_limiter(settings)
     errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(ai_tasks.router)
     app.include_router(videos.router)
     app.include_router(media.router)

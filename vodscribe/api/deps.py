@@ -45,6 +45,9 @@ def current_client(request: Request, session: SessionDep) -> Client:
     client = authenticate(session, token.strip())
     if client is None:
         raise ApiError(401, "Token is invalid or expired")
+    wait = request.app.state.limiter.hit(client.id)
+    if wait > 0:
+        raise ApiError(429, "Too many requests, try later", headers={"Retry-After": str(max(1, round(wait)))})
     return client
 
 

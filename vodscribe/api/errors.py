@@ -11,11 +11,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, *, with_status: bool = False) -> None:
+    def __init__(
+        self, status: int, message: str, *, with_status: bool = False, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.with_status = with_status
+        self.headers = headers or {}
 
 
 def error_body(status: int, message: str, *, with_status: bool = False) -> dict[str, Any]:
@@ -39,7 +42,7 @@ def _describe(exc: RequestValidationError) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "APIKey"} if exc.status == 401 else None
+        headers = {"WWW-Authenticate": "APIKey", **exc.headers} if exc.status == 401 else exc.headers
         return JSONResponse(
             error_body(exc.status, exc.message, with_status=exc.with_status), exc.status, headers=headers
         )

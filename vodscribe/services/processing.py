@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,16 +61,32 @@ class Claim:
 
 
 def claim(settings: Settings, task_id: str) -> Claim | None:
-    """STARTED + attempt number, or None when the task is not ours to run (done, cancelled, running)."""
+    """STARTED + attempt number, or None when the task is not ours to run (done, cancelled, running).
+
+    A task STARTED by a worker whose heartbeat went stale is taken over too: that is the broker
+    redelivering the message of a worker that died (acks_late), ahead of the reaper."""
     with session_scope(settings.db_url) as s:
         task = s.get(AITask, task_id)
-        if task is None or task.status not in CLAIMABLE:
+        if task is None:
             return None
         now = utcnow()
+        stale = now - timedelta(seconds=settings.stale_after_s)
+        orphaned = task.status == "STARTED" and task.heartbeat_at is not None and task.heartbeat_at < stale
+        if task.status not in CLAIMABLE and not orphaned:
+            return None
+        if orphaned and task.attempts >= settings.max_attempts:
+            return None  # the reaper fails it with a reason
         attempt = task.attempts + 1
         changed = s.execute(
             update(AITask)
-            .where(AITask.id == task_id, AITask.status.in_(CLAIMABLE), AITask.attempts == task.attempts)
+            .where(
+                AITask.id == task_id,
+                AITask.status == task.status,
+                AITask.attempts == task.attempts,
+                AITask.heartbeat_at.is_(None)
+                if task.heartbeat_at is None
+                else AITask.heartbeat_at == task.heartbeat_at,
+            )
             .values(
                 status="STARTED",
                 attempts=attempt,
@@ -81,6 +98,8 @@ def claim(settings: Settings, task_id: str) -> Claim | None:
         ).rowcount
         if not changed:
             return None
+        if orphaned:
+            log.warning("task %s: taking over from lost worker %s", task_id, task.worker)
         return Claim(
             task_id, attempt, dict(task.task_data), max(task.progress, 1), task.video_id, task.attach_subtitle
         )

@@ -1,0 +1,53 @@
+"""Request body size limit: 413 in Gcore's error shape, for declared and for chunked bodies."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed
+
+
+class BodyLimit:
+    """Refuses bodies over ``max_bytes`` before the application buffers them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(send)
+            return
+        if declared is None:  # chunked: read (at most the limit) first, then replay it to the app
+            messages: list[Message] = []
+            size = 0
+            while True:
+                message = await receive()
+                messages.append(message)
+                size += len(message.get("body", b""))
+                if size > self.max_bytes:
+                    await self._reject(send)
+                    return
+                if message["type"] != "http.request" or not message.get("more_body"):
+                    break
+            receive = _replay(messages, receive)
+        await self.app(scope, receive, send)
+
+    async def _reject(self, send: Send) -> None:
+        body = json.dumps({"status": 413, "error": "Request body is too large."}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
