@@ -107,6 +107,7 @@ class Service:
 def start_service(
     data_dir: Path, extra_env: dict[str, str] | None = None, args: Sequence[str] = ("serve",)
 ) -> Service:
+    data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {
         **os.environ,
@@ -135,7 +136,8 @@ def start_service(
             time.sleep(0.2)
     else:
         raise RuntimeError("vodscribe serve did not come up:\n" + (data_dir / "serve.log").read_text())
-    key = (data_dir / "admin-api-key.txt").read_text().strip()
+    key_file = data_dir / "admin-api-key.txt"  # only written when the database had no client yet
+    key = key_file.read_text().strip() if key_file.exists() else ""
     return Service(base, key, data_dir, proc, env)
 
 

@@ -6,6 +6,7 @@ services are missing."""
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,9 +73,12 @@ def scaled(tmp_path_factory: pytest.TempPathFactory, pg_database: str, redis_url
         {"VODSCRIBE_DATABASE_URL": pg_database, "VODSCRIBE_BROKER_URL": redis_url},
         args=("serve", "--no-worker"),
     )
-    worker = start_worker(svc, "-Q", "asr,media", "--pool", "prefork", "--concurrency", "1")
+    workers = [
+        start_worker(svc, "-Q", "asr,media", "--pool", "prefork", "--concurrency", "1") for _ in range(2)
+    ]
     yield svc
-    stop_process(worker)
+    for worker in workers:
+        stop_process(worker)
     stop_service(svc)
 
 
@@ -120,3 +124,63 @@ def test_cancel_on_postgres_and_redis(scaled: Service, media_server: MediaServer
         nxt = c.post("/streaming/ai/tasks", json={"url": media_server.url("ldc93s1.wav")}).json()["task_id"]
         assert wait_for(c, nxt, timeout=60)["status"] == "SUCCESS"
         assert c.get(f"/streaming/ai/tasks/{task_id}").json()["status"] == "REVOKED"
+
+
+def _task_row(pg_database: str, task_id: str) -> tuple[str, int, str]:
+    engine = sa.create_engine(pg_database)
+    try:
+        with engine.connect() as c:
+            row = c.execute(
+                sa.text("select status, attempts, worker from ai_tasks where id = :id"), {"id": task_id}
+            ).one()
+    finally:
+        engine.dispose()
+    return row[0], row[1], row[2]
+
+
+def test_worker_killed_with_sigkill_another_finishes(
+    scaled: Service, pg_database: str, media_server: MediaServer
+) -> None:
+    """Two prefork workers; the one running the task is killed -9 (main process and child). The
+    reaper sees the heartbeat stop and re-dispatches; the other worker finishes it, once."""
+    with httpx.Client(base_url=scaled.base_url, headers=scaled.headers()) as c:
+        url = media_server.url("slow/multilingual_en_de.mp3")
+        task_id = c.post("/streaming/ai/tasks", json={"url": url, "client_user_id": "sigkill"}).json()[
+            "task_id"
+        ]
+        wait_for(c, task_id, until=("STARTED",), timeout=60)
+        status, attempts, worker = _task_row(pg_database, task_id)
+        assert (status, attempts) == ("STARTED", 1)
+        child = int(worker.rsplit(":", 1)[1])
+        os.killpg(os.getpgid(child), signal.SIGKILL)  # the whole worker: main process and pool child
+        task = wait_for(c, task_id, timeout=120)
+        assert task["status"] == "SUCCESS", task
+        assert task["result"]["languages"] == ["eng", "ger"]
+        status, attempts, new_worker = _task_row(pg_database, task_id)
+        assert attempts == 2 and new_worker != worker
+        mine = c.get("/streaming/ai/tasks", params={"search": "sigkill", "limit": 100}).json()
+        assert mine["count"] == 1, "one task, one result"
+
+
+def test_api_server_restart_loses_nothing(scaled: Service, media_server: MediaServer, tmp_path: Path) -> None:
+    """The API server dies (kill -9) right after accepting tasks; a new one serves their results."""
+    env = {
+        k: v
+        for k, v in scaled.env.items()
+        if k.startswith("VODSCRIBE_") and k not in ("VODSCRIBE_PORT", "VODSCRIBE_DATA_DIR")
+    }
+    first = start_service(tmp_path / "a", env, args=("serve", "--no-worker"))
+    names = ("ldc93s1.wav", "sr_french.aiff", "sr_chinese.flac")
+    with httpx.Client(base_url=first.base_url, headers=scaled.headers()) as c:
+        ids = [
+            c.post("/streaming/ai/tasks", json={"url": media_server.url(n)}).json()["task_id"] for n in names
+        ]
+    os.killpg(first.proc.pid, signal.SIGKILL)
+    second = start_service(tmp_path / "b", env, args=("serve", "--no-worker"))
+    try:
+        with httpx.Client(base_url=second.base_url, headers=scaled.headers()) as c:
+            results = [wait_for(c, task_id, timeout=120) for task_id in ids]
+    finally:
+        stop_service(second)
+    assert [t["status"] for t in results] == ["SUCCESS"] * 3
+    assert [t["result"]["languages"] for t in results] == [["eng"], ["fre"], ["chi"]]

@@ -17,6 +17,7 @@ from vodscribe.config import Settings
 from vodscribe.db.models import AITask, Video, utcnow
 from vodscribe.db.session import migrate, session_scope
 from vodscribe.services.clients import create_client
+from vodscribe.services.processing import claim
 from vodscribe.services.reaper import reap
 
 
@@ -149,3 +150,19 @@ def test_reaper_recovers_video_jobs(settings: Settings) -> None:
     assert state["lost"] == ("queued", "empty")
     messages = "".join(p.read_text() for p in (settings.broker_dir / "queue").iterdir())
     assert messages.count("vodscribe.process_video") == 2  # dead + lost, each sent once
+
+
+def test_claim_takes_over_only_orphaned_tasks(settings: Settings) -> None:
+    old = utcnow() - timedelta(seconds=120)
+    orphan = _task(settings, status="STARTED", attempts=1, heartbeat_at=old, started_at=old)
+    running = _task(settings, status="STARTED", attempts=1, heartbeat_at=utcnow(), started_at=old)
+    pending = _task(settings, status="PENDING")
+    worn_out = _task(settings, status="STARTED", attempts=3, heartbeat_at=old, started_at=old)
+    taken = claim(settings, orphan)
+    assert taken is not None and taken.attempt == 2
+    assert claim(settings, orphan) is None, "now it is ours, not orphaned"
+    assert claim(settings, running) is None
+    assert claim(settings, worn_out) is None
+    first = claim(settings, pending)
+    assert first is not None and first.attempt == 1
+    assert _status(settings, orphan).started_at == old, "started_at keeps the first start"

@@ -77,16 +77,17 @@ def claim(settings: Settings, task_id: str) -> Claim | None:
         if orphaned and task.attempts >= settings.max_attempts:
             return None  # the reaper fails it with a reason
         attempt = task.attempts + 1
+        if orphaned:  # still exactly as the dead worker left it
+            ours = (
+                AITask.status == "STARTED",
+                AITask.attempts == task.attempts,
+                AITask.heartbeat_at == task.heartbeat_at,
+            )
+        else:  # RECEIVED may turn PENDING meanwhile (the API marks it after sending): both are fine
+            ours = (AITask.status.in_(CLAIMABLE), AITask.attempts == task.attempts)
         changed = s.execute(
             update(AITask)
-            .where(
-                AITask.id == task_id,
-                AITask.status == task.status,
-                AITask.attempts == task.attempts,
-                AITask.heartbeat_at.is_(None)
-                if task.heartbeat_at is None
-                else AITask.heartbeat_at == task.heartbeat_at,
-            )
+            .where(AITask.id == task_id, *ours)
             .values(
                 status="STARTED",
                 attempts=attempt,
