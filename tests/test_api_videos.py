@@ -55,6 +55,14 @@ def wait_video(sdk: Gcore, video_id: int, until: tuple[str, ...] = ("ready", "er
     raise AssertionError(f"video {video_id} did not reach {until}: {video}")
 
 
+def ready_video(sdk: Gcore, name: str, origin_url: str, **fields: object):
+    """Create a video from ``origin_url`` and wait until it is ready."""
+    created = sdk.streaming.videos.create(video={"name": name, "origin_url": origin_url, **fields})
+    video = wait_video(sdk, created.id)
+    assert video.status == "ready", video.error
+    return video
+
+
 def wait_subtitles(sdk: Gcore, video_id: int, count: int, timeout: float = 120) -> list:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -136,15 +144,7 @@ def test_video_with_speech_gets_hls_renditions_and_ai_subtitles(
 
 
 def test_renditions_ladder_never_upscales(sdk: Gcore, videos_dir: MediaServer) -> None:
-    created = sdk.streaming.videos.create(
-        video={
-            "name": "wide",
-            "origin_url": videos_dir.url("wide.mp4"),
-            "auto_transcribe_audio_language": "disable",
-        }
-    )
-    video = wait_video(sdk, created.id)
-    assert video.status == "ready", video.error
+    video = ready_video(sdk, "wide", videos_dir.url("wide.mp4"), auto_transcribe_audio_language="disable")
     got = [(r.name, r.width, r.height) for r in video.converted_videos]
     assert got == [("vod240p", 428, 240), ("vod360p", 640, 360), ("vod480p", 854, 480)]
     with httpx.Client(timeout=30) as http:
@@ -167,11 +167,7 @@ def test_renditions_ladder_never_upscales(sdk: Gcore, videos_dir: MediaServer) -
 def test_video_without_audio_is_ready_without_subtitles(
     sdk: Gcore, service: Service, videos_dir: MediaServer
 ) -> None:
-    created = sdk.streaming.videos.create(
-        video={"name": "silent", "origin_url": videos_dir.url("silent-film.mp4")}
-    )
-    video = wait_video(sdk, created.id)
-    assert video.status == "ready", video.error
+    video = ready_video(sdk, "silent", videos_dir.url("silent-film.mp4"))
     time.sleep(1)
     assert sdk.streaming.videos.subtitles.list(video.id) == []
     r = httpx.post(
@@ -218,14 +214,9 @@ def test_bad_origins_end_with_a_clear_error(
 
 
 def test_subtitles_crud_and_validation(sdk: Gcore, service: Service, media_server: MediaServer) -> None:
-    created = sdk.streaming.videos.create(
-        video={
-            "name": "subs",
-            "origin_url": media_server.url("jfk_librivox.mp4"),
-            "auto_transcribe_audio_language": "disable",
-        }
+    video = ready_video(
+        sdk, "subs", media_server.url("jfk_librivox.mp4"), auto_transcribe_audio_language="disable"
     )
-    video = wait_video(sdk, created.id)
     vtt = "WEBVTT\n\n00:00:01.000 --> 00:00:04.000\nBonjour & bienvenue\n"
     sub = sdk.streaming.videos.subtitles.create(
         video.id, body={"language": "fre", "vtt": vtt, "name": "Français"}
@@ -292,14 +283,7 @@ def test_video_crud_list_and_isolation(sdk: Gcore, service: Service, media_serve
 
 
 def test_delete_removes_files(sdk: Gcore, service: Service, videos_dir: MediaServer) -> None:
-    created = sdk.streaming.videos.create(
-        video={
-            "name": "gone",
-            "origin_url": videos_dir.url("wide.mp4"),
-            "auto_transcribe_audio_language": "disable",
-        }
-    )
-    video = wait_video(sdk, created.id)
+    video = ready_video(sdk, "gone", videos_dir.url("wide.mp4"), auto_transcribe_audio_language="disable")
     folder = service.data_dir / "videos" / f"{video.client_id}_{video.slug}"
     assert (folder / "master.m3u8").is_file()
     sdk.streaming.videos.delete(video.id)
@@ -311,14 +295,9 @@ def test_delete_removes_files(sdk: Gcore, service: Service, videos_dir: MediaSer
 def test_ai_subtitles_requested_for_an_existing_video(
     sdk: Gcore, service: Service, media_server: MediaServer
 ) -> None:
-    created = sdk.streaming.videos.create(
-        video={
-            "name": "later",
-            "origin_url": media_server.url("jfk_librivox.mp4"),
-            "auto_transcribe_audio_language": "disable",
-        }
+    video = ready_video(
+        sdk, "later", media_server.url("jfk_librivox.mp4"), auto_transcribe_audio_language="disable"
     )
-    video = wait_video(sdk, created.id)
     assert sdk.streaming.videos.subtitles.list(video.id) == []
     # The SDK types the body as name/language/vtt; the AI fields go in extra_body (spec §8 A7).
     r = httpx.post(

@@ -14,6 +14,7 @@ from pathlib import Path
 from celery import Celery
 from kombu import Exchange, Queue
 
+from vodscribe import fsqueue
 from vodscribe.config import Settings, get_settings
 
 TRANSCRIBE = "vodscribe.transcribe"
@@ -23,6 +24,8 @@ MEDIA_QUEUE = "media"
 
 
 def make_celery(broker_url: str, broker_dir: Path) -> Celery:
+    if broker_url.startswith("filesystem://"):
+        broker_url = f"{fsqueue.SCHEME}://"  # kombu's, with atomic message files
     app = Celery("vodscribe", broker=broker_url, include=["vodscribe.worker.tasks"])
     conf: dict[str, object] = {
         "task_acks_late": True,
@@ -39,7 +42,7 @@ def make_celery(broker_url: str, broker_dir: Path) -> Celery:
         "worker_send_task_events": False,
         "task_send_sent_event": False,
     }
-    if broker_url.startswith("filesystem"):
+    if broker_url.startswith(f"{fsqueue.SCHEME}://"):
         folder = broker_dir.resolve()
         for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)

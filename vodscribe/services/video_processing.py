@@ -76,10 +76,15 @@ def run_video(settings: Settings, video_id: int) -> str:
     attempt = _claim(settings, video_id)
     if attempt is None:
         return "SKIPPED"
+    with session_scope(settings.db_url) as s:
+        key = s.get(Video, video_id).key  # type: ignore[union-attr]  (claimed: it exists)
     with _VideoHeartbeat(settings, video_id, attempt) as beat:
         try:
             _process(settings, video_id, attempt, beat)
         except Cancelled:
+            with session_scope(settings.db_url) as s:
+                if s.get(Video, video_id) is None:  # deleted while processing: leave no files behind
+                    media_store(settings).delete(key)
             return "CANCELLED"
         except MediaError as exc:
             _fail(settings, video_id, attempt, exc.message, empty=isinstance(exc, FETCH_ERRORS))

@@ -6,6 +6,7 @@ import logging
 import secrets
 import string
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
@@ -104,8 +105,10 @@ def create_video(session: Session, settings: Settings, client: Client, f: VideoF
     if video.origin_url:
         try:
             dispatch_video(settings, video.id)
-        except Exception:  # the reaper re-sends queued jobs
+        except Exception:  # mark it as sent long ago: the reaper's next pass sends it again
             log.exception("could not dispatch video %s; the reaper will retry", video.id)
+            video.heartbeat_at = datetime(2000, 1, 1, tzinfo=UTC)
+            session.commit()
     return video
 
 
