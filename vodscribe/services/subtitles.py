@@ -131,7 +131,7 @@ def parse_ai_plan(audio: str | None, translate: str | None) -> AIPlan | None:
         lang = None if value == "auto" else languages.resolve(value)
         targets = tuple(languages.parse_language_list(translate or "disable"))
     except languages.UnknownLanguageError as exc:
-        raise SubtitleError(f"Unprocessable Entity. Language code is not recognized: {exc}") from exc
+        raise SubtitleError(f"Unprocessable Entity. {exc}.") from exc
     return AIPlan(lang, targets)
 
 
