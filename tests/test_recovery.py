@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import subprocess
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
+import imageio_ffmpeg
 import pytest
 
 from tests.conftest import MediaServer, Service, start_service, stop_service, wait_for
@@ -166,3 +168,38 @@ def test_claim_takes_over_only_orphaned_tasks(settings: Settings) -> None:
     first = claim(settings, pending)
     assert first is not None and first.attempt == 1
     assert _status(settings, orphan).started_at == old, "started_at keeps the first start"
+
+
+def test_worker_killed_mid_transcode_video_still_becomes_ready(
+    service: Service, api: httpx.Client, media_server: MediaServer
+) -> None:
+    source = media_server.root / "long-720p.mp4"
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi",
+         "-i", "testsrc2=size=1280x720:rate=30:duration=20", "-c:v", "libx264", "-preset", "ultrafast",
+         "-pix_fmt", "yuv420p", str(source)],
+        check=True,
+    )  # fmt: skip
+    body = {
+        "name": "killed",
+        "origin_url": media_server.url("long-720p.mp4"),
+        "auto_transcribe_audio_language": "disable",
+    }
+    video_id = api.post("/streaming/videos", json=body).json()["id"]
+    deadline = time.monotonic() + 60
+    while api.get(f"/streaming/videos/{video_id}").json()["status"] != "pending":  # transcoding now
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    with sqlite3.connect(service.data_dir / "vodscribe.db") as db:
+        (worker,) = db.execute("select job_worker from videos where id = ?", (video_id,)).fetchone()
+    os.kill(int(worker.rsplit(":", 1)[1]), signal.SIGKILL)
+    deadline = time.monotonic() + 180
+    while (video := api.get(f"/streaming/videos/{video_id}").json())["status"] != "ready":
+        assert video["status"] != "error" and time.monotonic() < deadline, video
+        time.sleep(0.5)
+    assert [r["name"] for r in video["converted_videos"]] == ["vod240p", "vod360p", "vod480p"]
+    assert all(r["status"] == "complete" for r in video["converted_videos"])
+    with sqlite3.connect(service.data_dir / "vodscribe.db") as db:
+        (attempts,) = db.execute("select job_attempts from videos where id = ?", (video_id,)).fetchone()
+    assert attempts == 2
+    assert httpx.get(video["hls_url"]).text.count("#EXT-X-STREAM-INF") == 3
