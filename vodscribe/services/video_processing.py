@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import delete, update
@@ -54,10 +54,20 @@ def _ours(video_id: int, attempt: int) -> Any:
     )
 
 
-def _claim(settings: Settings, video_id: int) -> int | None:
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """A claimed processing run: what it works on, read once when it was claimed."""
+
+    video_id: int
+    attempt: int
+    key: str
+    origin_url: str
+
+
+def _claim(settings: Settings, video_id: int) -> _Run | None:
     with session_scope(settings.db_url) as s:
         video = s.get(Video, video_id)
-        if video is None or video.job_state != "queued":
+        if video is None or video.job_state != "queued" or not video.origin_url:
             return None
         attempt = video.job_attempts + 1
         changed = s.execute(
@@ -69,22 +79,21 @@ def _claim(settings: Settings, video_id: int) -> int | None:
                 job_state="running", job_attempts=attempt, job_worker=worker_name(), heartbeat_at=utcnow()
             )
         ).rowcount
-        return attempt if changed else None
+        return _Run(video_id, attempt, video.key, video.origin_url) if changed else None
 
 
 def run_video(settings: Settings, video_id: int) -> str:
-    attempt = _claim(settings, video_id)
-    if attempt is None:
+    run = _claim(settings, video_id)
+    if run is None:
         return "SKIPPED"
-    with session_scope(settings.db_url) as s:
-        key = s.get(Video, video_id).key  # type: ignore[union-attr]  (claimed: it exists)
+    attempt = run.attempt
     with _VideoHeartbeat(settings, video_id, attempt) as beat:
         try:
-            _process(settings, video_id, attempt, beat)
+            _process(settings, run, beat)
         except Cancelled:
             with session_scope(settings.db_url) as s:
                 if s.get(Video, video_id) is None:  # deleted while processing: leave no files behind
-                    media_store(settings).delete(key)
+                    media_store(settings).delete(run.key)
             return "CANCELLED"
         except MediaError as exc:
             _fail(settings, video_id, attempt, exc.message, empty=isinstance(exc, FETCH_ERRORS))
@@ -101,11 +110,8 @@ def _set(settings: Settings, video_id: int, attempt: int, **values: Any) -> None
             raise Cancelled
 
 
-def _process(settings: Settings, video_id: int, attempt: int, beat: Heartbeat) -> None:
-    with session_scope(settings.db_url) as s:
-        video = s.get(Video, video_id)
-        assert video is not None and video.origin_url
-        origin_url, key = video.origin_url, video.key
+def _process(settings: Settings, run: _Run, beat: Heartbeat) -> None:
+    video_id, attempt, key, origin_url = run.video_id, run.attempt, run.key, run.origin_url
     store = media_store(settings)
     with workspace(settings.work_dir, f"video-{video_id}") as tmp, store.producing(key, tmp) as out:
         fetched = download(origin_url, tmp / "origin", settings=settings, should_stop=beat.stopped)

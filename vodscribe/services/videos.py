@@ -177,9 +177,16 @@ def list_videos(session: Session, client: Client, q: VideoQuery) -> tuple[int, l
 
 
 def renditions_of(session: Session, video: Video) -> list[Rendition]:
-    return list(
-        session.scalars(select(Rendition).where(Rendition.video_id == video.id).order_by(Rendition.height))
-    )
+    return renditions_by_video(session, [video.id]).get(video.id, [])
+
+
+def renditions_by_video(session: Session, video_ids: list[int]) -> dict[int, list[Rendition]]:
+    """The renditions of several videos in one query, lowest first."""
+    found: dict[int, list[Rendition]] = {}
+    stmt = select(Rendition).where(Rendition.video_id.in_(video_ids)).order_by(Rendition.height)
+    for rendition in session.scalars(stmt):
+        found.setdefault(rendition.video_id, []).append(rendition)
+    return found
 
 
 # --- JSON shape ------------------------------------------------------------------------------------

@@ -123,7 +123,8 @@ def list_videos(
     response.headers["X-Total-Count"] = str(total)
     base = base_url(request, settings)
     store = media_store(settings)
-    return [videos.to_json(v, videos.renditions_of(session, v), base, store, detail=False) for v in items]
+    renditions = videos.renditions_by_video(session, [v.id for v in items])
+    return [videos.to_json(v, renditions.get(v.id, []), base, store, detail=False) for v in items]
 
 
 @router.get("/{video_id}")
