@@ -92,13 +92,15 @@ def declare_queues(app: Celery) -> None:
         _declared.add(id(app))
 
 
-def dispatch_transcription(settings: Settings, task_id: str, *, countdown: float | None = None) -> None:
+def _send(settings: Settings, name: str, arg: object, queue: str, countdown: float | None) -> None:
     app = celery_for(settings)
     declare_queues(app)
-    app.send_task(TRANSCRIBE, args=[task_id], queue=ASR_QUEUE, countdown=countdown)
+    app.send_task(name, args=[arg], queue=queue, countdown=countdown)
+
+
+def dispatch_transcription(settings: Settings, task_id: str, *, countdown: float | None = None) -> None:
+    _send(settings, TRANSCRIBE, task_id, ASR_QUEUE, countdown)
 
 
 def dispatch_video(settings: Settings, video_id: int, *, countdown: float | None = None) -> None:
-    app = celery_for(settings)
-    declare_queues(app)
-    app.send_task(PROCESS_VIDEO, args=[video_id], queue=MEDIA_QUEUE, countdown=countdown)
+    _send(settings, PROCESS_VIDEO, video_id, MEDIA_QUEUE, countdown)

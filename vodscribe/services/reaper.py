@@ -21,11 +21,36 @@ log = logging.getLogger(__name__)
 
 
 def reap(settings: Settings) -> list[str]:
-    """Re-dispatch stale STARTED tasks (or fail them after ``max_attempts``) and unsent ones.
-
-    Returns the ids of the tasks that were sent again."""
+    """Re-dispatch stale STARTED tasks (or fail them after ``max_attempts``) and unsent ones, and the
+    same for video jobs. Returns the ids of the AI tasks that were sent again."""
     now = utcnow()
     stale = now - timedelta(seconds=settings.stale_after_s)
+    for video_id in _reap_videos(settings, now, stale):
+        try:
+            dispatch_video(settings, video_id)
+        except Exception:
+            log.exception("could not re-dispatch video %s", video_id)
+    sent = []
+    for task_id in _reap_tasks(settings, now, stale):
+        try:
+            dispatch_transcription(settings, task_id)
+            sent.append(task_id)
+        except Exception:
+            log.exception("could not re-dispatch task %s", task_id)
+    if sent:
+        with session_scope(settings.db_url) as s:
+            s.execute(
+                update(AITask)
+                .where(AITask.id.in_(sent), AITask.status == "RECEIVED")
+                .values(status="PENDING")
+            )
+    return sent
+
+
+def _reap_tasks(settings: Settings, now: datetime, stale: datetime) -> list[str]:
+    """AI tasks: a dead worker's task goes to RETRY (or FAILURE after max attempts); a task never sent,
+    or sent and possibly lost (a broker restarted without persistence), is sent again. A duplicate
+    message is harmless: only one worker can claim the task. Returns the ids to send."""
     resend: list[str] = []
     with session_scope(settings.db_url) as s:
         for task in s.scalars(select(AITask).where(AITask.status == "STARTED", AITask.heartbeat_at < stale)):
@@ -44,8 +69,6 @@ def reap(settings: Settings) -> list[str]:
             elif s.execute(ours.values(status="RETRY", heartbeat_at=now)).rowcount:
                 log.warning("task %s: worker %s lost, re-dispatching", task.id, task.worker)
                 resend.append(task.id)
-        # Never sent, or sent and possibly lost (a broker restarted without persistence): send again.
-        # A duplicate message is harmless: only one worker can claim the task.
         waited = now - timedelta(seconds=settings.redispatch_after_s)
         last_sent = func.coalesce(AITask.heartbeat_at, AITask.created_at)
         lost = select(AITask.id).where(
@@ -56,27 +79,7 @@ def reap(settings: Settings) -> list[str]:
         for task_id in list(s.scalars(lost)):
             s.execute(update(AITask).where(AITask.id == task_id).values(heartbeat_at=now))
             resend.append(task_id)
-    resend_videos = _reap_videos(settings, now, stale)
-    for video_id in resend_videos:
-        try:
-            dispatch_video(settings, video_id)
-        except Exception:
-            log.exception("could not re-dispatch video %s", video_id)
-    sent = []
-    for task_id in resend:
-        try:
-            dispatch_transcription(settings, task_id)
-            sent.append(task_id)
-        except Exception:
-            log.exception("could not re-dispatch task %s", task_id)
-    if sent:
-        with session_scope(settings.db_url) as s:
-            s.execute(
-                update(AITask)
-                .where(AITask.id.in_(sent), AITask.status == "RECEIVED")
-                .values(status="PENDING")
-            )
-    return sent
+    return resend
 
 
 def _reap_videos(settings: Settings, now: datetime, stale: datetime) -> list[int]:
