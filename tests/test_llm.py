@@ -1,0 +1,112 @@
+"""The out-of-the-box LLM translation backend: the bundled GGUF (joined and hash-checked) and
+llama.cpp translating real sentences."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import llm_model_file
+from vodscribe import languages
+from vodscribe.engines import bundled_llm
+from vodscribe.engines.llm import LlamaTranslator, llm_available
+from vodscribe.engines.translator import TextTranslator, TranslationError
+
+ENG, GER, FRE, UZB, CHI = (languages.resolve(c) for c in ("eng", "ger", "fre", "uzb", "chi"))
+
+
+@pytest.fixture(scope="module")
+def translator() -> LlamaTranslator:
+    return LlamaTranslator(str(llm_model_file()))
+
+
+def test_the_extra_is_installed() -> None:
+    assert llm_available()
+
+
+def test_bundled_model_is_joined_once_and_hash_checked(tmp_path: Path) -> None:
+    path = bundled_llm.model_path(tmp_path)
+    assert path.stat().st_size == bundled_llm.MODEL_SIZE
+    assert bundled_llm._sha256(path) == bundled_llm.MODEL_SHA256
+    mtime = path.stat().st_mtime_ns
+    assert bundled_llm.model_path(tmp_path) == path and path.stat().st_mtime_ns == mtime  # reused
+    # A damaged cached file is noticed (its stamp no longer matches) and rebuilt from the parts.
+    with path.open("r+b") as f:
+        f.seek(1000)
+        f.write(b"\0\0\0\0")
+    os.utime(path, ns=(mtime + 10**9, mtime + 10**9))
+    assert bundled_llm.model_path(tmp_path) == path
+    assert bundled_llm._sha256(path) == bundled_llm.MODEL_SHA256
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [path.name, path.with_suffix(".verified").name]
+    )
+
+
+def test_a_tampered_part_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "part.bin"
+    fake.write_bytes(b"not a model")
+    monkeypatch.setattr(bundled_llm, "_part", lambda i: fake)
+    cache = tmp_path / "cache"
+    with pytest.raises(bundled_llm.BundledLLMError, match="refusing to load"):
+        bundled_llm.model_path(cache)
+    assert list(cache.iterdir()) == []  # nothing half-written is left
+
+
+def test_languages_are_offered_without_loading(tmp_path: Path) -> None:
+    t = LlamaTranslator(cache_dir=tmp_path)
+    assert isinstance(t, TextTranslator)
+    assert t.supports(ENG, GER) and t.supports(GER, CHI) and t.supports(FRE, ENG)
+    assert not t.supports(ENG, UZB) and not t.supports(UZB, ENG) and not t.supports(ENG, ENG)
+    assert {"eng", "ger", "fre", "chi", "rus"} <= t.targets()
+    assert t._llama is None and list(tmp_path.iterdir()) == []
+    with pytest.raises(TranslationError, match="English to Uzbek"):
+        t.translate(["Hello."], ENG, UZB)
+    with pytest.raises(TranslationError, match="does not exist"):
+        LlamaTranslator(str(tmp_path / "missing.gguf"))
+
+
+def test_translates_sentences_one_for_one(translator: LlamaTranslator) -> None:
+    sentences = [
+        "Ask not what your country can do for you.",
+        "",
+        "Ask what you can do for your country.",
+        "The weather is nice today.",
+    ]
+    out = translator.translate(sentences, ENG, GER)
+    assert len(out) == 4 and out[1] == ""
+    assert all(text and text != src for text, src in zip(out, sentences, strict=True) if src)
+    assert "Land" in out[0] and "Land" in out[2], out
+    assert translator.translate(sentences, ENG, GER) == out  # greedy decoding: the same every time
+
+
+def test_translates_into_english(translator: LlamaTranslator) -> None:
+    [text] = translator.translate(["Die Werbung vermittelt einen falschen Eindruck."], GER, ENG)
+    assert "impression" in text.lower(), text
+
+
+class _Scripted:
+    """A stand-in for llama.cpp that answers from a script, to drive the batch/fallback logic."""
+
+    def __init__(self, answers: list[str]) -> None:
+        self.answers = answers
+        self.prompts: list[str] = []
+
+    def create_chat_completion(self, messages: list[dict[str, str]], **_: Any) -> dict[str, Any]:
+        self.prompts.append(messages[-1]["content"])
+        return {"choices": [{"message": {"content": self.answers.pop(0)}}]}
+
+
+def test_a_batch_answer_that_does_not_line_up_is_redone_one_by_one(tmp_path: Path) -> None:
+    t = LlamaTranslator(cache_dir=tmp_path)
+    t._llama = _Scripted(["1. Eins und zwei.", '"Eins."', "2. Zwei."])
+    assert t.translate(["One.", "Two."], ENG, GER) == ["Eins.", "Zwei."]
+    assert t._llama.prompts == ["1. One.\n2. Two.", "One.", "Two."]
+
+
+def test_a_numbered_answer_is_unpacked(tmp_path: Path) -> None:
+    t = LlamaTranslator(cache_dir=tmp_path)
+    t._llama = _Scripted(["Here you go:\n1. Eins.\n2)  Zwei  drei.\n"])
+    assert t.translate(["One.", "Two three."], ENG, GER) == ["Eins.", "Zwei drei."]
