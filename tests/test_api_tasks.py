@@ -279,7 +279,12 @@ def test_language_support_info(sdk: Gcore) -> None:
     info = sdk.streaming.ai_tasks.get_ai_settings
     assert info(type="language_support", audio_language="ger").supported is True
     assert info(type="language_support", audio_language="fre", subtitles_language="eng").supported is True
-    assert info(type="language_support", audio_language="eng", subtitles_language="fre").supported is False
+    assert info(type="language_support", audio_language="uzb", subtitles_language="eng").supported is True
+    # other targets follow the backends installed: the bundled LLM's languages (not Uzbek)
+    assert info(type="language_support", audio_language="eng", subtitles_language="fre").supported is True
+    assert info(type="language_support", audio_language="ger", subtitles_language="chi").supported is True
+    assert info(type="language_support", audio_language="eng", subtitles_language="uzb").supported is False
+    assert info(type="language_support", audio_language="uzb", subtitles_language="fre").supported is False
     assert info(type="language_support", audio_language="xxx").supported is False
 
 

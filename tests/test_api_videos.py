@@ -311,6 +311,17 @@ def test_ai_subtitles_requested_for_an_existing_video(
     with httpx.Client(base_url=service.base_url, headers=service.headers()) as api:
         transcription, translation = (wait_for(api, task_id) for task_id in body["ai_task_ids"])
     assert transcription["status"] == "SUCCESS"
-    assert translation["status"] == "FAILURE" and "English to French" in translation["result"]["error"]
-    [sub] = wait_subtitles(sdk, video.id, 1)
-    assert sub.name == "English (AI-generated)"
+    assert translation["status"] == "SUCCESS", translation
+    assert translation["result"]["languages"] == ["eng", "fre"]
+    subs = {sub.name: sub for sub in wait_subtitles(sdk, video.id, 2)}
+    assert sorted(subs) == ["English (AI-generated)", "French (AI-translated)"]
+    french = subs["French (AI-translated)"]
+    assert french.language == "fre"
+    assert "pays" in french.vtt.lower(), french.vtt  # "...for your country" -> "...pour votre pays"
+    english_times = [line for line in subs["English (AI-generated)"].vtt.splitlines() if "-->" in line]
+    french_times = [line for line in french.vtt.splitlines() if "-->" in line]
+    assert french_times[0][:8] == english_times[0][:8]  # starts when the speech starts
+    with httpx.Client(timeout=30) as http:  # both tracks are in the HLS master, each with its language
+        master = http.get(video.hls_url).text
+    assert 'NAME="French (AI-translated)",LANGUAGE="fr"' in master
+    assert 'NAME="English (AI-generated)"' in master

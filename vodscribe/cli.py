@@ -72,6 +72,18 @@ def _bootstrap_key(settings: Settings) -> None:
     click.echo(f"Created the first API client; its key is in {path}:\n  Authorization: APIKey {key}")
 
 
+def _check_translation(settings: Settings) -> None:
+    """Refuse to start on a broken translation setup (a bad NMT model dir, an unknown backend)."""
+    from vodscribe.engines.translator import TranslationError
+    from vodscribe.services.translation import TranslationConfigError, translators_for
+
+    try:
+        backends = translators_for(settings)
+    except (TranslationError, TranslationConfigError) as exc:
+        raise click.ClickException(f"Translation setup: {exc}") from exc
+    click.echo("Translation backends: " + (", ".join(b.name for b in backends) or "none"), err=True)
+
+
 def _worker_command(settings: Settings, queues: str, concurrency: int, pool: str) -> list[str]:
     return [
         sys.executable, "-m", "celery", "-A", "vodscribe.worker.app", "worker",
@@ -97,6 +109,7 @@ def serve(host: str | None, port: int | None, worker: bool | None) -> None:
     _setup_logging()
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _check_translation(settings)
     run(settings.db_url)
     _bootstrap_key(settings)
     supervisor = None
@@ -128,6 +141,7 @@ def worker(queues: str, concurrency: int | None, pool: str) -> None:
     from vodscribe.db.session import migrate as run
 
     settings = get_settings()
+    _check_translation(settings)
     run(settings.db_url)
     cmd = _worker_command(settings, queues, concurrency or settings.worker_concurrency, pool)
     os.execv(cmd[0], cmd)
@@ -137,11 +151,18 @@ def worker(queues: str, concurrency: int | None, pool: str) -> None:
 @click.argument("source")
 @click.option("--format", "fmt", type=click.Choice(["vtt", "srt", "json", "text"]), default="vtt")
 @click.option("--language", default=None, help="Spoken language (ISO 639-2/B, e.g. ger); default: detect")
-@click.option("--translate", is_flag=True, help="Translate the speech to English")
+@click.option("--translate", is_flag=True, help="Translate the speech to English (same as --to eng)")
+@click.option("--to", "to", default=None, help="Subtitle language to translate into (e.g. ger, fr, Spanish)")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--quiet", is_flag=True, help="No progress bar")
 def transcribe(
-    source: str, fmt: str, language: str | None, translate: bool, output: Path | None, quiet: bool
+    source: str,
+    fmt: str,
+    language: str | None,
+    translate: bool,
+    to: str | None,
+    output: Path | None,
+    quiet: bool,
 ) -> None:
     """Transcribe a local FILE or an http(s) URL and print subtitles."""
     from tqdm import tqdm
@@ -153,12 +174,17 @@ def transcribe(
     from vodscribe.pipeline.render import to_srt, to_subtitles_json, to_vtt
     from vodscribe.pipeline.segment import concatenated_text
     from vodscribe.pipeline.transcription import transcribe_file
+    from vodscribe.services.translation import translators_for
 
     settings = get_settings()
     try:
         lang = languages.resolve(language) if language else None
     except languages.UnknownLanguageError as exc:
         raise click.BadParameter(str(exc), param_hint="--language") from exc
+    try:
+        target = languages.resolve(to) if to else (languages.ENGLISH if translate else None)
+    except languages.UnknownLanguageError as exc:
+        raise click.BadParameter(str(exc), param_hint="--to") from exc
     bar = tqdm(total=100, unit="%", disable=quiet, file=sys.stderr, bar_format="{l_bar}{bar}| {n:.0f}%")
 
     def progress(fraction: float) -> None:
@@ -179,7 +205,8 @@ def transcribe(
                 path,
                 engine,
                 language=lang.whisper if lang else None,
-                translate_to_english=translate,
+                target=target,
+                translators=translators_for(settings),
                 on_progress=progress,
             )
     except MediaError as exc:

@@ -51,6 +51,26 @@ class Settings(BaseSettings):
     asr_beam_size: int = 5
     asr_cpu_threads: int = 0
 
+    # --- subtitle translation -------------------------------------------------------------------
+    translation_backends: str = Field(
+        default="nmt,whisper,llm",
+        description="Backends in order of preference; a pair goes to the first that can produce it",
+    )
+    nmt_models: str = Field(
+        default="",
+        description="Comma-separated CTranslate2 model dirs (NLLB, M2M100, OPUS-MT, MADLAD); 'dir=en-de' "
+        "names the pair of a single-pair OPUS-MT dir whose name does not",
+    )
+    nmt_device: Literal["auto", "cpu", "cuda"] = "auto"
+    nmt_compute_type: str = Field(default="auto", description="auto = int8 on CPU, float16 on CUDA")
+    nmt_beam_size: int = 4
+    llm_model: str = Field(
+        default="bundled",
+        description="GGUF file for the LLM backend; 'bundled' = the vodscribe[llm] extra's model; '' = off",
+    )
+    llm_threads: int = Field(default=0, description="CPU threads for the LLM (0 = all cores)")
+    llm_gpu_layers: int = Field(default=-1, description="Layers offloaded to a GPU when llama.cpp has one")
+
     # --- video files: local (default) or an S3-compatible bucket ---------------------------------
     s3_bucket: str | None = Field(default=None, description="Store video files in this bucket")
     s3_endpoint_url: str | None = Field(default=None, description="e.g. https://s3.example.com (MinIO...)")

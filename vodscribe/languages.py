@@ -15,7 +15,7 @@ Input codes are accepted in any of the forms above (see :func:`resolve`); output
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 __all__ = [
@@ -292,6 +292,7 @@ def language_supported(
     subtitles_language: str | None,
     *,
     extra_targets: Collection[str] = (),
+    can_translate: Callable[[Language, Language], bool] | None = None,
 ) -> bool:
     """``/ai/info?type=language_support`` (section 2.6 of the spec, inferred logic).
 
@@ -301,6 +302,10 @@ def language_supported(
     * Otherwise: true when both are in the translatable set and the target is one of ``extra_targets``,
       the codes (any form :func:`resolve` accepts) of the languages a configured translation backend
       can really produce. Unrecognised entries in ``extra_targets`` are ignored.
+
+    With ``can_translate`` (what the server's translation backends can really do, per pair), a
+    different subtitle language is supported exactly when ``can_translate(audio, subtitles)`` says
+    so, and ``extra_targets`` is not used.
 
     Unknown ``audio_language`` / ``subtitles_language`` codes give ``False``, never an exception.
     """
@@ -314,7 +319,11 @@ def language_supported(
         target = resolve(subtitles_language)
     except UnknownLanguageError:
         return False
-    if target is audio or target is ENGLISH:
+    if target is audio:
+        return True
+    if can_translate is not None:
+        return can_translate(audio, target)
+    if target is ENGLISH:
         return True
     if not (audio.translatable and target.translatable):
         return False

@@ -1,4 +1,4 @@
-"""Errors raised by the media stages (fetch, probe, decode).
+"""Errors raised by the media stages (fetch, probe, decode, translate).
 
 A :class:`MediaError` is the user's problem, not ours: its ``message`` is written for the person who
 submitted the URL and ends up verbatim in the task result (``{"error": message}``). Anything else
@@ -47,6 +47,10 @@ class NoAudioError(MediaError):
 
     def __init__(self, message: str = "The file has no audio track.") -> None:
         super().__init__(message)
+
+
+class UnsupportedTranslation(MediaError):
+    """No configured translation backend can produce the requested subtitle language."""
 
 
 class Cancelled(Exception):

@@ -149,18 +149,20 @@ def transcribe_runs(
     audio: np.ndarray,
     runs: Sequence[LanguageRun],
     *,
-    translate_to_english: bool = False,
+    to_english: Callable[[LanguageRun], bool] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-) -> Iterator[SpeechSegment]:
-    """Lazily transcribe each run in its language (or translate it to English)."""
+) -> Iterator[tuple[LanguageRun, list[SpeechSegment]]]:
+    """Lazily transcribe each run in its language, or translate it to English where ``to_english``
+    says so (Whisper's ``translate`` task); yields each run with its segments."""
     total = sum(r.speech_seconds for r in runs)
     done_before = 0.0
     for run in runs:
-        task: Task = "translate" if translate_to_english and run.language != "en" else "transcribe"
+        task: Task = "translate" if to_english is not None and to_english(run) else "transcribe"
         # Pad a little so words at the run's edges are not clipped; clamp to the file.
         pad = 0.2
         span = Span(max(0.0, run.span.start - pad), min(len(audio) / SAMPLE_RATE, run.span.end + pad))
+        segments: list[SpeechSegment] = []
         for seg in engine.transcribe(
             slice_audio(audio, span),
             language=run.language,
@@ -171,10 +173,11 @@ def transcribe_runs(
             if on_progress is not None:
                 within = min(run.speech_seconds, max(0.0, seg.end - run.span.start))
                 on_progress(Progress(done_before + within, total))
-            yield seg
+            segments.append(seg)
         done_before += run.speech_seconds
         if on_progress is not None:
             on_progress(Progress(done_before, total))
+        yield run, segments
 
 
 def rank_languages(runs: Sequence[LanguageRun], limit: int = 5) -> list[str]:

@@ -250,7 +250,7 @@ def _words_from_text(segment: SpeechSegment) -> list[Word]:
     Words are what spaces separate; CJK text is split into characters (punctuation kept with the
     character before it).
     """
-    units = [unit for unit in _TEXT_UNIT.findall(segment.text) if unit.strip()]
+    units = text_units(segment.text)
     total = sum(len(unit.strip()) for unit in units)
     span = max(segment.end - segment.start, 0.0)
     words: list[Word] = []
@@ -260,6 +260,26 @@ def _words_from_text(segment: SpeechSegment) -> list[Word]:
         done += len(unit.strip())
         words.append(Word(start=start, end=segment.start + span * done / total, text=unit))
     return words
+
+
+def timed_words(segment: SpeechSegment) -> list[Word]:
+    """A segment's words: Whisper's timestamps, or its text split and timed in proportion to length."""
+    return list(segment.words) if segment.words else _words_from_text(segment)
+
+
+def text_units(text: str) -> list[str]:
+    """The words of ``text`` (each with the whitespace before it); CJK text gives one per character."""
+    return [unit for unit in _TEXT_UNIT.findall(text) if unit.strip()]
+
+
+def ends_sentence(word: str) -> bool:
+    """Whether ``word`` ends a sentence (``. ? !`` and CJK marks; "Mr." and other abbreviations do not)."""
+    return _ends_sentence(_Token(0.0, 0.0, word.strip(), False))
+
+
+def ends_clause(word: str) -> bool:
+    """Whether ``word`` ends with a clause mark (``, ; : —`` and CJK marks)."""
+    return _final_mark(word.strip()) in CLAUSE_END
 
 
 def _is_cjk(char: str) -> bool:

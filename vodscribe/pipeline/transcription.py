@@ -3,20 +3,25 @@ plan languages -> recognise -> segment into cues. Used by the worker and by the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from vodscribe import languages
 from vodscribe.engines.base import Cue, SpeechSegment
 from vodscribe.engines.whisper import EngineStopped, WhisperEngine
-from vodscribe.pipeline.errors import Cancelled
+from vodscribe.languages import Language
+from vodscribe.pipeline.errors import Cancelled, UnsupportedTranslation
 from vodscribe.pipeline.probe import MediaInfo, decode_audio, probe, require_audio
-from vodscribe.pipeline.recognize import Progress, plan_runs, rank_languages, transcribe_runs
+from vodscribe.pipeline.recognize import LanguageRun, Progress, plan_runs, rank_languages, transcribe_runs
 from vodscribe.pipeline.segment import build_cues
+from vodscribe.pipeline.translate import Translator, WhisperTranslation, choose
 
 #: Share of the progress bar each step takes (the rest is speech recognition).
 DECODE_SHARE = 0.05
 PLAN_SHARE = 0.10
+#: Share of the rest that text translation takes, when a text backend is used.
+TRANSLATE_SHARE = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +32,8 @@ class Transcript:
     segments: tuple[SpeechSegment, ...]
     cues: tuple[Cue, ...]
     languages: tuple[str, ...]
+    translated_by: tuple[str, ...] = ()
+    """Names of the translation backends used (empty when nothing was translated)."""
 
     @property
     def speech_detected(self) -> bool:
@@ -38,11 +45,18 @@ def transcribe_file(
     engine: WhisperEngine,
     *,
     language: str | None = None,
-    translate_to_english: bool = False,
+    target: Language | None = None,
+    translators: Sequence[Translator] = (WhisperTranslation(),),
     on_progress: Callable[[float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Transcript:
-    """Transcribe ``path``; ``language`` (Whisper code) skips detection. Progress is 0.0-1.0."""
+    """Transcribe ``path``; ``language`` (Whisper code) skips detection. Progress is 0.0-1.0.
+
+    With ``target``, speech in any other language is translated into it by the first of
+    ``translators`` that supports the pair (each language run of a code-switching file on its own;
+    speech already in ``target`` is kept as spoken). :class:`UnsupportedTranslation` is raised as
+    soon as a run's language has no backend, before any recognition work is spent on it.
+    """
 
     def report(fraction: float) -> None:
         if on_progress is not None:
@@ -61,29 +75,72 @@ def transcribe_file(
     try:
         runs = plan_runs(engine, audio, spans, language=language, should_stop=should_stop)
         report(DECODE_SHARE + PLAN_SHARE)
+        backends = {run: _backend(run, target, translators) for run in runs}
+        text_backends = any(b is not None and not b.from_speech for b in backends.values())
+        asr_share = (1 - DECODE_SHARE - PLAN_SHARE) * (1 - TRANSLATE_SHARE if text_backends else 1)
+        total = sum(run.speech_seconds for run in runs) or 1.0
+        translated = 0.0
 
         def asr_progress(p: Progress) -> None:
-            report(DECODE_SHARE + PLAN_SHARE + (1 - DECODE_SHARE - PLAN_SHARE) * p.fraction)
+            report(DECODE_SHARE + PLAN_SHARE + asr_share * p.fraction)
 
-        segments = tuple(
-            transcribe_runs(
-                engine,
-                audio,
-                runs,
-                translate_to_english=translate_to_english,
-                on_progress=asr_progress,
-                should_stop=should_stop,
-            )
-        )
+        segments: list[SpeechSegment] = []
+        for run, run_segments in transcribe_runs(
+            engine,
+            audio,
+            runs,
+            to_english=lambda run: (b := backends[run]) is not None and b.from_speech,
+            on_progress=asr_progress,
+            should_stop=should_stop,
+        ):
+            backend = backends[run]
+            if backend is not None and not backend.from_speech and target is not None:
+                check()
+                run_segments = backend.translate(run_segments, languages.from_whisper(run.language), target)
+                translated += run.speech_seconds
+                report(
+                    DECODE_SHARE
+                    + PLAN_SHARE
+                    + asr_share
+                    + (1 - DECODE_SHARE - PLAN_SHARE - asr_share) * translated / total
+                )
+            segments += run_segments
     except EngineStopped as exc:
         raise Cancelled from exc
     # Whisper's audio clock starts at the first audio sample; players use the container clock.
     if info.audio_start:
-        segments = tuple(_shift(s, info.audio_start) for s in segments)
+        segments = [_shift(s, info.audio_start) for s in segments]
     cues = tuple(build_cues(segments))
-    languages = tuple(rank_languages(runs)) if cues else ((language,) if language else ())
+    languages_ = tuple(rank_languages(runs)) if cues else ((language,) if language else ())
+    used = tuple(dict.fromkeys(b.name for b in backends.values() if b is not None))
     report(1.0)
-    return Transcript(media=info, segments=segments, cues=cues, languages=languages)
+    return Transcript(
+        media=info, segments=tuple(segments), cues=cues, languages=languages_, translated_by=used
+    )
+
+
+def _backend(
+    run: LanguageRun, target: Language | None, translators: Sequence[Translator]
+) -> Translator | None:
+    """The backend that translates ``run`` into ``target``; None when no translation is needed."""
+    if target is None:
+        return None
+    source = languages.from_whisper(run.language)
+    if source is target:
+        return None
+    backend = choose(translators, source, target)
+    if backend is None:
+        raise UnsupportedTranslation(unsupported_message(source, target, translators))
+    return backend
+
+
+def unsupported_message(source: Language, target: Language, translators: Sequence[Translator]) -> str:
+    available = sorted({code for t in translators for code in t.targets()})
+    names = ", ".join(languages.resolve(code).name for code in available) or "none"
+    return (
+        f"Translation from {source.name} to {target.name} is not supported by this server "
+        f"(subtitle languages it can translate into: {names})."
+    )
 
 
 def _shift(seg: SpeechSegment, by: float) -> SpeechSegment:

@@ -25,14 +25,16 @@ from vodscribe.config import Settings
 from vodscribe.db.models import AITask, Rendition, Subtitle, Video, utcnow
 from vodscribe.db.session import session_scope
 from vodscribe.engines.whisper import engine_for
-from vodscribe.pipeline.errors import Cancelled, MediaError
+from vodscribe.pipeline.errors import Cancelled, MediaError, UnsupportedTranslation
 from vodscribe.pipeline.fetch import download
 from vodscribe.pipeline.render import to_subtitles_json, to_vtt
 from vodscribe.pipeline.segment import concatenated_text
-from vodscribe.pipeline.transcription import Transcript, transcribe_file
+from vodscribe.pipeline.transcription import Transcript, transcribe_file, unsupported_message
+from vodscribe.pipeline.translate import choose
 from vodscribe.queue import dispatch_transcription
 from vodscribe.services.heartbeat import Heartbeat
 from vodscribe.services.subtitles import ai_subtitle_name, publish
+from vodscribe.services.translation import translators_for
 from vodscribe.storage.media import media_store
 from vodscribe.storage.workspace import workspace
 
@@ -40,10 +42,6 @@ log = logging.getLogger(__name__)
 
 FETCH_SHARE = 0.15  # progress 0-15 % is the download, the rest is transcription
 CLAIMABLE = ("RECEIVED", "PENDING", "RETRY")
-
-
-class UnsupportedTranslation(MediaError):
-    pass
 
 
 def worker_name() -> str:
@@ -183,7 +181,14 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> dict[str, 
     data = claimed.task_data
     audio_language = _lang(data.get("audio_language"))
     target = _lang(data.get("subtitles_language"))
-    translate = _plan_translation(audio_language, target)
+    translators = translators_for(settings)
+    if (  # a pair known up front fails before anything is downloaded
+        target is not None
+        and audio_language is not None
+        and audio_language is not target
+        and choose(translators, audio_language, target) is None
+    ):
+        raise UnsupportedTranslation(unsupported_message(audio_language, target, translators))
     engine = engine_for(settings)
     with workspace(settings.work_dir, claimed.task_id) as tmp:
 
@@ -206,14 +211,15 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> dict[str, 
             source,
             engine,
             language=audio_language.whisper if audio_language else None,
-            translate_to_english=translate,
+            target=target,
+            translators=translators,
             on_progress=lambda f: watcher.set_progress(
                 int(100 * (FETCH_SHARE + (1 - FETCH_SHARE) * f * 0.99))
             ),
             should_stop=watcher.stopped,
         )
-    if translate is False and target is not None:
-        _check_target_matches(transcript, target)
+    if transcript.translated_by:
+        log.info("task %s translated by %s", claimed.task_id, ", ".join(transcript.translated_by))
     return build_result(transcript, audio_language, target)
 
 
@@ -237,30 +243,6 @@ def _video_source(settings: Settings, video_id: int, scratch: Path) -> Path:
 
 def _lang(code: object) -> languages.Language | None:
     return languages.resolve(code) if isinstance(code, str) and code else None
-
-
-def _plan_translation(audio: languages.Language | None, target: languages.Language | None) -> bool:
-    """Whisper's translate task gives X -> English. Other targets need a translation backend."""
-    if target is None or (audio is not None and target.b == audio.b):
-        return False
-    if target.b == "eng":
-        return True
-    if audio is None:
-        return False  # decided after detection: only fine if the speech is already in the target
-    raise UnsupportedTranslation(
-        f"Translation from {audio.name} to {target.name} is not supported by this server "
-        "(available: any language to English)."
-    )
-
-
-def _check_target_matches(transcript: Transcript, target: languages.Language) -> None:
-    spoken = [languages.from_whisper(c) for c in transcript.languages]
-    others = [lang.name for lang in spoken if lang.b != target.b]
-    if others:
-        raise UnsupportedTranslation(
-            f"Translation from {', '.join(others)} to {target.name} is not supported by this server "
-            "(available: any language to English)."
-        )
 
 
 def build_result(

@@ -21,6 +21,7 @@ from vodscribe.api.schemas import (
 )
 from vodscribe.services import ai_tasks
 from vodscribe.services.ai_tasks import ListQuery, TaskError, TranscriptionRequest
+from vodscribe.services.translation import can_translate
 
 router = APIRouter(prefix="/streaming/ai", tags=["AI tasks"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -122,14 +123,20 @@ def cancel_task(task_id: str, client: ClientDep, session: SessionDep) -> Any:
 @router.get("/info", response_model=LanguageSupport, responses=ERRORS)
 def ai_info(
     client: ClientDep,
+    settings: SettingsDep,
     type: str | None = None,
     audio_language: str | None = None,
     subtitles_language: str | None = None,
 ) -> Any:
     """``type=language_support``: can this server transcribe ``audio_language`` (into
-    ``subtitles_language``)? Translation here is any language -> English (Whisper)."""
+    ``subtitles_language``)? The answer follows the translation backends configured here."""
     if type != "language_support":
         raise ApiError(400, "Invalid config type")
     if not audio_language:
         raise ApiError(400, '"audio_language" is not specified')
-    return {"supported": languages.language_supported(audio_language, subtitles_language)}
+    supported = languages.language_supported(
+        audio_language,
+        subtitles_language,
+        can_translate=lambda source, target: can_translate(settings, source, target),
+    )
+    return {"supported": supported}
