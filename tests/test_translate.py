@@ -18,7 +18,7 @@ from vodscribe.engines.base import SpeechSegment, Word
 from vodscribe.engines.translator import TextTranslator, TranslationError
 from vodscribe.engines.whisper import get_engine
 from vodscribe.languages import Language
-from vodscribe.pipeline.errors import UnsupportedTranslation
+from vodscribe.pipeline.errors import Cancelled, UnsupportedTranslation
 from vodscribe.pipeline.segment import build_cues
 from vodscribe.pipeline.transcription import transcribe_file
 from vodscribe.pipeline.translate import (
@@ -155,6 +155,20 @@ def test_empty_input_and_a_miscounting_engine() -> None:
         )
 
 
+def test_long_runs_go_in_chunks_with_progress_and_cancel() -> None:
+    words = [(i * 1.0, i * 1.0 + 0.5, f" Sentence{i}.") for i in range(70)]
+    tagger = Tagger({("eng", "ger")})
+    seen: list[float] = []
+    out = TextTranslation(tagger).translate([_segment(0.0, words)], ENG, GER, on_progress=seen.append)
+    assert len(out) == 70 and [len(call[2]) for call in tagger.calls] == [32, 32, 6]
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    polls = iter([False, True])
+    with pytest.raises(Cancelled):
+        TextTranslation(Tagger({("eng", "ger")})).translate(
+            [_segment(0.0, words)], ENG, GER, should_stop=lambda: next(polls)
+        )
+
+
 def test_backends_are_chosen_in_order() -> None:
     whisper = WhisperTranslation()
     tagger = TextTranslation(Tagger({("ger", "eng"), ("eng", "fre")}))
@@ -172,12 +186,15 @@ def test_backends_are_chosen_in_order() -> None:
 def test_code_switching_file_is_translated_run_by_run() -> None:
     """English then German speech into French: each run goes out with its own source language."""
     tagger = Tagger({("eng", "fre"), ("ger", "fre")})
+    progress: list[float] = []
     transcript = transcribe_file(
         DATA / "multilingual_en_de.mp3",
         get_engine(),
         target=FRE,
         translators=[WhisperTranslation(), TextTranslation(tagger)],
+        on_progress=progress.append,
     )
+    assert progress == sorted(progress) and progress[-1] == 1.0  # recognition and translation, one bar
     assert [source for source, _, _ in tagger.calls] == ["eng", "ger"]
     assert transcript.translated_by == ("tagger",)
     assert transcript.languages[:2] == ("en", "de")

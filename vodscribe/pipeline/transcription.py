@@ -76,33 +76,25 @@ def transcribe_file(
         runs = plan_runs(engine, audio, spans, language=language, should_stop=should_stop)
         report(DECODE_SHARE + PLAN_SHARE)
         backends = {run: _backend(run, target, translators) for run in runs}
-        text_backends = any(b is not None and not b.from_speech for b in backends.values())
-        asr_share = (1 - DECODE_SHARE - PLAN_SHARE) * (1 - TRANSLATE_SHARE if text_backends else 1)
-        total = sum(run.speech_seconds for run in runs) or 1.0
-        translated = 0.0
-
-        def asr_progress(p: Progress) -> None:
-            report(DECODE_SHARE + PLAN_SHARE + asr_share * p.fraction)
-
+        by_text = [run for run in runs if (b := backends[run]) is not None and not b.from_speech]
+        progress = _RunProgress(report, runs, by_text)
         segments: list[SpeechSegment] = []
         for run, run_segments in transcribe_runs(
             engine,
             audio,
             runs,
             to_english=lambda run: (b := backends[run]) is not None and b.from_speech,
-            on_progress=asr_progress,
+            on_progress=progress.asr,
             should_stop=should_stop,
         ):
             backend = backends[run]
-            if backend is not None and not backend.from_speech and target is not None:
-                check()
-                run_segments = backend.translate(run_segments, languages.from_whisper(run.language), target)
-                translated += run.speech_seconds
-                report(
-                    DECODE_SHARE
-                    + PLAN_SHARE
-                    + asr_share
-                    + (1 - DECODE_SHARE - PLAN_SHARE - asr_share) * translated / total
+            if run in by_text and backend is not None and target is not None:
+                run_segments = backend.translate(
+                    run_segments,
+                    languages.from_whisper(run.language),
+                    target,
+                    on_progress=lambda fraction, run=run: progress.translation(run, fraction),
+                    should_stop=should_stop,
                 )
             segments += run_segments
     except EngineStopped as exc:
@@ -117,6 +109,37 @@ def transcribe_file(
     return Transcript(
         media=info, segments=tuple(segments), cues=cues, languages=languages_, translated_by=used
     )
+
+
+class _RunProgress:
+    """One progress figure over recognition and text translation, run by run.
+
+    After decoding and planning, recognition takes the rest of the bar, or ``1 - TRANSLATE_SHARE``
+    of it when some runs are translated as text; each part advances by seconds of speech done.
+    """
+
+    def __init__(
+        self, report: Callable[[float], None], runs: Sequence[LanguageRun], by_text: Sequence[LanguageRun]
+    ) -> None:
+        self.report = report
+        self.asr_total = sum(run.speech_seconds for run in runs) or 1.0
+        self.mt_total = sum(run.speech_seconds for run in by_text) or 1.0
+        self.mt_weight = TRANSLATE_SHARE if by_text else 0.0
+        self.asr_done = 0.0
+        self.mt_done: dict[LanguageRun, float] = {}
+
+    def asr(self, p: Progress) -> None:
+        self.asr_done = p.done
+        self._emit()
+
+    def translation(self, run: LanguageRun, fraction: float) -> None:
+        self.mt_done[run] = run.speech_seconds * fraction
+        self._emit()
+
+    def _emit(self) -> None:
+        done = (1 - self.mt_weight) * min(1.0, self.asr_done / self.asr_total)
+        done += self.mt_weight * min(1.0, sum(self.mt_done.values()) / self.mt_total)
+        self.report(DECODE_SHARE + PLAN_SHARE + (1 - DECODE_SHARE - PLAN_SHARE) * done)
 
 
 def _backend(

@@ -28,6 +28,7 @@ from typing import Protocol
 from vodscribe.engines.base import SpeechSegment, Word
 from vodscribe.engines.translator import TextTranslator, TranslationError
 from vodscribe.languages import ENGLISH, Language
+from vodscribe.pipeline.errors import Cancelled
 from vodscribe.pipeline.segment import ends_clause, ends_sentence, flatten_text, text_units, timed_words
 
 #: A pause longer than this (seconds) between two words ends a sentence even without punctuation
@@ -37,6 +38,8 @@ SENTENCE_PAUSE = 1.2
 MAX_SENTENCE_SECONDS = 12.0
 #: Gaps between source words shorter than this count as continuous speech when timing a translation.
 SPEECH_GAP = 0.3
+#: Sentences handed to a text engine at a time (cancellation and progress are checked in between).
+CHUNK_SENTENCES = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +72,17 @@ class Translator(Protocol):
         ...
 
     def translate(
-        self, segments: Sequence[SpeechSegment], source: Language, target: Language
-    ) -> list[SpeechSegment]: ...
+        self,
+        segments: Sequence[SpeechSegment],
+        source: Language,
+        target: Language,
+        *,
+        on_progress: Callable[[float], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> list[SpeechSegment]:
+        """Translate the segments of one language run; progress is 0.0-1.0, and ``should_stop``
+        is polled between batches (raising :class:`~vodscribe.pipeline.errors.Cancelled`)."""
+        ...
 
 
 # --- sentences -----------------------------------------------------------------------------------
@@ -168,16 +180,28 @@ class TextTranslation:
         return self.engine.targets()
 
     def translate(
-        self, segments: Sequence[SpeechSegment], source: Language, target: Language
+        self,
+        segments: Sequence[SpeechSegment],
+        source: Language,
+        target: Language,
+        *,
+        on_progress: Callable[[float], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> list[SpeechSegment]:
         sentences = split_sentences(sorted(segments, key=lambda s: s.start))
-        if not sentences:
-            return []
-        texts = self.engine.translate([s.text for s in sentences], source, target)
-        if len(texts) != len(sentences):
-            raise TranslationError(
-                f"{self.name} returned {len(texts)} translations for {len(sentences)} sentences"
-            )
+        texts: list[str] = []
+        for first in range(0, len(sentences), CHUNK_SENTENCES):
+            if should_stop is not None and should_stop():
+                raise Cancelled
+            chunk = [s.text for s in sentences[first : first + CHUNK_SENTENCES]]
+            done = self.engine.translate(chunk, source, target)
+            if len(done) != len(chunk):
+                raise TranslationError(
+                    f"{self.name} returned {len(done)} translations for {len(chunk)} sentences"
+                )
+            texts += done
+            if on_progress is not None:
+                on_progress(len(texts) / len(sentences))
         out: list[SpeechSegment] = []
         for sentence, text in zip(sentences, texts, strict=True):
             words = lay_over(text, sentence)
@@ -207,7 +231,13 @@ class WhisperTranslation:
         return frozenset({ENGLISH.b})
 
     def translate(
-        self, segments: Sequence[SpeechSegment], source: Language, target: Language
+        self,
+        segments: Sequence[SpeechSegment],
+        source: Language,
+        target: Language,
+        *,
+        on_progress: Callable[[float], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> list[SpeechSegment]:
         raise TranslationError("Whisper translates speech: the pipeline runs it during recognition")
 
