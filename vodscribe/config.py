@@ -53,7 +53,7 @@ class Settings(BaseSettings):
 
     # --- subtitle translation -------------------------------------------------------------------
     translation_backends: str = Field(
-        default="nmt,whisper,llm",
+        default="nmt,llm,whisper",
         description="Backends in order of preference; a pair goes to the first that can produce it",
     )
     nmt_models: str = Field(

@@ -1,0 +1,204 @@
+"""Translation quality and speed of every text translation backend available here.
+
+Usage (from the repository root, in the project's virtual environment)::
+
+    python bench/translate.py [--pairs en-de,de-en] [--limit N] [--nmt DIR[=PAIR]]... [--no-llm]
+
+For each backend (the bundled LLM when ``vodscribe[llm]`` is installed; each ``--nmt`` directory
+and each entry of ``VODSCRIBE_NMT_MODELS``) and each pair of ``bench/data/parallel.json`` it
+supports, the source lines are translated as one subtitle job and scored with chrF (sacrebleu,
+default chrF2) and BLEU against the human references; ``seconds_per_line`` is the wall time of the
+job divided by its lines. A ``copy`` row (the source itself as the "translation") shows the floor.
+Whisper's own translate task is speech-to-text, so it has no text row; instead a second part runs
+X->English on real speech clips (``bench/data/speech_to_english.json``): Whisper's translate task
+against recognition + each text backend, scored with chrF against English references.
+
+Prints one JSON document on stdout; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import sacrebleu
+
+from vodscribe import languages
+from vodscribe.engines.translator import TextTranslator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA = REPO_ROOT / "bench" / "data" / "parallel.json"
+SPEECH = REPO_ROOT / "bench" / "data" / "speech_to_english.json"
+TESTDATA = (REPO_ROOT.parent / "shared" / "testdata", Path("/work/shared/testdata"))
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _backends(args: argparse.Namespace) -> list[TextTranslator]:
+    found: list[TextTranslator] = []
+    entries = list(args.nmt) + [e for e in os.environ.get("VODSCRIBE_NMT_MODELS", "").split(",") if e.strip()]
+    if entries:
+        from vodscribe.engines.nmt import CTranslate2Translator
+
+        for entry in entries:
+            model_dir, _, pair = entry.partition("=")
+            found.append(CTranslate2Translator(model_dir.strip(), pair=pair.strip() or None))
+    if not args.no_llm:
+        from vodscribe.engines.llm import LlamaTranslator, llm_available
+
+        model = os.environ.get("VODSCRIBE_LLM_MODEL", "bundled") or "bundled"
+        if model != "bundled" or llm_available():
+            found.append(LlamaTranslator(model, threads=args.threads))
+        else:
+            _log("LLM backend not installed (pip install 'vodscribe[llm]'): skipped")
+    return found
+
+
+def _score(hypotheses: list[str], references: list[str], target: str) -> dict[str, float]:
+    tokenize = "zh" if target == "zh" else "13a"
+    chrf = sacrebleu.corpus_chrf(hypotheses, [references])
+    bleu = sacrebleu.corpus_bleu(hypotheses, [references], tokenize=tokenize)
+    return {"chrf": round(chrf.score, 1), "bleu": round(bleu.score, 1)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--pairs", default="", help="Comma-separated pairs (default: all in the data file)")
+    parser.add_argument("--limit", type=int, default=0, help="Lines per pair (default: all)")
+    parser.add_argument("--nmt", action="append", default=[], help="A CTranslate2 model dir (repeatable)")
+    parser.add_argument("--no-llm", action="store_true", help="Skip the LLM backend")
+    parser.add_argument("--threads", type=int, default=0, help="LLM CPU threads (0 = all cores)")
+    parser.add_argument("--no-speech", action="store_true", help="Skip the speech-to-English comparison")
+    args = parser.parse_args()
+
+    data = json.loads(DATA.read_text(encoding="utf-8"))
+    wanted = [p.strip() for p in args.pairs.split(",") if p.strip()] or list(data["pairs"])
+    pairs: dict[str, list[dict[str, Any]]] = {}
+    for key in wanted:
+        items = data["pairs"][key]
+        pairs[key] = items[: args.limit] if args.limit else items
+
+    report: dict[str, Any] = {
+        "config": {
+            "data": f"{DATA.relative_to(REPO_ROOT)} ({data['source']}; {data['licence']})",
+            "cpu_count": os.cpu_count(),
+            "load_average_1m_at_start": round(os.getloadavg()[0], 2),
+            "platform": platform.platform(),
+            "versions": {name: _version(name) for name in ("ctranslate2", "llama-cpp-python", "sacrebleu")},
+        },
+        "backends": {},
+    }
+    copy: dict[str, Any] = {}
+    for key, items in pairs.items():
+        copy[key] = _score([i["src"] for i in items], [i["ref"] for i in items], key.split("-")[1])
+    report["backends"]["copy"] = {"pairs": copy}
+
+    backends = _backends(args)
+    for backend in backends:
+        _log(f"backend {backend.name}")
+        rows: dict[str, Any] = {}
+        load_s: float | None = None
+        for key, items in pairs.items():
+            source, target = (languages.resolve(code) for code in key.split("-"))
+            if not backend.supports(source, target):
+                rows[key] = {"supported": False}
+                continue
+            if load_s is None:  # the first call loads the weights: time it apart
+                started = time.perf_counter()
+                backend.translate(["Hello."], source, target)
+                load_s = round(time.perf_counter() - started, 2)
+            started = time.perf_counter()
+            hypotheses = backend.translate([i["src"] for i in items], source, target)
+            seconds = time.perf_counter() - started
+            rows[key] = {
+                **_score(hypotheses, [i["ref"] for i in items], target.iso1 or target.b),
+                "lines": len(items),
+                "seconds_per_line": round(seconds / len(items), 3),
+                "examples": [
+                    {"src": i["src"], "hyp": h, "ref": i["ref"]}
+                    for i, h in list(zip(items, hypotheses, strict=True))[:2]
+                ],
+            }
+            _log(f"  {key}: chrF {rows[key]['chrf']}  {rows[key]['seconds_per_line']} s/line")
+        scored = [r for r in rows.values() if r.get("supported", True)]
+        report["backends"][backend.name] = {
+            "load_and_first_line_s": load_s,
+            "mean_chrf": round(sum(r["chrf"] for r in scored) / len(scored), 1) if scored else None,
+            "mean_seconds_per_line": (
+                round(sum(r["seconds_per_line"] for r in scored) / len(scored), 3) if scored else None
+            ),
+            "pairs": rows,
+        }
+    if not args.no_speech:
+        report["speech_to_english"] = _speech_to_english(backends)
+    report["peak_rss_mb"] = _peak_rss_mb()
+    print(json.dumps(report, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _speech_to_english(backends: list[TextTranslator]) -> dict[str, Any]:
+    """Whisper's translate task against recognition + each text backend, on the same speech clips."""
+    from vodscribe.engines.whisper import get_engine
+    from vodscribe.pipeline.transcription import transcribe_file
+    from vodscribe.pipeline.translate import TextTranslation, Translator, WhisperTranslation
+
+    spec = json.loads(SPEECH.read_text(encoding="utf-8"))
+    testdata = next((d for d in TESTDATA if d.is_dir()), None)
+    if testdata is None:
+        return {"skipped": "no testdata directory"}
+    engine = get_engine()
+    candidates: list[Translator] = [WhisperTranslation(), *(TextTranslation(b) for b in backends)]
+    rows: dict[str, Any] = {}
+    for translator in candidates:
+        hypotheses, references, seconds, audio = [], [], 0.0, 0.0
+        clips = []
+        for clip in spec["clips"]:
+            source = languages.resolve(clip["lang"])
+            if not translator.supports(source, languages.ENGLISH):
+                continue
+            started = time.perf_counter()
+            transcript = transcribe_file(
+                testdata / clip["file"], engine, target=languages.ENGLISH, translators=[translator]
+            )
+            seconds += time.perf_counter() - started
+            audio += transcript.media.duration or 0.0
+            text = " ".join(c.text.replace("\n", " ") for c in transcript.cues)
+            hypotheses.append(text)
+            references.append(clip["reference"])
+            clips.append({"file": clip["file"], "hypothesis": text, "reference": clip["reference"]})
+        if not clips:
+            continue
+        _log(f"speech -> English, {translator.name}: {len(clips)} clips")
+        rows[translator.name] = {
+            **_score(hypotheses, references, "en"),
+            "clips": clips,
+            "rtf": round(seconds / audio, 3) if audio else None,
+        }
+    return {"about": spec["about"], "backends": rows}
+
+
+def _version(name: str) -> str | None:
+    try:
+        return version(name)
+    except Exception:
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
