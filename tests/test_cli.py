@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import MediaServer
+from tests.conftest import MediaServer, llm_model_file
 
 DATA = Path(__file__).parent / "data"
 
@@ -39,6 +39,17 @@ def test_transcribe_url_to_srt_with_language(media_server: MediaServer, tmp_path
     text = target.read_text()
     assert text.startswith("1\n00:00:")
     assert "Werbung" in text
+
+
+def test_transcribe_and_translate(tmp_path: Path) -> None:
+    env = {**os.environ, "VODSCRIBE_DATA_DIR": str(tmp_path), "VODSCRIBE_LLM_MODEL": str(llm_model_file())}
+    out = run("transcribe", str(DATA / "cheetah_test_de.wav"), "--to", "eng", "--format", "text", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "impression" in out.stdout.lower(), out.stdout  # "Die Werbung vermittelt einen falschen Eindruck."
+    out = run("transcribe", str(DATA / "cheetah_test_de.wav"), "--to", "uzb", "--quiet", env=env)
+    assert out.returncode == 1 and "from German to Uzbek is not supported" in out.stderr
+    out = run("transcribe", str(DATA / "cheetah_test_de.wav"), "--to", "xx1", "--quiet", env=env)
+    assert out.returncode == 2 and "--to" in out.stderr and "not recognized" in out.stderr
 
 
 def test_transcribe_refuses_bad_input(tmp_path: Path) -> None:
