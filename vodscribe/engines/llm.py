@@ -141,7 +141,7 @@ class LlamaTranslator:
             self._llama = Llama(
                 str(path),
                 n_ctx=self.context,
-                n_threads=self.threads or None,
+                n_threads=self.threads or os.cpu_count(),  # llama.cpp's own default is half the cores
                 n_gpu_layers=self.gpu_layers,
                 verbose=False,
             )
