@@ -95,6 +95,12 @@ def test_a_long_sentence_is_cut_at_its_last_clause_mark() -> None:
     assert sentences[0].text.endswith("a15,")
 
 
+def test_words_are_joined_as_whisper_spaced_them() -> None:
+    seg = _segment(0.0, [(0.0, 0.5, " It"), (0.5, 0.9, "'s"), (0.9, 1.2, " twenty"), (1.2, 1.5, "-five.")])
+    nxt = _segment(2.0, [(2.0, 2.5, "Next"), (2.5, 3.0, " one.")])
+    assert [s.text for s in split_sentences([seg, nxt])] == ["It's twenty-five.", "Next one."]
+
+
 def test_chinese_sentences_have_no_spaces() -> None:
     seg = SpeechSegment(0.0, 2.0, "砸自己的脚。你好！", "zh")
     assert [s.text for s in split_sentences([seg])] == ["砸自己的脚。", "你好！"]

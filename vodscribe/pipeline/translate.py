@@ -90,7 +90,12 @@ class Translator(Protocol):
 
 def split_sentences(segments: Iterable[SpeechSegment]) -> list[Sentence]:
     """Regroup the words of ``segments`` (one language, in time order) into sentences."""
-    words = [w for segment in segments for w in timed_words(segment) if w.text.strip()]
+    words: list[Word] = []
+    for segment in segments:
+        for k, w in enumerate(w for w in timed_words(segment) if w.text.strip()):
+            if k == 0 and not w.text[:1].isspace():  # a segment's first word is a word of its own
+                w = Word(w.start, w.end, f" {w.text}", w.probability)
+            words.append(w)
     sentences: list[Sentence] = []
     current: list[Word] = []
 
@@ -98,7 +103,7 @@ def split_sentences(segments: Iterable[SpeechSegment]) -> list[Sentence]:
         nonlocal current
         taken, current = (current, []) if upto is None else (current[:upto], current[upto:])
         if taken:
-            sentences.append(Sentence(_join(taken), tuple(taken)))
+            sentences.append(Sentence(flatten_text("".join(w.text for w in taken)), tuple(taken)))
 
     for i, word in enumerate(words):
         if current and word.start - current[-1].end > SENTENCE_PAUSE:
@@ -110,10 +115,6 @@ def split_sentences(segments: Iterable[SpeechSegment]) -> list[Sentence]:
             clause = max((k for k, w in enumerate(current[:-1]) if ends_clause(w.text)), default=None)
             close(None if clause is None else clause + 1)
     return sentences
-
-
-def _join(words: Sequence[Word]) -> str:
-    return flatten_text("".join(w.text if w.text[:1].isspace() else f" {w.text}" for w in words))
 
 
 # --- timing a translation ------------------------------------------------------------------------
