@@ -146,6 +146,21 @@ def test_translated_cues_follow_the_subtitle_rules() -> None:
         assert cue.end - cue.start <= 7.0 + 1e-6
 
 
+def test_chinese_translation_is_cued_without_spaces() -> None:
+    class ToChinese(Tagger):
+        def translate(self, sentences: Sequence[str], source: Language, target: Language) -> list[str]:
+            return ["不要问你的国家能为你做什么，要问你能为你的国家做什么。" for _ in sentences]
+
+    words = [(i * 0.4, i * 0.4 + 0.35, f" w{i}") for i in range(11)] + [(4.4, 4.8, " end.")]
+    out = TextTranslation(ToChinese({("eng", "chi")})).translate([_segment(0.0, words)], ENG, CHI)
+    cues = build_cues(out)
+    assert (
+        "".join(c.text.replace("\n", "") for c in cues)
+        == "不要问你的国家能为你做什么，要问你能为你的国家做什么。"
+    )
+    assert all(" " not in c.text for c in cues) and out[0].language == "zh"
+
+
 def test_empty_input_and_a_miscounting_engine() -> None:
     tagger = Tagger({("eng", "ger")})
     assert TextTranslation(tagger).translate([], ENG, GER) == []
