@@ -106,6 +106,13 @@ def test_a_batch_answer_that_does_not_line_up_is_redone_one_by_one(tmp_path: Pat
     assert t._llama.prompts == ["1. One.\n2. Two.", "One.", "Two."]
 
 
+def test_a_sentence_that_starts_with_a_number_keeps_it(tmp_path: Path) -> None:
+    t = LlamaTranslator(cache_dir=tmp_path)
+    t._llama = _Scripted(["2. Juli war heiß.", "1. Hallo."])
+    assert t.translate(["2. July was hot."], ENG, GER) == ["2. Juli war heiß."]
+    assert t.translate(["Hello."], ENG, GER) == ["Hallo."]
+
+
 def test_a_numbered_answer_is_unpacked(tmp_path: Path) -> None:
     t = LlamaTranslator(cache_dir=tmp_path)
     t._llama = _Scripted(["Here you go:\n1. Eins.\n2)  Zwei  drei.\n"])

@@ -167,7 +167,9 @@ class LlamaTranslator:
         if not lines:
             return text  # better the original line than an empty subtitle
         match = _NUMBERED.match(lines[0])
-        return _clean(match.group(2) if match else " ".join(lines))
+        if match and match.group(2).strip() and not _NUMBERED.match(text):  # it numbered its answer
+            return _clean(match.group(2))
+        return _clean(" ".join(lines))
 
     def _chat(self, llama: Any, system: str, user: str, max_tokens: int) -> str:
         response = llama.create_chat_completion(
