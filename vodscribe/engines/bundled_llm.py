@@ -119,6 +119,7 @@ def _read_stamp(stamp: Path) -> dict[str, object] | None:
 
 
 def _write_stamp(stamp: Path, target: Path) -> None:
-    tmp = stamp.with_suffix(".tmp")
-    tmp.write_text(json.dumps(_stamp_of(target)))
+    fd, tmp = tempfile.mkstemp(prefix=".stamp-", dir=stamp.parent)  # two workers may verify at once
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(_stamp_of(target)))
     os.replace(tmp, stamp)
