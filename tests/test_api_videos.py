@@ -325,3 +325,35 @@ def test_ai_subtitles_requested_for_an_existing_video(
         master = http.get(video.hls_url).text
     assert 'NAME="French (AI-translated)",LANGUAGE="fr"' in master
     assert 'NAME="English (AI-generated)"' in master
+
+
+def test_auto_language_video_translated_into_its_own_language_gets_no_duplicate_track(
+    sdk: Gcore, service: Service, media_server: MediaServer
+) -> None:
+    """Spoken language detected, targets eng+fre: the English "translation" of English speech is
+    not attached a second time; French is."""
+    video = ready_video(
+        sdk,
+        "auto-translate",
+        media_server.url("jfk_librivox.mp4"),
+        auto_transcribe_audio_language="auto",
+        auto_translate_subtitles_language="eng,fre",
+    )
+    url = video.converted_videos[0].mp4_url
+    with httpx.Client(base_url=service.base_url, headers=service.headers()) as api:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            listed = api.get("/streaming/ai/tasks", params={"limit": 100}).json()["results"]
+            ids = [t["task_id"] for t in listed if t["task_data"]["url"] == url]
+            if len(ids) == 3:
+                break
+            time.sleep(0.3)
+        tasks = [wait_for(api, task_id) for task_id in ids]
+    assert len(tasks) == 3 and all(t["status"] == "SUCCESS" for t in tasks), tasks
+    english_target = next(t for t in tasks if t["task_data"].get("subtitles_language") == "eng")
+    assert english_target["result"]["languages"] == ["eng"]
+    subs = wait_subtitles(sdk, video.id, 2)
+    time.sleep(1.0)  # nothing more arrives
+    names = sorted(sub.name for sub in sdk.streaming.videos.subtitles.list(video.id))
+    assert names == ["English (AI-generated)", "French (AI-translated)"], names
+    assert len(subs) == 2

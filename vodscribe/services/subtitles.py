@@ -193,6 +193,8 @@ def ai_subtitle_name(task_data: dict[str, Any], result: dict[str, Any]) -> tuple
     target = task_data.get("subtitles_language")
     if target:
         lang = languages.resolve(target)
+        if result.get("languages") == [lang.b]:
+            return None  # all the speech was already in the target: the transcription's track has it
         return f"{lang.name} (AI-translated)", lang.b
     code = (result.get("languages") or [task_data.get("audio_language") or "eng"])[0]
     lang = languages.resolve(code)
