@@ -17,7 +17,7 @@ from tests import nmt_models
 from vodscribe.engines import nmt
 from vodscribe.engines.nmt import CTranslate2Translator, load_translators
 from vodscribe.engines.translator import TextTranslator, TranslationError
-from vodscribe.languages import resolve
+from vodscribe.languages import LANGUAGES, resolve
 
 ENG, GER, FRE, CHI, SPA = (resolve(code) for code in ("eng", "ger", "fre", "chi", "spa"))
 NLLB_LANGUAGES = ("eng_Latn", "deu_Latn", "fra_Latn", "zho_Hans", "zho_Hant")
@@ -378,3 +378,43 @@ def test_load_translators(models: dict[str, Path], tmp_path: Path) -> None:
     assert load_translators([]) == []
     with pytest.raises(TranslationError, match=r"has no model\.bin"):
         load_translators([models["nllb"], tmp_path])
+
+
+# --- the real models' language tokens ---------------------------------------------------------------
+
+REAL_CODES = json.loads((Path(__file__).parent / "data" / "nmt_language_codes.json").read_text())
+
+
+def test_real_nllb_language_tokens_cover_every_language_nllb_has(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    """With the 202 language tokens of the real NLLB-200 vocabulary, every vodscribe language NLLB
+    has maps to its FLORES-200 code, macrolanguages to the right member."""
+    t = engine(nmt_models.nllb_model(tmp_path / "nllb-real-codes", models["spm"], REAL_CODES["nllb"]))
+    missing = {lang.b for lang in LANGUAGES} - t.targets()
+    assert missing == {"bre", "haw", "lat"}  # Breton, Hawaiian and Latin are not among NLLB's 200
+    expected = {
+        "chi": "zho_Hans", "ara": "arb_Arab", "per": "pes_Arab", "may": "zsm_Latn", "alb": "als_Latn",
+        "aze": "azj_Latn", "uzb": "uzn_Latn", "mon": "khk_Cyrl", "pus": "pbt_Arab", "swa": "swh_Latn",
+        "nor": "nob_Latn", "nno": "nno_Latn", "yid": "ydd_Hebr", "nep": "npi_Deva", "lav": "lvs_Latn",
+        "est": "est_Latn", "yue": "yue_Hant", "ger": "deu_Latn", "fre": "fra_Latn", "jpn": "jpn_Jpan",
+    }  # fmt: skip
+    assert {b: t.target_prefix(resolve(b))[0] for b in expected} == expected
+    assert set(t.target_prefix(lang)[0] for lang in LANGUAGES if lang.b in t.targets()) <= set(
+        REAL_CODES["nllb"]
+    )
+
+
+def test_real_m2m100_language_tokens(models: dict[str, Path], tmp_path: Path) -> None:
+    t = engine(nmt_models.m2m100_model(tmp_path / "m2m100-real-codes", models["spm"], REAL_CODES["m2m100"]))
+    assert len(t.targets()) == 84
+    assert {"nno", "yue", "haw", "lat", "tel"}.isdisjoint(t.targets())  # not among M2M100's 100
+    expected = {
+        "chi": "__zh__",
+        "heb": "__he__",
+        "jav": "__jv__",
+        "nor": "__no__",
+        "yid": "__yi__",
+        "may": "__ms__",
+    }
+    assert {b: t.target_prefix(resolve(b))[0] for b in expected} == expected
