@@ -272,16 +272,6 @@ def text_units(text: str) -> list[str]:
     return [unit for unit in _TEXT_UNIT.findall(text) if unit.strip()]
 
 
-def ends_sentence(word: str) -> bool:
-    """Whether ``word`` ends a sentence (``. ? !`` and CJK marks; "Mr." and other abbreviations do not)."""
-    return _ends_sentence(_Token(0.0, 0.0, word.strip(), False))
-
-
-def ends_clause(word: str) -> bool:
-    """Whether ``word`` ends with a clause mark (``, ; : —`` and CJK marks)."""
-    return _final_mark(word.strip()) in CLAUSE_END
-
-
 def _is_cjk(char: str) -> bool:
     return _CJK.match(char) is not None
 
@@ -331,15 +321,26 @@ ABBREVIATIONS = frozenset(
 )
 
 
-def _ends_sentence(token: _Token) -> bool:
-    if _final_mark(token.text) not in SENTENCE_END:
+def ends_sentence(word: str) -> bool:
+    """Whether ``word`` ends a sentence (``. ? !`` and CJK marks; "Mr." and other abbreviations do not)."""
+    word = word.strip()
+    if _final_mark(word) not in SENTENCE_END:
         return False
-    word = token.text.strip().rstrip(_CLOSERS).rstrip(".").lower()
-    return not (token.text.rstrip(_CLOSERS).endswith(".") and word in ABBREVIATIONS)
+    bare = word.rstrip(_CLOSERS).rstrip(".").lower()
+    return not (word.rstrip(_CLOSERS).endswith(".") and bare in ABBREVIATIONS)
+
+
+def ends_clause(word: str) -> bool:
+    """Whether ``word`` ends with a clause mark (``, ; : —`` and CJK marks)."""
+    return _final_mark(word.strip()) in CLAUSE_END
+
+
+def _ends_sentence(token: _Token) -> bool:
+    return ends_sentence(token.text)
 
 
 def _ends_clause(token: _Token) -> bool:
-    return _final_mark(token.text) in CLAUSE_END
+    return ends_clause(token.text)
 
 
 # --- cue split ------------------------------------------------------------------------------------
