@@ -11,11 +11,11 @@ from vodscribe import languages
 from vodscribe.engines.base import Cue, SpeechSegment
 from vodscribe.engines.whisper import EngineStopped, WhisperEngine
 from vodscribe.languages import Language
-from vodscribe.pipeline.errors import Cancelled, UnsupportedTranslation
+from vodscribe.pipeline.errors import Cancelled
 from vodscribe.pipeline.probe import MediaInfo, decode_audio, probe, require_audio
 from vodscribe.pipeline.recognize import LanguageRun, Progress, plan_runs, rank_languages, transcribe_runs
 from vodscribe.pipeline.segment import build_cues
-from vodscribe.pipeline.translate import Translator, WhisperTranslation, choose
+from vodscribe.pipeline.translate import Translator, WhisperTranslation, require
 
 #: Share of the progress bar each step takes (the rest is speech recognition).
 DECODE_SHARE = 0.05
@@ -151,19 +151,7 @@ def _backend(
     source = languages.from_whisper(run.language)
     if source is target:
         return None
-    backend = choose(translators, source, target)
-    if backend is None:
-        raise UnsupportedTranslation(unsupported_message(source, target, translators))
-    return backend
-
-
-def unsupported_message(source: Language, target: Language, translators: Sequence[Translator]) -> str:
-    available = sorted({code for t in translators for code in t.targets()})
-    names = ", ".join(languages.resolve(code).name for code in available) or "none"
-    return (
-        f"Translation from {source.name} to {target.name} is not supported by this server "
-        f"(subtitle languages it can translate into: {names})."
-    )
+    return require(translators, source, target)
 
 
 def _shift(seg: SpeechSegment, by: float) -> SpeechSegment:

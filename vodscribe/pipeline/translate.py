@@ -27,8 +27,8 @@ from typing import Protocol
 
 from vodscribe.engines.base import SpeechSegment, Word
 from vodscribe.engines.translator import TextTranslator, TranslationError
-from vodscribe.languages import ENGLISH, Language
-from vodscribe.pipeline.errors import Cancelled
+from vodscribe.languages import ENGLISH, Language, resolve
+from vodscribe.pipeline.errors import Cancelled, UnsupportedTranslation
 from vodscribe.pipeline.segment import ends_clause, ends_sentence, flatten_text, text_units, timed_words
 
 #: A pause longer than this (seconds) between two words ends a sentence even without punctuation
@@ -248,6 +248,14 @@ def choose(translators: Sequence[Translator], source: Language, target: Language
     return next((t for t in translators if t.supports(source, target)), None)
 
 
-def can_translate(translators: Sequence[Translator]) -> Callable[[Language, Language], bool]:
-    """``(source, target) -> bool`` over a list of backends (for the API's language info)."""
-    return lambda source, target: choose(translators, source, target) is not None
+def require(translators: Sequence[Translator], source: Language, target: Language) -> Translator:
+    """:func:`choose`, or :class:`UnsupportedTranslation` naming the languages that are on offer."""
+    backend = choose(translators, source, target)
+    if backend is None:
+        available = sorted({code for t in translators for code in t.targets()})
+        names = ", ".join(resolve(code).name for code in available) or "none"
+        raise UnsupportedTranslation(
+            f"Translation from {source.name} to {target.name} is not supported by this server "
+            f"(subtitle languages it can translate into: {names})."
+        )
+    return backend

@@ -25,12 +25,12 @@ from vodscribe.config import Settings
 from vodscribe.db.models import AITask, Rendition, Subtitle, Video, utcnow
 from vodscribe.db.session import session_scope
 from vodscribe.engines.whisper import engine_for
-from vodscribe.pipeline.errors import Cancelled, MediaError, UnsupportedTranslation
+from vodscribe.pipeline.errors import Cancelled, MediaError
 from vodscribe.pipeline.fetch import download
 from vodscribe.pipeline.render import to_subtitles_json, to_vtt
 from vodscribe.pipeline.segment import concatenated_text
-from vodscribe.pipeline.transcription import Transcript, transcribe_file, unsupported_message
-from vodscribe.pipeline.translate import choose
+from vodscribe.pipeline.transcription import Transcript, transcribe_file
+from vodscribe.pipeline.translate import require
 from vodscribe.queue import dispatch_transcription
 from vodscribe.services.heartbeat import Heartbeat
 from vodscribe.services.subtitles import ai_subtitle_name, publish
@@ -182,13 +182,8 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> dict[str, 
     audio_language = _lang(data.get("audio_language"))
     target = _lang(data.get("subtitles_language"))
     translators = translators_for(settings)
-    if (  # a pair known up front fails before anything is downloaded
-        target is not None
-        and audio_language is not None
-        and audio_language is not target
-        and choose(translators, audio_language, target) is None
-    ):
-        raise UnsupportedTranslation(unsupported_message(audio_language, target, translators))
+    if target is not None and audio_language is not None and audio_language is not target:
+        require(translators, audio_language, target)  # a pair known up front fails before any download
     engine = engine_for(settings)
     with workspace(settings.work_dir, claimed.task_id) as tmp:
 
