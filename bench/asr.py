@@ -39,9 +39,9 @@ from whisper_normalizer.english import EnglishTextNormalizer
 
 from vodscribe.config import get_settings
 from vodscribe.engines.whisper import WhisperEngine, get_engine
-from vodscribe.pipeline.probe import probe
-from vodscribe.pipeline.segment import concatenated_text
-from vodscribe.pipeline.transcription import transcribe_file
+from vodscribe.media.probe import probe
+from vodscribe.speech.segment import concatenated_text
+from vodscribe.speech.transcription import transcribe_file
 
 if TYPE_CHECKING:
     from gcore import Gcore

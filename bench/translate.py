@@ -32,7 +32,7 @@ from typing import Any
 import sacrebleu
 
 from vodscribe import languages
-from vodscribe.engines.translator import TextTranslator
+from vodscribe.engines.text_translator import TextTranslator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA = REPO_ROOT / "bench" / "data" / "parallel.json"
@@ -155,8 +155,8 @@ def main() -> int:
 def _speech_to_english(backends: list[TextTranslator]) -> dict[str, Any]:
     """Whisper's translate task against recognition + each text backend, on the same speech clips."""
     from vodscribe.engines.whisper import get_engine
-    from vodscribe.pipeline.transcription import transcribe_file
-    from vodscribe.pipeline.translate import TextTranslation, Translator, WhisperTranslation
+    from vodscribe.speech.subtitle_translation import TextTranslation, Translator, WhisperTranslation
+    from vodscribe.speech.transcription import transcribe_file
 
     spec = json.loads(SPEECH.read_text(encoding="utf-8"))
     testdata = next((d for d in TESTDATA if d.is_dir()), None)

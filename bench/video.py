@@ -33,9 +33,9 @@ import imageio_ffmpeg  # noqa: E402
 from gcore import Gcore  # noqa: E402
 
 from tests.conftest import start_service, stop_service  # noqa: E402
-from vodscribe.pipeline.hls import package_hls  # noqa: E402
-from vodscribe.pipeline.probe import probe  # noqa: E402
-from vodscribe.pipeline.transcode import screenshot, transcode  # noqa: E402
+from vodscribe.media.hls import package_hls  # noqa: E402
+from vodscribe.media.probe import probe  # noqa: E402
+from vodscribe.media.transcode import screenshot, transcode  # noqa: E402
 
 CLIP = "video/jfk_librivox.mp4"
 

@@ -11,9 +11,9 @@ import pytest
 
 from vodscribe.engines import bundled_model
 from vodscribe.engines.whisper import SAMPLE_RATE, Span, get_engine, merge_spans
-from vodscribe.pipeline.probe import decode_audio, probe
-from vodscribe.pipeline.recognize import LanguageRun, _fill_unknown, _merge_runs, plan_runs, rank_languages
-from vodscribe.pipeline.transcription import transcribe_file
+from vodscribe.media.probe import decode_audio, probe
+from vodscribe.speech.recognize import LanguageRun, _fill_unknown, _merge_runs, plan_runs, rank_languages
+from vodscribe.speech.transcription import transcribe_file
 
 DATA = Path(__file__).parent / "data"
 

@@ -1,4 +1,4 @@
-"""vodscribe.pipeline.fetch against a real HTTP server on 127.0.0.1 (no other network access).
+"""vodscribe.media.fetch against a real HTTP server on 127.0.0.1 (no other network access).
 
 Downloads from the local server need ``allow_private_urls=True``, which switches the address guard off;
 the guarded path is exercised by refusing private URLs, and end to end with a policy widened to
@@ -23,8 +23,7 @@ import pytest
 from ssrfguard import Policy
 
 from vodscribe.config import Settings
-from vodscribe.pipeline import fetch
-from vodscribe.pipeline.errors import (
+from vodscribe.errors import (
     Cancelled,
     FetchError,
     MediaError,
@@ -32,8 +31,9 @@ from vodscribe.pipeline.errors import (
     TooLargeError,
     URLNotAllowedError,
 )
-from vodscribe.pipeline.fetch import USER_AGENT, DownloadCancelled, check_url, download
-from vodscribe.pipeline.probe import MediaKind
+from vodscribe.media import fetch
+from vodscribe.media.fetch import USER_AGENT, DownloadCancelled, check_url, download
+from vodscribe.media.probe import MediaKind
 
 DATA = Path(__file__).parent / "data"
 MP4 = (DATA / "jfk_librivox.mp4").read_bytes()

@@ -1,4 +1,4 @@
-"""vodscribe.pipeline.hls: HLS packaging of real renditions, subtitle playlists and the master playlist."""
+"""vodscribe.media.hls: HLS packaging of real renditions, subtitle playlists and the master playlist."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import av
 import imageio_ffmpeg
 import pytest
 
-from vodscribe.pipeline.hls import (
+from vodscribe.media.hls import (
     MASTER,
     HlsVariant,
     SubtitleTrack,
@@ -24,8 +24,8 @@ from vodscribe.pipeline.hls import (
     write_master,
     write_subtitle_playlist,
 )
-from vodscribe.pipeline.probe import probe
-from vodscribe.pipeline.transcode import Rendition, transcode
+from vodscribe.media.probe import probe
+from vodscribe.media.transcode import Rendition, transcode
 
 DATA = Path(__file__).parent / "data"
 JFK = DATA / "jfk_librivox.mp4"  # 24.128 s, 320x240

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Callable
 
 import pytest
 
@@ -278,6 +280,23 @@ def test_parse_unknown_item_message_names_the_item() -> None:
 # --- language_supported ---------------------------------------------------------------------------
 
 
+def _server(targets: object) -> Callable[[Language, Language], bool]:
+    """What a server with Whisper (any language to English) and a text backend translating between
+    the translatable languages into ``targets`` (codes in any form; unknown ones ignored) can do."""
+    codes = (targets,) if isinstance(targets, str) else tuple(targets)  # type: ignore[arg-type]
+    wanted = set()
+    for code in codes:
+        with contextlib.suppress(UnknownLanguageError):
+            wanted.add(L.resolve(code))
+
+    def can_translate(source: Language, target: Language) -> bool:
+        if target is ENG:
+            return True
+        return source.translatable and target.translatable and target in wanted
+
+    return can_translate
+
+
 @pytest.mark.parametrize(
     ("audio", "subs", "targets", "expected"),
     [
@@ -324,25 +343,41 @@ def test_parse_unknown_item_message_names_the_item() -> None:
     ],
 )
 def test_language_supported(audio: str, subs: str | None, targets: object, expected: bool) -> None:
-    assert language_supported(audio, subs, extra_targets=targets) is expected  # type: ignore[arg-type]
+    assert language_supported(audio, subs, can_translate=_server(targets)) is expected
+
+
+def test_language_supported_asks_the_backends_only_for_real_pairs() -> None:
+    asked: list[tuple[str, str]] = []
+
+    def can_translate(source: Language, target: Language) -> bool:
+        asked.append((source.b, target.b))
+        return False
+
+    assert language_supported("fre", None, can_translate=can_translate)
+    assert language_supported("fre", "fra", can_translate=can_translate)
+    assert not language_supported("xxx", "eng", can_translate=can_translate)
+    assert not language_supported("fre", "xxx", can_translate=can_translate)
+    assert not language_supported("deu", "French", can_translate=can_translate)
+    assert asked == [("ger", "fre")]
 
 
 def test_language_supported_default_targets_only_allow_english() -> None:
+    whisper_only = _server(())
     for audio in LANGUAGES:
-        assert language_supported(audio.b, None)
-        assert language_supported(audio.t, "eng")
-        assert language_supported(audio.b, audio.t)
+        assert language_supported(audio.b, None, can_translate=whisper_only)
+        assert language_supported(audio.t, "eng", can_translate=whisper_only)
+        assert language_supported(audio.b, audio.t, can_translate=whisper_only)
         for target in (FRE, GER):
             if target is not audio:
-                assert not language_supported(audio.b, target.b)
+                assert not language_supported(audio.b, target.b, can_translate=whisper_only)
 
 
 def test_language_supported_full_matrix() -> None:
-    all_targets = {lang.b for lang in LANGUAGES}
+    everything = _server({lang.b for lang in LANGUAGES})
     for audio in LANGUAGES:
         for target in LANGUAGES:
             expected = target is audio or target is ENG or (audio.translatable and target.translatable)
-            assert language_supported(audio.b, target.b, extra_targets=all_targets) is expected
+            assert language_supported(audio.b, target.b, can_translate=everything) is expected
 
 
 def test_module_constants() -> None:

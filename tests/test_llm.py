@@ -13,7 +13,7 @@ from tests.conftest import llm_model_file
 from vodscribe import languages
 from vodscribe.engines import bundled_llm
 from vodscribe.engines.llm import LlamaTranslator, llm_available
-from vodscribe.engines.translator import TextTranslator, TranslationError
+from vodscribe.engines.text_translator import TextTranslator, TranslationError
 
 ENG, GER, FRE, UZB, CHI = (languages.resolve(c) for c in ("eng", "ger", "fre", "uzb", "chi"))
 

@@ -16,7 +16,7 @@ import sentencepiece
 from tests import nmt_models
 from vodscribe.engines import nmt
 from vodscribe.engines.nmt import CTranslate2Translator, load_translators
-from vodscribe.engines.translator import TextTranslator, TranslationError
+from vodscribe.engines.text_translator import TextTranslator, TranslationError
 from vodscribe.languages import LANGUAGES, resolve
 
 ENG, GER, FRE, CHI, SPA = (resolve(code) for code in ("eng", "ger", "fre", "chi", "spa"))

@@ -15,11 +15,12 @@ import imageio_ffmpeg
 import pytest
 
 from tests.conftest import MediaServer, Service, start_service, stop_service, wait_for
+from tests.waiting import eventually
 from vodscribe.config import Settings
 from vodscribe.db.models import AITask, Video, utcnow
 from vodscribe.db.session import migrate, session_scope
+from vodscribe.services.ai_task_runner import claim, run_task
 from vodscribe.services.clients import create_client
-from vodscribe.services.processing import claim
 from vodscribe.services.reaper import reap
 
 
@@ -152,6 +153,33 @@ def test_reaper_recovers_video_jobs(settings: Settings) -> None:
     assert state["lost"] == ("queued", "empty")
     messages = "".join(p.read_text() for p in (settings.broker_dir / "queue").iterdir())
     assert messages.count("vodscribe.process_video") == 2  # dead + lost, each sent once
+
+
+def test_a_retry_whose_message_is_lost_is_sent_again(tmp_path: Path) -> None:
+    """An internal error puts the task back on the queue; if that message cannot be sent (the broker
+    is down), the reaper sends it once the retry is overdue instead of leaving it RETRY forever."""
+    settings = Settings(data_dir=tmp_path, stale_after_s=1, max_attempts=3)
+    migrate(settings.db_url)
+    with session_scope(settings.db_url) as s:
+        client, _ = create_client(s, "c")
+        # An unknown language code in stored task data is a bug, not the user's problem: retried.
+        task = AITask(
+            client_id=client.id, status="PENDING", task_data={"url": "x", "subtitles_language": "?"}
+        )
+        s.add(task)
+        s.flush()
+        task_id = task.id
+    settings.broker_dir.mkdir(parents=True)
+    (settings.broker_dir / "queue").write_text("not a folder")  # the filesystem broker cannot start
+    assert run_task(settings, task_id) == "RETRY"
+    retried = _status(settings, task_id)
+    assert retried.status == "RETRY" and retried.attempts == 1 and retried.heartbeat_at is not None
+    assert reap(settings) == [], "not overdue yet"
+    (settings.broker_dir / "queue").unlink()  # the broker is back
+    eventually(lambda: task_id in reap(settings), timeout=30, what="the retry sent again")
+    messages = "".join(p.read_text() for p in (settings.broker_dir / "queue").iterdir())
+    assert task_id in messages
+    assert _status(settings, task_id).status == "RETRY"  # a worker claims it from there
 
 
 def test_claim_takes_over_only_orphaned_tasks(settings: Settings) -> None:

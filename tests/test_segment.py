@@ -1,4 +1,4 @@
-"""Tests for vodscribe.pipeline.segment: ASR words -> subtitle cues (Netflix timed-text rules)."""
+"""Tests for vodscribe.speech.segment: ASR words -> subtitle cues (Netflix timed-text rules)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from vodscribe.engines.base import Cue, SpeechSegment, Word
-from vodscribe.pipeline.segment import build_cues, concatenated_text, flatten_text
+from vodscribe.speech.segment import build_cues, concatenated_text, flatten_text
 
 EPS = 1e-6
 GAP = 2 / 25

@@ -1,4 +1,4 @@
-"""vodscribe.pipeline.ffmpeg and .transcode: renditions of real and generated videos, run by real ffmpeg."""
+"""vodscribe.media.ffmpeg and .transcode: renditions of real and generated videos, run by real ffmpeg."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from vodscribe.pipeline import ffmpeg as ffmpeg_module
-from vodscribe.pipeline.errors import Cancelled, CorruptMediaError, MediaError
-from vodscribe.pipeline.ffmpeg import input_args, run_ffmpeg, summarise
-from vodscribe.pipeline.probe import MediaInfo, MediaKind, probe
-from vodscribe.pipeline.transcode import (
+from vodscribe.errors import Cancelled, CorruptMediaError, MediaError
+from vodscribe.media import ffmpeg as ffmpeg_module
+from vodscribe.media.ffmpeg import input_args, run_ffmpeg, summarise
+from vodscribe.media.probe import MediaInfo, MediaKind, probe
+from vodscribe.media.transcode import (
     RENDITIONS,
     Rendition,
     RenditionPlan,

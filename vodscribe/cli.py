@@ -74,8 +74,8 @@ def _bootstrap_key(settings: Settings) -> None:
 
 def _check_translation(settings: Settings) -> None:
     """Refuse to start on a broken translation setup (a bad NMT model dir, an unknown backend)."""
-    from vodscribe.engines.translator import TranslationError
-    from vodscribe.services.translation import TranslationConfigError, translators_for
+    from vodscribe.engines.text_translator import TranslationError
+    from vodscribe.services.translation_backends import TranslationConfigError, translators_for
 
     try:
         backends = translators_for(settings)
@@ -84,7 +84,7 @@ def _check_translation(settings: Settings) -> None:
     click.echo("Translation backends: " + (", ".join(b.name for b in backends) or "none"), err=True)
 
 
-def _worker_command(settings: Settings, queues: str, concurrency: int, pool: str) -> list[str]:
+def _worker_command(queues: str, concurrency: int, pool: str) -> list[str]:
     return [
         sys.executable, "-m", "celery", "-A", "vodscribe.worker.app", "worker",
         "-Q", queues, "--concurrency", str(concurrency), "--pool", pool,
@@ -114,7 +114,7 @@ def serve(host: str | None, port: int | None, worker: bool | None) -> None:
     _bootstrap_key(settings)
     supervisor = None
     if settings.embedded_worker if worker is None else worker:
-        cmd = _worker_command(settings, "asr,media", settings.worker_concurrency, "solo")
+        cmd = _worker_command("asr,media", settings.worker_concurrency, "solo")
         supervisor = WorkerSupervisor(cmd)
         supervisor.start()
     reaper = Reaper(settings)
@@ -143,7 +143,7 @@ def worker(queues: str, concurrency: int | None, pool: str) -> None:
     settings = get_settings()
     _check_translation(settings)
     run(settings.db_url)
-    cmd = _worker_command(settings, queues, concurrency or settings.worker_concurrency, pool)
+    cmd = _worker_command(queues, concurrency or settings.worker_concurrency, pool)
     os.execv(cmd[0], cmd)
 
 
@@ -169,12 +169,12 @@ def transcribe(
 
     from vodscribe import languages
     from vodscribe.engines.whisper import engine_for
-    from vodscribe.pipeline.errors import MediaError
-    from vodscribe.pipeline.fetch import download
-    from vodscribe.pipeline.render import to_srt, to_subtitles_json, to_vtt
-    from vodscribe.pipeline.segment import concatenated_text
-    from vodscribe.pipeline.transcription import transcribe_file
-    from vodscribe.services.translation import translators_for
+    from vodscribe.errors import MediaError
+    from vodscribe.media.fetch import download
+    from vodscribe.services.translation_backends import translators_for
+    from vodscribe.speech.segment import concatenated_text
+    from vodscribe.speech.subtitle_formats import to_srt, to_subtitles_json, to_vtt
+    from vodscribe.speech.transcription import transcribe_file
 
     settings = get_settings()
     try:

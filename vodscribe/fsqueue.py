@@ -10,7 +10,6 @@ hidden temporary name and renamed into place complete, so readers see the old or
 from __future__ import annotations
 
 import fcntl
-import os
 import uuid
 from pathlib import Path
 from time import monotonic
@@ -23,13 +22,15 @@ from kombu.transport.filesystem import exchange_queue_t
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps, loads
 
+from vodscribe.atomic import write_atomic
+
 SCHEME = "vodscribefs"
 
 
 class Channel(_Channel):
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]  # kombu's own
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
-        _write_atomic(Path(self.data_folder_out) / name, str_to_bytes(dumps(payload)))
+        write_atomic(Path(self.data_folder_out) / name, str_to_bytes(dumps(payload)), durable=True)
 
     def _queue_bind(self, exchange: str, routing_key: str, pattern: str, queue: str) -> None:
         self.control_folder.mkdir(exist_ok=True)
@@ -40,22 +41,13 @@ class Channel(_Channel):
             queues = self.get_table(exchange)
             if entry in queues:
                 return
-            _write_atomic(table, str_to_bytes(dumps([entry, *queues])))
+            write_atomic(table, str_to_bytes(dumps([entry, *queues])), durable=True)
 
     def get_table(self, exchange: str) -> list[Any]:
         try:
             return [exchange_queue_t(*q) for q in loads(self._exchange_file(exchange).read_bytes())]
         except FileNotFoundError:
             return []
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
-    with partial.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(partial, path)
 
 
 class Transport(_Transport):

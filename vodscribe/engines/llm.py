@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from vodscribe.engines import bundled_llm
-from vodscribe.engines.translator import TranslationError
+from vodscribe.engines.text_translator import TranslationError
 from vodscribe.languages import Language
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def _default_cache_dir() -> Path:
 
 
 class LlamaTranslator:
-    """A :class:`~vodscribe.engines.translator.TextTranslator` on a local GGUF chat model."""
+    """A :class:`~vodscribe.engines.text_translator.TextTranslator` on a local GGUF chat model."""
 
     def __init__(
         self,

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import ctranslate2
 
-from vodscribe.engines.translator import TranslationError
+from vodscribe.engines.text_translator import TranslationError
 from vodscribe.engines.whisper import resolve_compute_type, resolve_device
 from vodscribe.languages import LANGUAGES, Language, UnknownLanguageError, resolve
 

@@ -111,7 +111,7 @@ class WhisperEngine:
         """Language probabilities (Whisper codes, best first) for the first 30 s of ``audio``."""
         with self._lock:
             _, _, probs = self.model.detect_language(audio)
-        return probs
+        return [(str(code), float(p)) for code, p in probs]
 
     # --- transcription ----------------------------------------------------------------------------
     def transcribe(

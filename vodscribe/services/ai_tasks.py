@@ -15,15 +15,15 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from vodscribe import languages
 from vodscribe.config import Settings
-from vodscribe.db.models import FINISHED, UNFINISHED, AITask, Client, Video, utcnow
-from vodscribe.pipeline.errors import URLNotAllowedError
-from vodscribe.pipeline.fetch import check_url
+from vodscribe.db.models import AITask, Client, Video, utcnow
+from vodscribe.db.session import changed
+from vodscribe.db.statuses import FINISHED, UNFINISHED, TaskStatus
+from vodscribe.errors import URLNotAllowedError
+from vodscribe.media.fetch import check_url
 from vodscribe.queue import dispatch_transcription
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("RECEIVED", "PENDING", "STARTED", "SUCCESS", "FAILURE", "REVOKED", "RETRY")
-TASK_NAMES = ("transcription", "content-moderation")
 ORDERING_FIELDS = ("task_id", "status", "task_name", "started_at")
 
 
@@ -92,7 +92,11 @@ def create_transcription(
     data.update({k: v for k, v in optional.items() if v is not None})
     data["client_id"] = client.id
     task = AITask(
-        client_id=client.id, task_name="transcription", status="RECEIVED", task_data=data, video_id=video_id
+        client_id=client.id,
+        task_name="transcription",
+        status=TaskStatus.RECEIVED,
+        task_data=data,
+        video_id=video_id,
     )
     session.add(task)
     session.commit()
@@ -123,7 +127,9 @@ def send(session: Session, settings: Settings, task: AITask) -> None:
         log.exception("could not dispatch task %s; the reaper will retry", task.id)
         return
     session.execute(
-        update(AITask).where(AITask.id == task.id, AITask.status == "RECEIVED").values(status="PENDING")
+        update(AITask)
+        .where(AITask.id == task.id, AITask.status == TaskStatus.RECEIVED)
+        .values(status=TaskStatus.PENDING)
     )
     session.commit()
     session.refresh(task)
@@ -142,14 +148,17 @@ def cancel_task(session: Session, client: Client, task_id: str) -> AITask:
     if task is None:
         raise TaskError("Task not found", 404)
     now = utcnow()
-    changed = session.execute(
+    updated = changed(
+        session,
         update(AITask)
         .where(AITask.id == task_id, AITask.status.in_(UNFINISHED))
-        .values(status="REVOKED", completed_at=now, result={"error": "Task was cancelled by the user."})
-    ).rowcount
+        .values(
+            status=TaskStatus.REVOKED, completed_at=now, result={"error": "Task was cancelled by the user."}
+        ),
+    )
     session.commit()
     session.refresh(task)
-    if not changed:
+    if not updated:
         raise TaskError(f"Cannot cancel task because it is already in status {task.status}.", 412)
     return task
 
@@ -176,9 +185,9 @@ def list_tasks(session: Session, client: Client, q: ListQuery) -> tuple[int, lis
         conditions.append(AITask.task_name == q.task_name)
     if q.status:
         status = q.status.upper()
-        if status not in STATUSES:
-            raise TaskError(f"Unknown status {q.status!r}; use one of {', '.join(STATUSES)}.")
-        conditions.append(AITask.status == status)
+        if status not in TaskStatus.__members__:
+            raise TaskError(f"Unknown status {q.status!r}; use one of {', '.join(TaskStatus)}.")
+        conditions.append(AITask.status == TaskStatus(status))
     if q.date_created:
         conditions.extend(_date_conditions(q.date_created))
     if q.search:

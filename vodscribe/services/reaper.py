@@ -1,107 +1,52 @@
-"""Recovery of tasks whose worker died or whose queue message was never sent.
+"""Recovery of jobs whose worker died or whose queue message was never sent.
 
-Safe to run anywhere and often: every change is a conditional update, and a task dispatched twice is
-claimed once (see ``processing.claim``).
+Safe to run anywhere and often: every change is a conditional update, and a job dispatched twice is
+claimed once (the rules are :mod:`vodscribe.services.jobs`'s, the same for AI tasks and videos).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 
 from vodscribe.config import Settings
-from vodscribe.db.models import AITask, Video, utcnow
+from vodscribe.db.models import AITask, utcnow
 from vodscribe.db.session import session_scope
+from vodscribe.db.statuses import TaskStatus
 from vodscribe.queue import dispatch_transcription, dispatch_video
+from vodscribe.services import jobs
+from vodscribe.services.jobs import AI_TASKS, VIDEO_JOBS
 
 log = logging.getLogger(__name__)
 
 
 def reap(settings: Settings) -> list[str]:
-    """Re-dispatch stale STARTED tasks (or fail them after ``max_attempts``) and unsent ones, and the
-    same for video jobs. Returns the ids of the AI tasks that were sent again."""
+    """Send again what a dead worker left (or fail it after ``max_attempts``) and what may never have
+    reached the queue, for video jobs and AI tasks. Returns the ids of the AI tasks sent again."""
     now = utcnow()
     stale = now - timedelta(seconds=settings.stale_after_s)
-    for video_id in _reap_videos(settings, now, stale):
-        try:
-            dispatch_video(settings, video_id)
-        except Exception:
-            log.exception("could not re-dispatch video %s", video_id)
-    sent = []
-    for task_id in _reap_tasks(settings, now, stale):
-        try:
-            dispatch_transcription(settings, task_id)
-            sent.append(task_id)
-        except Exception:
-            log.exception("could not re-dispatch task %s", task_id)
+    waited = now - timedelta(seconds=settings.redispatch_after_s)
+    resend: dict[jobs.JobKind, list[object]] = {}
+    with session_scope(settings.db_url) as s:
+        for kind in (VIDEO_JOBS, AI_TASKS):
+            stale_ids = jobs.reap_stale(s, kind, now=now, stale=stale, max_attempts=settings.max_attempts)
+            lost_ids = jobs.reap_lost(s, kind, now=now, stale=stale, waited=waited)
+            resend[kind] = [*stale_ids, *lost_ids]
+    jobs.send_all(VIDEO_JOBS, resend[VIDEO_JOBS], lambda video_id: dispatch_video(settings, video_id))
+    sent = jobs.send_all(
+        AI_TASKS, resend[AI_TASKS], lambda task_id: dispatch_transcription(settings, task_id)
+    )
     if sent:
         with session_scope(settings.db_url) as s:
             s.execute(
                 update(AITask)
-                .where(AITask.id.in_(sent), AITask.status == "RECEIVED")
-                .values(status="PENDING")
+                .where(AITask.id.in_(sent), AITask.status == TaskStatus.RECEIVED)
+                .values(status=TaskStatus.PENDING)
             )
     return sent
-
-
-def _reap_tasks(settings: Settings, now: datetime, stale: datetime) -> list[str]:
-    """AI tasks: a dead worker's task goes to RETRY (or FAILURE after max attempts); a task never sent,
-    or sent and possibly lost (a broker restarted without persistence), is sent again. A duplicate
-    message is harmless: only one worker can claim the task. Returns the ids to send."""
-    resend: list[str] = []
-    with session_scope(settings.db_url) as s:
-        for task in s.scalars(select(AITask).where(AITask.status == "STARTED", AITask.heartbeat_at < stale)):
-            ours = update(AITask).where(
-                AITask.id == task.id, AITask.status == "STARTED", AITask.heartbeat_at == task.heartbeat_at
-            )
-            if task.attempts >= settings.max_attempts:
-                s.execute(
-                    ours.values(
-                        status="FAILURE",
-                        completed_at=now,
-                        result={"error": f"The worker processing this task stopped {task.attempts} times."},
-                    )
-                )
-                log.warning("task %s failed: worker lost %d times", task.id, task.attempts)
-            elif s.execute(ours.values(status="RETRY", heartbeat_at=now)).rowcount:
-                log.warning("task %s: worker %s lost, re-dispatching", task.id, task.worker)
-                resend.append(task.id)
-        waited = now - timedelta(seconds=settings.redispatch_after_s)
-        last_sent = func.coalesce(AITask.heartbeat_at, AITask.created_at)
-        lost = select(AITask.id).where(
-            (AITask.status == "RECEIVED") & (AITask.created_at < stale)
-            | (AITask.status == "RETRY") & (AITask.heartbeat_at < stale)
-            | (AITask.status == "PENDING") & (last_sent < waited)
-        )
-        for task_id in list(s.scalars(lost)):
-            s.execute(update(AITask).where(AITask.id == task_id).values(heartbeat_at=now))
-            resend.append(task_id)
-    return resend
-
-
-def _reap_videos(settings: Settings, now: datetime, stale: datetime) -> list[int]:
-    """Video jobs: a dead worker's run goes back to the queue (or fails after max attempts); a queued
-    job whose message may be lost is sent again. Returns the ids to send."""
-    waited = now - timedelta(seconds=settings.redispatch_after_s)
-    resend: list[int] = []
-    with session_scope(settings.db_url) as s:
-        for video in s.scalars(select(Video).where(Video.job_state == "running", Video.heartbeat_at < stale)):
-            ours = update(Video).where(
-                Video.id == video.id, Video.job_state == "running", Video.heartbeat_at == video.heartbeat_at
-            )
-            if video.job_attempts >= settings.max_attempts:
-                message = f"The worker processing this video stopped {video.job_attempts} times."
-                s.execute(ours.values(job_state="done", status="error", error=message))
-            elif s.execute(ours.values(job_state="queued", heartbeat_at=now)).rowcount:
-                resend.append(video.id)
-        lost = select(Video.id).where(Video.job_state == "queued", Video.heartbeat_at < waited)
-        for video_id in list(s.scalars(lost)):
-            s.execute(update(Video).where(Video.id == video_id).values(heartbeat_at=now))
-            resend.append(video_id)
-    return resend
 
 
 class Reaper(threading.Thread):

@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 from vodscribe import languages
 from vodscribe.config import Settings
 from vodscribe.db.models import AITask, Rendition, Subtitle, Video
-from vodscribe.pipeline.hls import HlsVariant, SubtitleTrack, write_master, write_subtitle_playlist
-from vodscribe.pipeline.render import InvalidSubtitlesError, parse_subtitles, to_vtt
+from vodscribe.db.statuses import RenditionStatus, TaskStatus, VideoStatus
+from vodscribe.media.hls import HlsVariant, SubtitleTrack, write_master, write_subtitle_playlist
 from vodscribe.services.ai_tasks import send
+from vodscribe.speech.subtitle_formats import InvalidSubtitlesError, parse_subtitles, to_vtt
 from vodscribe.storage.media import media_store
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ def parse_ai_plan(audio: str | None, translate: str | None) -> AIPlan | None:
 def request_ai_subtitles(session: Session, settings: Settings, video: Video, plan: AIPlan) -> list[AITask]:
     """One transcription task, plus one per translation target (Gcore: separate tasks), each attached
     to the video when it succeeds. A video still processing gets them when its renditions are ready."""
-    if video.status not in ("viewable", "ready"):
+    if video.status not in (VideoStatus.VIEWABLE, VideoStatus.READY):
         video.auto_transcribe_audio_language = plan.audio_language.b if plan.audio_language else "auto"
         video.auto_translate_subtitles_language = ",".join(t.b for t in plan.targets) or "disable"
         session.commit()
@@ -162,7 +163,7 @@ def request_ai_subtitles(session: Session, settings: Settings, video: Video, pla
         task = AITask(
             client_id=video.client_id,
             task_data=data,
-            status="RECEIVED",
+            status=TaskStatus.RECEIVED,
             video_id=video.id,
             attach_subtitle=True,
         )
@@ -178,7 +179,7 @@ def _asr_rendition(session: Session, video: Video) -> Rendition:
     """The lowest complete rendition: its 64 kbit/s AAC track is what ASR needs (as on Gcore)."""
     rendition = session.scalars(
         select(Rendition)
-        .where(Rendition.video_id == video.id, Rendition.status == "complete")
+        .where(Rendition.video_id == video.id, Rendition.status == RenditionStatus.COMPLETE)
         .order_by(Rendition.height)
     ).first()
     if rendition is None:

@@ -14,16 +14,16 @@ from sqlalchemy.orm import Session
 
 from vodscribe import languages
 from vodscribe.config import Settings
-from vodscribe.db.models import UNFINISHED, AITask, Client, Rendition, Video, utcnow
-from vodscribe.pipeline.errors import URLNotAllowedError
-from vodscribe.pipeline.fetch import check_url
+from vodscribe.db.models import AITask, Client, Rendition, Video, utcnow
+from vodscribe.db.statuses import UNFINISHED, JobState, TaskStatus, VideoStatus
+from vodscribe.errors import URLNotAllowedError
+from vodscribe.media.fetch import check_url
 from vodscribe.queue import dispatch_video
 from vodscribe.services.ai_tasks import iso
 from vodscribe.storage.media import MediaStore, media_store
 
 log = logging.getLogger(__name__)
 
-VIDEO_STATUSES = ("empty", "pending", "viewable", "ready", "error")
 _SLUG_ALPHABET = string.ascii_letters + string.digits
 
 
@@ -96,9 +96,9 @@ def _validate(settings: Settings, f: VideoFields, *, creating: bool) -> dict[str
 def create_video(session: Session, settings: Settings, client: Client, f: VideoFields) -> Video:
     values = _validate(settings, f, creating=True)
     slug = "".join(secrets.choice(_SLUG_ALPHABET) for _ in range(16))
-    video = Video(client_id=client.id, slug=slug, status="empty", **values)
+    video = Video(client_id=client.id, slug=slug, status=VideoStatus.EMPTY, **values)
     if video.origin_url:
-        video.job_state = "queued"
+        video.job_state = JobState.QUEUED
         video.heartbeat_at = utcnow()
     session.add(video)
     session.commit()
@@ -133,7 +133,7 @@ def delete_video(session: Session, settings: Settings, video: Video) -> None:
     session.execute(
         update(AITask)
         .where(AITask.video_id == video.id, AITask.status.in_(UNFINISHED))
-        .values(status="REVOKED", completed_at=now, result={"error": "The video was deleted."})
+        .values(status=TaskStatus.REVOKED, completed_at=now, result={"error": "The video was deleted."})
     )
     key = video.key
     session.delete(video)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import fcntl
 import mimetypes
-import os
 import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+from vodscribe.atomic import write_atomic
 from vodscribe.config import Settings
 
 CONTENT_TYPES = {
@@ -112,9 +112,7 @@ class LocalStore:
         for relative, text in texts.items():
             path = folder / relative
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(text)
-            os.replace(tmp, path)
+            write_atomic(path, text)
         if prune:
             keep = {folder / r for r in texts}
             for path in (folder / prune).glob("*"):

@@ -9,8 +9,8 @@ from celery.signals import worker_init, worker_process_init
 from vodscribe.config import get_settings
 from vodscribe.engines.whisper import engine_for
 from vodscribe.queue import PROCESS_VIDEO, TRANSCRIBE, get_celery
-from vodscribe.services.processing import run_task
-from vodscribe.services.video_processing import run_video
+from vodscribe.services.ai_task_runner import run_task
+from vodscribe.services.video_runner import run_video
 
 log = logging.getLogger(__name__)
 app = get_celery()

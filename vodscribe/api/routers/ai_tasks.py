@@ -21,7 +21,7 @@ from vodscribe.api.schemas import (
 )
 from vodscribe.services import ai_tasks
 from vodscribe.services.ai_tasks import ListQuery, TaskError, TranscriptionRequest
-from vodscribe.services.translation import can_translate
+from vodscribe.services.translation_backends import can_translate
 
 router = APIRouter(prefix="/streaming/ai", tags=["AI tasks"])
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -11,6 +11,7 @@ from vodscribe.api.deps import ClientDep, SessionDep, SettingsDep
 from vodscribe.api.errors import ApiError
 from vodscribe.config import Settings
 from vodscribe.db.models import Client, Video
+from vodscribe.db.statuses import VideoStatus
 from vodscribe.services import subtitles as subs
 from vodscribe.services import videos
 from vodscribe.services.subtitles import SubtitleError, SubtitleFields
@@ -115,7 +116,7 @@ def list_videos(
         ids = tuple(int(x) for x in id.split(",") if x.strip()) if id else ()
     except ValueError as exc:
         raise ApiError(400, '"id" must be a comma-separated list of integers', with_status=True) from exc
-    if status is not None and status not in videos.VIDEO_STATUSES:
+    if status is not None and status not in tuple(VideoStatus):
         raise ApiError(400, f"Unknown status {status!r}", with_status=True)
     total, items = videos.list_videos(
         session, client, VideoQuery(page, per_page, ids, search, status, client_user_id)

@@ -19,7 +19,6 @@ spaces.
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,9 +26,10 @@ from pathlib import Path
 
 import av
 
-from vodscribe.pipeline.ffmpeg import input_args, run_ffmpeg
-from vodscribe.pipeline.probe import MediaKind, open_media
-from vodscribe.pipeline.transcode import Rendition
+from vodscribe.atomic import write_atomic
+from vodscribe.media.ffmpeg import input_args, run_ffmpeg
+from vodscribe.media.probe import MediaKind, open_media
+from vodscribe.media.transcode import Rendition
 
 MASTER = "master.m3u8"
 SUBS_DIR = "subs"
@@ -196,7 +196,8 @@ def _describe_streams(mp4: Path) -> tuple[str, float | None, float]:
             codecs.append(_audio_codec_string(container.streams.audio[0]))
         rate = float(video.average_rate) if video.average_rate else None
         origin = (container.start_time or 0) / av.time_base
-        start = float(video.start_time * video.time_base) - origin if video.start_time is not None else 0.0
+        known = video.start_time is not None and video.time_base is not None
+        start = float(video.start_time * video.time_base) - origin if known else 0.0  # type: ignore[operator]
     return ",".join(codecs), rate, max(0.0, start)
 
 
@@ -278,7 +279,7 @@ def write_subtitle_playlist(
     """
     subs = out_dir / SUBS_DIR
     subs.mkdir(parents=True, exist_ok=True)
-    _write_atomic(subs / f"{track.key}.vtt", timestamp_mapped_vtt(vtt, mpegts))
+    write_atomic(subs / f"{track.key}.vtt", timestamp_mapped_vtt(vtt, mpegts))
     seconds = max(duration, 0.001)
     playlist = "\n".join([
         "#EXTM3U",
@@ -291,7 +292,7 @@ def write_subtitle_playlist(
         "#EXT-X-ENDLIST",
         "",
     ])  # fmt: skip
-    _write_atomic(subs / f"{track.key}.m3u8", playlist)
+    write_atomic(subs / f"{track.key}.m3u8", playlist)
     return f"{SUBS_DIR}/{track.key}.m3u8"
 
 
@@ -314,7 +315,7 @@ def write_master(
     for variant in sorted(variants, key=lambda v: (v.height * v.width, v.bandwidth)):
         lines += [_stream_inf(variant, with_subtitles=bool(subtitles)), variant.playlist]
     master = out_dir / MASTER
-    _write_atomic(master, "\n".join(lines) + "\n")
+    write_atomic(master, "\n".join(lines) + "\n")
     _remove_stale_subtitles(out_dir, subtitles)
     return master
 
@@ -374,13 +375,3 @@ def _remove_stale_subtitles(out_dir: Path, subtitles: Sequence[tuple[SubtitleTra
     for path in subs.iterdir():
         if path.is_file() and path.name not in keep:
             path.unlink(missing_ok=True)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write UTF-8 text to a temporary file next to ``path``, then rename it over ``path``."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temp.write_text(text, encoding="utf-8", newline="\n")
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)

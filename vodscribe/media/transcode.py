@@ -19,17 +19,18 @@ filter graph. Decisions:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
-from vodscribe.pipeline.errors import CorruptMediaError, MediaError
-from vodscribe.pipeline.ffmpeg import input_args, run_ffmpeg
-from vodscribe.pipeline.probe import MediaInfo, MediaKind, open_media
+from vodscribe.atomic import replacing
+from vodscribe.errors import CorruptMediaError, MediaError
+from vodscribe.media.ffmpeg import input_args, run_ffmpeg
+from vodscribe.media.probe import MediaInfo, MediaKind, open_media
 
 #: (nominal height, name): the renditions made when the source is at least that large.
 RENDITIONS: tuple[tuple[int, str], ...] = ((240, "vod240p"), (360, "vod360p"), (480, "vod480p"))
@@ -141,7 +142,7 @@ def video_geometry(source: Path, info: MediaInfo) -> VideoGeometry:
 
 
 def _main_video(container: av.container.InputContainer) -> av.VideoStream:
-    """The first video stream that is not cover art (as in :mod:`~vodscribe.pipeline.probe`)."""
+    """The first video stream that is not cover art (as in :mod:`~vodscribe.media.probe`)."""
     for stream in container.streams.video:
         if not stream.disposition & av.stream.Disposition.attached_pic:
             return stream
@@ -183,18 +184,13 @@ def transcode(
     geometry = video_geometry(source, info)
     plans = plan_renditions(info, display=(geometry.width, geometry.height))
     out_dir.mkdir(parents=True, exist_ok=True)
-    temps = [out_dir / f".{plan.name}.tmp.mp4" for plan in plans]
-    try:
+    finals = [out_dir / f"{plan.name}.mp4" for plan in plans]
+    with ExitStack() as outputs:  # all renamed into place once every rendition is complete
+        temps = [outputs.enter_context(replacing(final)) for final in finals]
         args = _transcode_args(source, info, geometry, plans, temps)
         run_ffmpeg(args, duration=info.duration, on_progress=on_progress, should_stop=should_stop)
         renditions = [_measure(plan, temp) for plan, temp in zip(plans, temps, strict=True)]
         _check_complete(renditions, info)
-        finals = [out_dir / f"{plan.name}.mp4" for plan in plans]
-        for temp, final in zip(temps, finals, strict=True):
-            os.replace(temp, final)
-    finally:
-        for temp in temps:
-            temp.unlink(missing_ok=True)
     return [replace(r, path=final) for r, final in zip(renditions, finals, strict=True)]
 
 
@@ -267,6 +263,10 @@ def _check_complete(renditions: list[Rendition], info: MediaInfo) -> None:
 # --- screenshot -------------------------------------------------------------------------------------
 
 
+class _NoFrame(Exception):
+    pass
+
+
 def screenshot_time(duration: float) -> float:
     """Where the screenshot is taken: a third of the way in, or the first frame of a short video."""
     return 0.0 if duration < _SHORT_VIDEO_S else duration / 3
@@ -278,16 +278,15 @@ def screenshot(source_mp4: Path, duration: float, out: Path) -> Path:
     Falls back to the first frame if nothing decodes at the chosen time. Written atomically.
     """
     out.parent.mkdir(parents=True, exist_ok=True)
-    temp = out.with_name(f".{out.name}.tmp")
-    try:
-        for at in dict.fromkeys((screenshot_time(duration), 0.0)):
-            temp.unlink(missing_ok=True)
-            _grab_frame(source_mp4, at, temp)
-            if temp.exists() and temp.stat().st_size > 0:
-                os.replace(temp, out)
-                return out
-    finally:
-        temp.unlink(missing_ok=True)
+    for at in dict.fromkeys((screenshot_time(duration), 0.0)):
+        try:
+            with replacing(out) as temp:
+                _grab_frame(source_mp4, at, temp)
+                if not (temp.exists() and temp.stat().st_size > 0):
+                    raise _NoFrame  # nothing decoded there: not renamed, try the next time
+        except _NoFrame:
+            continue
+        return out
     raise CorruptMediaError("The video track is damaged: no frame could be decoded.")
 
 

@@ -72,7 +72,7 @@ def plan_runs(
     if not spans:
         return []
     if language is not None:
-        labelled = [(s, language) for s in spans]
+        labelled: list[tuple[Span, str | None]] = [(s, language) for s in spans]
     else:
         labelled = _identify(engine, audio, spans, should_stop)
     return _merge_runs(labelled)
@@ -182,7 +182,8 @@ def transcribe_runs(
 
 def rank_languages(runs: Sequence[LanguageRun], limit: int = 5) -> list[str]:
     """Languages by seconds of speech, most spoken first (Gcore shows at most 5)."""
-    seconds: Counter[str] = Counter()
+    seconds: dict[str, float] = {}
     for run in runs:
-        seconds[run.language] += run.speech_seconds
-    return [lang for lang, _ in seconds.most_common(limit)]
+        seconds[run.language] = seconds.get(run.language, 0.0) + run.speech_seconds
+    ranked = sorted(seconds, key=lambda lang: -seconds[lang])  # stable: ties keep first-spoken order
+    return ranked[:limit]

@@ -1,7 +1,7 @@
 """What a text translation engine is: sentences in one language in, the same number out in another.
 
 Engines work on plain sentences; turning subtitle segments into sentences and the translations back
-into timed segments is :mod:`vodscribe.pipeline.translate`'s job, so every engine gets the same
+into timed segments is :mod:`vodscribe.speech.subtitle_translation`'s job, so every engine gets the same
 sentence-aware treatment. Languages are :class:`vodscribe.languages.Language` objects; each engine
 maps them onto its own codes (NLLB's ``deu_Latn``, M2M100's ``__de__``...).
 

@@ -15,9 +15,9 @@ import webvtt
 from tests import nmt_models
 from tests.conftest import MediaServer, Service, start_service, stop_service, wait_for
 from vodscribe.config import Settings
-from vodscribe.engines.translator import TranslationError
+from vodscribe.engines.text_translator import TranslationError
 from vodscribe.languages import resolve
-from vodscribe.services.translation import TranslationConfigError, can_translate, translators_for
+from vodscribe.services.translation_backends import TranslationConfigError, can_translate, translators_for
 
 ENG, GER, SPA, FRE = (resolve(c) for c in ("eng", "ger", "spa", "fre"))
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from vodscribe import languages
 from vodscribe.engines.base import Cue, SpeechSegment
 from vodscribe.engines.whisper import EngineStopped, WhisperEngine
+from vodscribe.errors import Cancelled
 from vodscribe.languages import Language
-from vodscribe.pipeline.errors import Cancelled
-from vodscribe.pipeline.probe import MediaInfo, decode_audio, probe, require_audio
-from vodscribe.pipeline.recognize import LanguageRun, Progress, plan_runs, rank_languages, transcribe_runs
-from vodscribe.pipeline.segment import build_cues
-from vodscribe.pipeline.translate import Translator, WhisperTranslation, require
+from vodscribe.media.probe import MediaInfo, decode_audio, probe, require_audio
+from vodscribe.speech.recognize import LanguageRun, Progress, plan_runs, rank_languages, transcribe_runs
+from vodscribe.speech.segment import build_cues
+from vodscribe.speech.subtitle_translation import Translator, WhisperTranslation, require
 
 #: Share of the progress bar each step takes (the rest is speech recognition).
 DECODE_SHARE = 0.05
@@ -93,7 +94,7 @@ def transcribe_file(
                     run_segments,
                     languages.from_whisper(run.language),
                     target,
-                    on_progress=lambda fraction, run=run: progress.translation(run, fraction),
+                    on_progress=partial(progress.translation, run),
                     should_stop=should_stop,
                 )
             segments += run_segments

@@ -41,14 +41,14 @@ from ssrfguard import (
 from ssrfguard.httpx import Client as GuardedClient
 
 from vodscribe.config import Settings
-from vodscribe.pipeline.errors import (
+from vodscribe.errors import (
     DownloadCancelled,
     FetchError,
     StopCheck,
     TooLargeError,
     URLNotAllowedError,
 )
-from vodscribe.pipeline.probe import SNIFF_BYTES, MediaKind, sniff_or_raise
+from vodscribe.media.probe import SNIFF_BYTES, MediaKind, sniff_or_raise
 
 __all__ = ["USER_AGENT", "DownloadCancelled", "FetchResult", "check_url", "download"]
 
@@ -196,7 +196,7 @@ def download(
     ``on_progress(done_bytes, total_bytes_or_None)`` is called at most every 0.25 s and once at the
     end with ``(size, size)``. ``should_stop()`` is polled between chunks (at most every 0.25 s);
     when it returns True, :class:`DownloadCancelled` is raised. On any failure the partial file is
-    removed. Raises the :class:`~vodscribe.pipeline.errors.MediaError` subclasses for user errors.
+    removed. Raises the :class:`~vodscribe.errors.MediaError` subclasses for user errors.
     """
     normalised, parts = _normalise(url)
     if not settings.allow_private_urls:

@@ -20,7 +20,7 @@ import av
 import av.container
 import numpy as np
 
-from vodscribe.pipeline.errors import (
+from vodscribe.errors import (
     Cancelled,
     CorruptMediaError,
     NoAudioError,
@@ -179,11 +179,6 @@ def _is_text(head: bytes) -> bool:
     except UnicodeDecodeError as exc:
         return exc.start >= len(head) - 3 and exc.reason == "unexpected end of data"
     return True
-
-
-def looks_like_html_or_text(head: bytes) -> bool:
-    """True for HTML/XML, JSON, HLS (``#EXTM3U``) playlists and other text: never media."""
-    return _text_kind(head) is not None
 
 
 def _text_kind(head: bytes) -> str | None:

@@ -3,7 +3,7 @@
 Rules (DESIGN.md, "Media"):
 
 * ffmpeg never sees a URL and never guesses a format: inputs go through :func:`input_args`, which
-  forces the demuxer that :func:`~vodscribe.pipeline.probe.sniff` recognised and allows only the
+  forces the demuxer that :func:`~vodscribe.media.probe.sniff` recognised and allows only the
   ``file`` protocol (an ``.mp4`` that is really an HLS playlist cannot make ffmpeg read other files).
 * ffmpeg runs in its own process group, so a cancel (or any exception in the caller) kills it and
   anything it started, and never leaves an orphan encoding in the background.
@@ -28,8 +28,8 @@ from typing import IO
 
 import imageio_ffmpeg
 
-from vodscribe.pipeline.errors import Cancelled, CorruptMediaError, MediaError, StopCheck
-from vodscribe.pipeline.probe import MediaKind, ffmpeg_format
+from vodscribe.errors import Cancelled, CorruptMediaError, MediaError, StopCheck
+from vodscribe.media.probe import MediaKind, ffmpeg_format
 
 #: Global options added to every run: quiet except errors, machine-readable progress on stdout,
 #: never read the terminal, overwrite outputs (with -nostdin ffmpeg would otherwise refuse).
@@ -56,7 +56,7 @@ _UNSUPPORTED = re.compile(
 @cache
 def ffmpeg_exe() -> str:
     """Path of the ffmpeg binary shipped by imageio-ffmpeg."""
-    return imageio_ffmpeg.get_ffmpeg_exe()
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
 def input_args(path: Path, kind: MediaKind) -> list[str]:

@@ -1,51 +1,44 @@
 """Running an AI task in a worker: claim it, fetch, transcribe, store the result.
 
-Every write is conditional on the task still being ours (``status = STARTED`` and our attempt), so a
-task cancelled or re-dispatched meanwhile is never overwritten. A heartbeat thread keeps
-``heartbeat_at`` fresh (the reaper re-dispatches tasks whose heartbeat stops) and watches for REVOKED.
+The claim, the heartbeat and every write go through :mod:`vodscribe.services.jobs`: conditional on
+the task still being this attempt's, so a task cancelled or taken over meanwhile is never
+overwritten. The heartbeat also carries progress and sees a cancel (REVOKED) within a second.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
-import time
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vodscribe import languages
 from vodscribe.config import Settings
 from vodscribe.db.models import AITask, Rendition, Subtitle, Video, utcnow
-from vodscribe.db.session import session_scope
+from vodscribe.db.session import changed, session_scope
+from vodscribe.db.statuses import RenditionStatus, TaskStatus
 from vodscribe.engines.whisper import engine_for
-from vodscribe.pipeline.errors import Cancelled, MediaError
-from vodscribe.pipeline.fetch import download
-from vodscribe.pipeline.render import to_subtitles_json, to_vtt
-from vodscribe.pipeline.segment import concatenated_text
-from vodscribe.pipeline.transcription import Transcript, transcribe_file
-from vodscribe.pipeline.translate import require
+from vodscribe.errors import Cancelled, MediaError
+from vodscribe.media.fetch import download
 from vodscribe.queue import dispatch_transcription
-from vodscribe.services.heartbeat import Heartbeat
+from vodscribe.services import jobs
+from vodscribe.services.jobs import AI_TASKS
 from vodscribe.services.subtitles import ai_subtitle_name, publish
-from vodscribe.services.translation import translators_for
+from vodscribe.services.translation_backends import translators_for
+from vodscribe.speech.segment import concatenated_text
+from vodscribe.speech.subtitle_formats import to_subtitles_json, to_vtt
+from vodscribe.speech.subtitle_translation import require
+from vodscribe.speech.transcription import Transcript, transcribe_file
 from vodscribe.storage.media import media_store
 from vodscribe.storage.workspace import workspace
 
 log = logging.getLogger(__name__)
 
 FETCH_SHARE = 0.15  # progress 0-15 % is the download, the rest is transcription
-CLAIMABLE = ("RECEIVED", "PENDING", "RETRY")
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass
@@ -59,62 +52,34 @@ class Claim:
 
 
 def claim(settings: Settings, task_id: str) -> Claim | None:
-    """STARTED + attempt number, or None when the task is not ours to run (done, cancelled, running).
-
-    A task STARTED by a worker whose heartbeat went stale is taken over too: that is the broker
-    redelivering the message of a worker that died (acks_late), ahead of the reaper."""
+    """The task, now STARTED under a new attempt number; None when it is not ours to run."""
     with session_scope(settings.db_url) as s:
         task = s.get(AITask, task_id)
         if task is None:
             return None
-        now = utcnow()
-        stale = now - timedelta(seconds=settings.stale_after_s)
-        orphaned = task.status == "STARTED" and task.heartbeat_at is not None and task.heartbeat_at < stale
-        if task.status not in CLAIMABLE and not orphaned:
-            return None
-        if orphaned and task.attempts >= settings.max_attempts:
-            return None  # the reaper fails it with a reason
-        attempt = task.attempts + 1
-        if orphaned:  # still exactly as the dead worker left it
-            ours = (
-                AITask.status == "STARTED",
-                AITask.attempts == task.attempts,
-                AITask.heartbeat_at == task.heartbeat_at,
-            )
-        else:  # RECEIVED may turn PENDING meanwhile (the API marks it after sending): both are fine
-            ours = (AITask.status.in_(CLAIMABLE), AITask.attempts == task.attempts)
-        changed = s.execute(
-            update(AITask)
-            .where(AITask.id == task_id, *ours)
-            .values(
-                status="STARTED",
-                attempts=attempt,
-                started_at=task.started_at or now,
-                heartbeat_at=now,
-                worker=worker_name(),
-                progress=max(task.progress, 1),
-            )
-        ).rowcount
-        if not changed:
-            return None
-        if orphaned:
-            log.warning("task %s: taking over from lost worker %s", task_id, task.worker)
-        return Claim(
-            task_id, attempt, dict(task.task_data), max(task.progress, 1), task.video_id, task.attach_subtitle
+        progress = max(task.progress, 1)
+        attempt = jobs.claim(
+            s,
+            AI_TASKS,
+            task,
+            stale_after_s=settings.stale_after_s,
+            max_attempts=settings.max_attempts,
+            values={"started_at": task.started_at or utcnow(), "progress": progress},
         )
+        if attempt is None:
+            return None
+        return Claim(task_id, attempt, dict(task.task_data), progress, task.video_id, task.attach_subtitle)
 
 
-class Watcher(Heartbeat):
-    """Heartbeat, progress and cancel detection for an AI task (see :class:`Heartbeat`)."""
+class Watcher(jobs.JobWatch):
+    """Heartbeat, progress and cancel detection for an AI task."""
 
     def __init__(self, settings: Settings, claim: Claim) -> None:
-        super().__init__(f"watch-{claim.task_id}", min(1.0, settings.heartbeat_s))
-        self.settings = settings
+        super().__init__(settings.db_url, AI_TASKS, claim.task_id, claim.attempt, beat_s=settings.heartbeat_s)
         self.claim = claim
         self._progress: int | None = None
         self._highest = claim.progress
         self._lock = threading.Lock()
-        self._next_beat = time.monotonic() + settings.heartbeat_s  # claim() wrote the first beat
 
     def set_progress(self, percent: int) -> None:
         """Record progress; it never goes backwards (a retried attempt starts from the top again)."""
@@ -128,33 +93,19 @@ class Watcher(Heartbeat):
             progress, self._progress = self._progress, None
         return progress
 
-    def tick(self) -> bool:
-        beat = time.monotonic() >= self._next_beat
+    def values(self) -> dict[str, Any]:
         progress = self._take_progress()
-        with session_scope(self.settings.db_url) as s:
-            values: dict[str, Any] = {}
-            if beat:
-                values["heartbeat_at"] = utcnow()
-            if progress is not None:
-                values["progress"] = progress
-            if values:
-                s.execute(_ours(self.claim).values(**values))
-            status = s.scalar(select(AITask.status).where(AITask.id == self.claim.task_id))
-        if beat:
-            self._next_beat = time.monotonic() + self.settings.heartbeat_s
-        return status == "STARTED"
+        return {} if progress is None else {"progress": progress}
 
     def finish(self) -> None:
         progress = self._take_progress()
         if progress is not None:
-            with session_scope(self.settings.db_url) as s:
+            with session_scope(self.db_url) as s:
                 s.execute(_ours(self.claim).values(progress=progress))
 
 
 def _ours(claim: Claim) -> Any:
-    return update(AITask).where(
-        AITask.id == claim.task_id, AITask.status == "STARTED", AITask.attempts == claim.attempt
-    )
+    return jobs.ours(AI_TASKS, claim.task_id, claim.attempt)
 
 
 def run_task(settings: Settings, task_id: str) -> str:
@@ -168,13 +119,13 @@ def run_task(settings: Settings, task_id: str) -> str:
             result = _execute(settings, claimed, watcher)
         except Cancelled:
             log.info("task %s cancelled", task_id)
-            return "REVOKED"
+            return TaskStatus.REVOKED
         except MediaError as exc:
-            return _finish(settings, claimed, "FAILURE", {"error": exc.message})
+            return _finish(settings, claimed, TaskStatus.FAILURE, {"error": exc.message})
         except Exception as exc:
             log.exception("task %s failed with an internal error", task_id)
             return _retry_or_fail(settings, claimed, exc)
-    return _finish(settings, claimed, "SUCCESS", result)
+    return _finish(settings, claimed, TaskStatus.SUCCESS, result)
 
 
 def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> dict[str, Any]:
@@ -224,7 +175,7 @@ def _video_source(settings: Settings, video_id: int, scratch: Path) -> Path:
         video = s.get(Video, video_id)
         rendition = s.scalars(
             select(Rendition)
-            .where(Rendition.video_id == video_id, Rendition.status == "complete")
+            .where(Rendition.video_id == video_id, Rendition.status == RenditionStatus.COMPLETE)
             .order_by(Rendition.height)
         ).first()
         if video is None or rendition is None:
@@ -262,12 +213,12 @@ def _finish(settings: Settings, claimed: Claim, status: str, result: dict[str, A
     """Store the outcome if the task is still ours; a video's subtitle is attached in the same commit."""
     attached = False
     with session_scope(settings.db_url) as s:
-        changed = s.execute(
-            _ours(claimed).values(status=status, result=result, progress=100, completed_at=utcnow())
-        ).rowcount
-        if not changed:
+        updated = changed(
+            s, _ours(claimed).values(status=status, result=result, progress=100, completed_at=utcnow())
+        )
+        if not updated:
             return s.scalar(select(AITask.status).where(AITask.id == claimed.task_id)) or "GONE"
-        if status == "SUCCESS" and claimed.attach_subtitle:
+        if status == TaskStatus.SUCCESS and claimed.attach_subtitle:
             attached = _attach(s, claimed, result)
     if attached:
         with session_scope(settings.db_url) as s:
@@ -297,14 +248,12 @@ def _attach(session: Session, claimed: Claim, result: dict[str, Any]) -> bool:
 def _retry_or_fail(settings: Settings, claimed: Claim, exc: Exception) -> str:
     if claimed.attempt >= settings.max_attempts:
         return _finish(
-            settings,
-            claimed,
-            "FAILURE",
-            {"error": f"Internal error after {claimed.attempt} attempts ({type(exc).__name__})."},
+            settings, claimed, TaskStatus.FAILURE, {"error": jobs.internal_error(claimed.attempt, exc)}
         )
-    with session_scope(settings.db_url) as s:
-        changed = s.execute(_ours(claimed).values(status="RETRY", heartbeat_at=None)).rowcount
-    if changed:
-        dispatch_transcription(settings, claimed.task_id, countdown=2.0 * claimed.attempt)
-        return "RETRY"
+
+    def send(countdown: float) -> None:
+        dispatch_transcription(settings, claimed.task_id, countdown=countdown)
+
+    if jobs.retry(settings.db_url, AI_TASKS, claimed.task_id, claimed.attempt, dispatch=send):
+        return TaskStatus.RETRY
     return "GONE"

@@ -2,7 +2,7 @@
 
 Every backend sits behind :class:`Translator`: ``segments in, segments out, timings kept``. The
 output segments carry the translated text and words timed over the source speech; the caller turns
-them into cues with :func:`vodscribe.pipeline.segment.build_cues`, so translated lines are wrapped
+them into cues with :func:`vodscribe.speech.segment.build_cues`, so translated lines are wrapped
 and timed by the same subtitle rules as transcribed ones.
 
 Two kinds of backend:
@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from vodscribe.engines.base import SpeechSegment, Word
-from vodscribe.engines.translator import TextTranslator, TranslationError
+from vodscribe.engines.text_translator import TextTranslator, TranslationError
+from vodscribe.errors import Cancelled, UnsupportedTranslation
 from vodscribe.languages import ENGLISH, Language, resolve
-from vodscribe.pipeline.errors import Cancelled, UnsupportedTranslation
-from vodscribe.pipeline.segment import ends_clause, ends_sentence, flatten_text, text_units, timed_words
+from vodscribe.speech.segment import ends_clause, ends_sentence, flatten_text, text_units, timed_words
 
 #: A pause longer than this (seconds) between two words ends a sentence even without punctuation
 #: (lower-case, unpunctuated ASR output would otherwise make one endless "sentence").
@@ -81,7 +81,7 @@ class Translator(Protocol):
         should_stop: Callable[[], bool] | None = None,
     ) -> list[SpeechSegment]:
         """Translate the segments of one language run; progress is 0.0-1.0, and ``should_stop``
-        is polled between batches (raising :class:`~vodscribe.pipeline.errors.Cancelled`)."""
+        is polled between batches (raising :class:`~vodscribe.errors.Cancelled`)."""
         ...
 
 

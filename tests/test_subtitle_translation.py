@@ -1,4 +1,4 @@
-"""Sentence-aware subtitle translation (pipeline/translate.py) and the pipeline's backend choice.
+"""Sentence-aware subtitle translation (speech/subtitle_translation.py) and the pipeline's backend choice.
 
 The text engine here is a small deterministic one written for the tests (it upper-cases and tags
 each sentence and records what it was asked), so the tests can see exactly which sentences were
@@ -15,13 +15,12 @@ import pytest
 
 from vodscribe import languages
 from vodscribe.engines.base import SpeechSegment, Word
-from vodscribe.engines.translator import TextTranslator, TranslationError
+from vodscribe.engines.text_translator import TextTranslator, TranslationError
 from vodscribe.engines.whisper import get_engine
+from vodscribe.errors import Cancelled, UnsupportedTranslation
 from vodscribe.languages import Language
-from vodscribe.pipeline.errors import Cancelled, UnsupportedTranslation
-from vodscribe.pipeline.segment import build_cues
-from vodscribe.pipeline.transcription import transcribe_file
-from vodscribe.pipeline.translate import (
+from vodscribe.speech.segment import build_cues
+from vodscribe.speech.subtitle_translation import (
     MAX_SENTENCE_SECONDS,
     Sentence,
     TextTranslation,
@@ -30,6 +29,7 @@ from vodscribe.pipeline.translate import (
     lay_over,
     split_sentences,
 )
+from vodscribe.speech.transcription import transcribe_file
 
 DATA = Path(__file__).parent / "data"
 ENG, GER, FRE, CHI = (languages.resolve(c) for c in ("eng", "ger", "fre", "chi"))

@@ -16,15 +16,17 @@ from sqlalchemy import delete, update
 
 from vodscribe.config import Settings
 from vodscribe.db.models import Rendition, Video, utcnow
-from vodscribe.db.session import session_scope
-from vodscribe.pipeline.errors import Cancelled, FetchError, MediaError, NotMediaError, TooLargeError
-from vodscribe.pipeline.fetch import download
-from vodscribe.pipeline.hls import mpegts_start, package_hls
-from vodscribe.pipeline.probe import MediaInfo, probe
-from vodscribe.pipeline.transcode import plan_renditions, screenshot, transcode
+from vodscribe.db.session import changed, session_scope
+from vodscribe.db.statuses import JobState, RenditionStatus, VideoStatus
+from vodscribe.errors import Cancelled, FetchError, MediaError, NotMediaError, TooLargeError
+from vodscribe.media.fetch import download
+from vodscribe.media.hls import mpegts_start, package_hls
+from vodscribe.media.probe import MediaInfo, probe
+from vodscribe.media.transcode import plan_renditions, screenshot, transcode
 from vodscribe.queue import dispatch_video
+from vodscribe.services import jobs
 from vodscribe.services.heartbeat import Heartbeat
-from vodscribe.services.processing import worker_name
+from vodscribe.services.jobs import VIDEO_JOBS
 from vodscribe.services.subtitles import HLS_META, SubtitleError, parse_ai_plan, publish, request_ai_subtitles
 from vodscribe.storage.media import media_store
 from vodscribe.storage.workspace import workspace
@@ -35,23 +37,8 @@ log = logging.getLogger(__name__)
 FETCH_ERRORS = (FetchError, NotMediaError, TooLargeError)
 
 
-class _VideoHeartbeat(Heartbeat):
-    """Keeps ``heartbeat_at`` fresh while a run is ours; stops when the video was deleted or handed
-    to another worker (see :class:`Heartbeat`)."""
-
-    def __init__(self, settings: Settings, video_id: int, attempt: int) -> None:
-        super().__init__(f"video-{video_id}", settings.heartbeat_s)
-        self.settings, self.video_id, self.attempt = settings, video_id, attempt
-
-    def tick(self) -> bool:
-        with session_scope(self.settings.db_url) as s:
-            return bool(s.execute(_ours(self.video_id, self.attempt).values(heartbeat_at=utcnow())).rowcount)
-
-
 def _ours(video_id: int, attempt: int) -> Any:
-    return update(Video).where(
-        Video.id == video_id, Video.job_state == "running", Video.job_attempts == attempt
-    )
+    return jobs.ours(VIDEO_JOBS, video_id, attempt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,19 +54,12 @@ class _Run:
 def _claim(settings: Settings, video_id: int) -> _Run | None:
     with session_scope(settings.db_url) as s:
         video = s.get(Video, video_id)
-        if video is None or video.job_state != "queued" or not video.origin_url:
+        if video is None or not video.origin_url:
             return None
-        attempt = video.job_attempts + 1
-        changed = s.execute(
-            update(Video)
-            .where(
-                Video.id == video_id, Video.job_state == "queued", Video.job_attempts == video.job_attempts
-            )
-            .values(
-                job_state="running", job_attempts=attempt, job_worker=worker_name(), heartbeat_at=utcnow()
-            )
-        ).rowcount
-        return _Run(video_id, attempt, video.key, video.origin_url) if changed else None
+        attempt = jobs.claim(
+            s, VIDEO_JOBS, video, stale_after_s=settings.stale_after_s, max_attempts=settings.max_attempts
+        )
+        return _Run(video_id, attempt, video.key, video.origin_url) if attempt is not None else None
 
 
 def run_video(settings: Settings, video_id: int) -> str:
@@ -87,7 +67,8 @@ def run_video(settings: Settings, video_id: int) -> str:
     if run is None:
         return "SKIPPED"
     attempt = run.attempt
-    with _VideoHeartbeat(settings, video_id, attempt) as beat:
+    watch = jobs.JobWatch(settings.db_url, VIDEO_JOBS, video_id, attempt, beat_s=settings.heartbeat_s)
+    with watch as beat:
         try:
             _process(settings, run, beat)
         except Cancelled:
@@ -97,16 +78,16 @@ def run_video(settings: Settings, video_id: int) -> str:
             return "CANCELLED"
         except MediaError as exc:
             _fail(settings, video_id, attempt, exc.message, empty=isinstance(exc, FETCH_ERRORS))
-            return "error"
+            return VideoStatus.ERROR
         except Exception as exc:
             log.exception("video %s failed with an internal error", video_id)
             return _retry_or_fail(settings, video_id, attempt, exc)
-    return "ready"
+    return VideoStatus.READY
 
 
 def _set(settings: Settings, video_id: int, attempt: int, **values: Any) -> None:
     with session_scope(settings.db_url) as s:
-        if not s.execute(_ours(video_id, attempt).values(updated_at=utcnow(), **values)).rowcount:
+        if not changed(s, _ours(video_id, attempt).values(updated_at=utcnow(), **values)):
             raise Cancelled
 
 
@@ -118,7 +99,14 @@ def _process(settings: Settings, run: _Run, beat: Heartbeat) -> None:
         info = probe(fetched.path)
         if not info.has_video:
             raise MediaError("The file has no video track.")
-        _set(settings, video_id, attempt, status="pending", error=None, **_origin_fields(info, fetched.size))
+        _set(
+            settings,
+            video_id,
+            attempt,
+            status=VideoStatus.PENDING,
+            error=None,
+            **_origin_fields(info, fetched.size),
+        )
         rows = _rendition_rows(settings, video_id, info)
 
         def progress(fraction: float) -> None:
@@ -144,14 +132,21 @@ def _process(settings: Settings, run: _Run, beat: Heartbeat) -> None:
             s.execute(
                 update(Rendition)
                 .where(Rendition.video_id == video_id, Rendition.name == made.name)
-                .values(size=made.size, bitrate=made.bitrate, progress=100, status="complete")
+                .values(size=made.size, bitrate=made.bitrate, progress=100, status=RenditionStatus.COMPLETE)
             )
-    _set(settings, video_id, attempt, status="viewable")
+    _set(settings, video_id, attempt, status=VideoStatus.VIEWABLE)
     with session_scope(settings.db_url) as s:
         video = s.get(Video, video_id)
         assert video is not None
         publish(settings, s, video)
-    _set(settings, video_id, attempt, status="ready", screenshot="screenshot.jpg", job_state="done")
+    _set(
+        settings,
+        video_id,
+        attempt,
+        status=VideoStatus.READY,
+        screenshot="screenshot.jpg",
+        job_state=JobState.DONE,
+    )
     _request_ai(settings, video_id)
 
 
@@ -202,30 +197,26 @@ def _fail(settings: Settings, video_id: int, attempt: int, message: str, *, empt
     with session_scope(settings.db_url) as s:
         s.execute(
             _ours(video_id, attempt).values(
-                status="empty" if empty else "error", error=message, job_state="done", updated_at=utcnow()
+                status=VideoStatus.EMPTY if empty else VideoStatus.ERROR,
+                error=message,
+                job_state=JobState.DONE,
+                updated_at=utcnow(),
             )
         )
         s.execute(
             update(Rendition)
-            .where(Rendition.video_id == video_id, Rendition.status == "processing")
-            .values(status="error", error=message)
+            .where(Rendition.video_id == video_id, Rendition.status == RenditionStatus.PROCESSING)
+            .values(status=RenditionStatus.ERROR, error=message)
         )
 
 
 def _retry_or_fail(settings: Settings, video_id: int, attempt: int, exc: Exception) -> str:
     if attempt >= settings.max_attempts:
-        _fail(
-            settings,
-            video_id,
-            attempt,
-            f"Internal error after {attempt} attempts ({type(exc).__name__}).",
-            empty=False,
-        )
-        return "error"
-    with session_scope(settings.db_url) as s:
-        changed = s.execute(
-            _ours(video_id, attempt).values(job_state="queued", heartbeat_at=utcnow())
-        ).rowcount
-    if changed:
-        dispatch_video(settings, video_id, countdown=2.0 * attempt)
+        _fail(settings, video_id, attempt, jobs.internal_error(attempt, exc), empty=False)
+        return VideoStatus.ERROR
+
+    def send(countdown: float) -> None:
+        dispatch_video(settings, video_id, countdown=countdown)
+
+    jobs.retry(settings.db_url, VIDEO_JOBS, video_id, attempt, dispatch=send)
     return "retry"

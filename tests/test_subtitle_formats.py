@@ -1,4 +1,4 @@
-"""Tests for vodscribe.pipeline.render: WebVTT / SRT / Gcore JSON output and strict parsing."""
+"""Tests for vodscribe.speech.subtitle_formats: WebVTT / SRT / Gcore JSON output and strict parsing."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 import webvtt
 
 from vodscribe.engines.base import Cue, SpeechSegment, Word
-from vodscribe.pipeline.render import (
+from vodscribe.speech.segment import build_cues
+from vodscribe.speech.subtitle_formats import (
     InvalidSubtitlesError,
     parse_srt,
     parse_subtitles,
@@ -16,7 +17,6 @@ from vodscribe.pipeline.render import (
     to_subtitles_json,
     to_vtt,
 )
-from vodscribe.pipeline.segment import build_cues
 
 CUES = [
     Cue(start=0.5, end=2.0, text="Hello there,\nhow are you?"),

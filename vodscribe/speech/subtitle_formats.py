@@ -18,7 +18,7 @@ from webvtt.errors import MalformedCaptionError, MalformedFileError
 from webvtt.models import Timestamp
 
 from vodscribe.engines.base import Cue
-from vodscribe.pipeline.segment import flatten_text
+from vodscribe.speech.segment import flatten_text
 
 _BOM = "\ufeff"
 #: The first line of a WebVTT file: "WEBVTT", alone or followed by a space or tab and any text.
@@ -64,7 +64,7 @@ def to_srt(cues: Iterable[Cue]) -> str:
         )
         for index, cue in enumerate(cues, start=1)
     ]
-    return srt.compose(subtitles)
+    return str(srt.compose(subtitles))
 
 
 def to_subtitles_json(cues: Iterable[Cue]) -> list[dict[str, str]]:

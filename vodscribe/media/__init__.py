@@ -1,0 +1,1 @@
+"""Media work: safe download, probing and decoding, ffmpeg, renditions, HLS packaging."""

@@ -1,0 +1,1 @@
+"""Speech: recognition over a whole file, subtitle cues, subtitle formats, subtitle translation."""
