@@ -1,4 +1,4 @@
-"""The embed player page (``iframe_url``): rendering, CSP, the vendored hls.js, and real playback.
+"""The embed player page (``iframe_url``): rendering, CSP, its static files, and real playback.
 
 The browser tests build a real HLS rendition (H.264/AAC MPEG-TS from ``jfk_librivox.mp4``) with two
 WebVTT subtitle renditions, serve it with the page and ``vodscribe/api/static`` from a local HTTP
@@ -12,8 +12,10 @@ import hashlib
 import json
 import math
 import re
+import shutil
 import subprocess
 import threading
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -31,6 +33,8 @@ from vodscribe.api.embed import EMBED_CSP, EmbedSubtitle, embed_csp, render_embe
 
 DATA = Path(__file__).parent / "data"
 STATIC = Path(__file__).parent.parent / "vodscribe" / "api" / "static"
+PLAYER_JS = STATIC / "embed" / "player.js"
+PLAYER_CSS = STATIC / "embed" / "player.css"
 EN_TEXT = "And so my fellow Americans"
 DE_TEXT = "Und so, meine amerikanischen Mitbürger"
 SUBTITLES = [EmbedSubtitle("English", "en", default=True), EmbedSubtitle("Deutsch", "de")]
@@ -111,7 +115,7 @@ def test_title_cannot_break_out() -> None:
     evil = '</script><script>alert(1)</script><img src=x onerror="alert(2)">'
     page = _render(title=evil)
     parsed = _parse(page)
-    # Exactly our three scripts: the JSON config, hls.js, the player; the title stays text.
+    # Exactly our three scripts: the JSON config, hls.js, player.js; the title stays text.
     assert len(parsed.scripts) == 3
     assert "alert(1)" not in "".join(text for _, text in parsed.scripts)
     assert not any(t == "img" for t, _ in parsed.tags)
@@ -147,28 +151,58 @@ def test_page_references_only_static_and_hls_url() -> None:
     hls_url = "https://cdn.example.com/videos/7/master.m3u8"
     page = _render(hls_url=hls_url, static_prefix="/assets/")
     urls = [v for _, attrs in _parse(page).tags for k, v in attrs.items() if k in ("src", "href", "poster")]
-    assert urls == ["data:,", "/assets/hls/hls.min.js"]  # the icon (no favicon.ico request) and hls.js
+    # the icon (no favicon.ico request), the stylesheet, hls.js and the player script
+    assert urls == ["data:,", "/assets/embed/player.css", "/assets/hls/hls.min.js", "/assets/embed/player.js"]
     assert re.findall(r"(?:https?:)?//[^\s\"'<>]+", page) == [hls_url]  # only inside the JSON config
     assert _config(page)["hlsUrl"] == hls_url
     assert "/static" not in page
-    assert "/static/hls/hls.min.js" in _render(hls_url=hls_url)
+    default = _render(hls_url=hls_url)
+    for path in ("/static/hls/hls.min.js", "/static/embed/player.js", "/static/embed/player.css"):
+        assert path in default
 
 
-def test_csp_allows_exactly_the_inline_script() -> None:
+def _served_scripts(page: str) -> list[str]:
+    """The ``src`` of every script the page executes; fails on an inline executable script."""
+    srcs = []
+    for attrs, text in _parse(page).scripts:
+        if attrs.get("type") == "application/json":  # data, never executed
+            assert "src" not in attrs
+            continue
+        assert set(attrs) == {"src"} and attrs["src"] and text == ""
+        srcs.append(str(attrs["src"]))
+    return srcs
+
+
+def test_csp_allows_only_the_served_scripts() -> None:
     page = _render(title="x", sub_lang="en")
-    inline = [text for attrs, text in _parse(page).scripts if not attrs]
-    assert len(inline) == 1
-    digest = base64.b64encode(hashlib.sha256(inline[0].encode()).digest()).decode()
+    parsed = _parse(page)
+    # No inline executable script: exactly the JSON block plus hls.js and player.js, both same-origin.
+    assert _served_scripts(page) == ["/static/hls/hls.min.js", "/static/embed/player.js"]
+    assert [a.get("type") for a, _ in parsed.scripts].count("application/json") == 1
+    # No inline style either: the stylesheet is a same-origin file.
+    assert not any(t == "style" for t, _ in parsed.tags)
+    assert not any("style" in attrs for _, attrs in parsed.tags)
+    sheets = [a["href"] for t, a in parsed.tags if t == "link" and a.get("rel") == "stylesheet"]
+    assert sheets == ["/static/embed/player.css"]
     directives = dict(d.split(" ", 1) for d in EMBED_CSP.split("; "))
-    assert directives["script-src"] == f"'self' 'sha256-{digest}'"
+    assert directives["script-src"] == "'self'"
     assert directives["default-src"] == "'none'"
     assert directives["media-src"] == "'self' blob:"
     assert directives["connect-src"] == "'self'"
     assert directives["worker-src"] == "'self' blob:"
-    assert directives["style-src"] == "'unsafe-inline'"
+    assert directives["style-src"] == "'self'"
     assert "unsafe-eval" not in EMBED_CSP and "frame-ancestors" not in EMBED_CSP
-    # The page (and so the hash) does not depend on the per-page data.
-    assert [t for a, t in _parse(_render(title="other", hls_url="/o.m3u8")).scripts if not a] == inline
+    assert "unsafe-inline" not in EMBED_CSP and "sha256-" not in EMBED_CSP
+    # The scripts do not depend on the per-page data (that is in the JSON block only).
+    assert _served_scripts(_render(title="other", hls_url="/o.m3u8")) == _served_scripts(page)
+
+
+def test_player_files_are_packaged_static_files() -> None:
+    js = PLAYER_JS.read_text(encoding="utf-8")
+    assert 'JSON.parse(document.getElementById("embed-config").textContent)' in js  # its config
+    assert "Hls.isSupported()" in js and "</script" not in js
+    css = PLAYER_CSS.read_text(encoding="utf-8")
+    assert ".vh {" in css and ".menu select" in css
 
 
 def test_embed_csp_adds_media_origins_only() -> None:
@@ -180,7 +214,7 @@ def test_embed_csp_adds_media_origins_only() -> None:
     assert directives["media-src"] == f"'self' blob: {origins}"
     assert directives["connect-src"] == f"'self' {origins}"
     assert directives["img-src"] == f"'self' data: blob: {origins}"
-    assert directives["script-src"].startswith("'self' 'sha256-")
+    assert directives["script-src"] == "'self'" and directives["style-src"] == "'self'"
     assert embed_csp() == EMBED_CSP == embed_csp("/relative.m3u8", "javascript:alert(1)", "data:x")
     # Nothing in a URL can inject a directive or a wildcard.
     for evil in ("https://a.example; script-src *", "https://*", "https://a.example'unsafe-inline'/x"):
@@ -262,7 +296,8 @@ def hls_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class _Handler(SimpleHTTPRequestHandler):
-    """``/embed/<name>`` (registered pages, with their CSP), ``/static/`` and ``/media/`` (CORS)."""
+    """``/embed/<name>`` (registered pages, with their CSP), ``/static/``, ``/nohls/`` (the static files
+    without hls.js) and ``/media/`` (CORS)."""
 
     extensions_map = {  # noqa: RUF012 (class-level table, as in the base class)
         **SimpleHTTPRequestHandler.extensions_map,
@@ -270,6 +305,7 @@ class _Handler(SimpleHTTPRequestHandler):
         ".ts": "video/mp2t",
         ".vtt": "text/vtt",
         ".js": "text/javascript",
+        ".css": "text/css",
     }
 
     def __init__(self, *args: object, site: _Site, **kw: object) -> None:
@@ -317,8 +353,10 @@ class _Site:
 
 
 @pytest.fixture(scope="module")
-def site(hls_root: Path) -> Iterator[_Site]:
-    site = _Site(mounts={"/static/": STATIC, "/media/": hls_root})
+def site(hls_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Site]:
+    nohls = tmp_path_factory.mktemp("embed-nohls")  # the player's files, but no hls.js
+    shutil.copytree(STATIC / "embed", nohls / "embed")
+    site = _Site(mounts={"/static/": STATIC, "/nohls/": nohls, "/media/": hls_root})
     servers = [ThreadingHTTPServer(("127.0.0.1", 0), partial(_Handler, site=site)) for _ in range(2)]
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -359,6 +397,9 @@ def _csp_violations(page: Page) -> list[str]:
     return [m for m in page.console if "Content Security Policy" in m]
 
 
+SCRIPTS = "Array.from(document.scripts).filter(s => s.src).map(s => new URL(s.src).pathname)"
+
+
 def test_chromium_decodes_h264_aac(page: Page) -> None:
     _open(page, "about:blank")
     assert page.evaluate(
@@ -380,6 +421,12 @@ def test_player_plays_hls_with_subtitles(page: Page, site: _Site) -> None:
     assert page.evaluate(
         "typeof Hls === 'function' && document.getElementById('video').src.startsWith('blob:')"
     )  # hls.js, through MSE
+    # What runs the page is the served player.js (no inline script), with the served stylesheet.
+    assert page.evaluate(SCRIPTS) == ["/static/hls/hls.min.js", "/static/embed/player.js"]
+    with urllib.request.urlopen(f"{site.origins[0]}/static/embed/player.js", timeout=10) as served:
+        assert served.read() == PLAYER_JS.read_bytes()
+    assert page.evaluate("getComputedStyle(document.getElementById('cue')).position") == "absolute"
+    assert page.evaluate("getComputedStyle(document.querySelector('.menu')).position") == "absolute"
 
     _choose(page, "1")  # Deutsch, from the menu
     assert "Mitbürger" in page.wait_for(f"{CUE}.includes('Mitbürger') && {CUE}")
@@ -413,7 +460,7 @@ def test_cross_origin_hls_needs_its_origin_in_the_csp(page: Page, site: _Site) -
     assert "fellow Americans" in page.wait_for(CUE)
     assert _csp_violations(page) == []
 
-    # The same-origin policy blocks it: the CSP is really enforced (so the hash is what runs the page).
+    # The same-origin policy blocks it: the CSP is really enforced (and player.js runs under it).
     _open(page, site.add_page("cross-blocked", html, EMBED_CSP))
     state = page.wait_for(f"{STATE}.startsWith('error:') && {STATE}", timeout=20)
     assert state == "error:manifestLoadError"
@@ -423,7 +470,7 @@ def test_cross_origin_hls_needs_its_origin_in_the_csp(page: Page, site: _Site) -
 def test_native_hls_fallback_without_hls_js(page: Page, site: _Site) -> None:
     html = render_embed_page(
         title="JFK", hls_url="/media/master.m3u8", subtitles=SUBTITLES, poster_url=None,
-        static_prefix="/missing", sub_lang="en", autoplay=True, muted=True,
+        static_prefix="/nohls", sub_lang="en", autoplay=True, muted=True,
     )  # fmt: skip
     _open(page, site.add_page("native", html))
     state = page.wait_for(f"{STATE} !== 'loading' && {STATE} !== 'ready' && {STATE}")
@@ -431,6 +478,7 @@ def test_native_hls_fallback_without_hls_js(page: Page, site: _Site) -> None:
     # Recent Chromium plays HLS natively (without exposing its subtitle renditions); older cannot.
     assert state == ("playing" if native else "error:unsupported")
     assert page.evaluate("typeof Hls") == "undefined"
+    assert page.evaluate(SCRIPTS) == ["/nohls/hls/hls.min.js", "/nohls/embed/player.js"]
 
 
 def test_dump_dom_lists_the_subtitle_menu(site: _Site) -> None:

@@ -10,7 +10,8 @@ from fastapi.staticfiles import StaticFiles
 from vodscribe import __version__
 from vodscribe.api import errors
 from vodscribe.api.limits import BodyLimit
-from vodscribe.api.routers import ai_tasks, media, videos
+from vodscribe.api.routers import ai_tasks, media, subtitles, videos
+from vodscribe.api.schemas.service import Health
 from vodscribe.config import Settings, get_settings
 from vodscribe.services.ratelimit import make_limiter
 
@@ -29,11 +30,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(ai_tasks.router)
     app.include_router(videos.router)
+    app.include_router(subtitles.router)
     app.include_router(media.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
-    @app.get("/health", tags=["service"])
-    def health() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    @app.get("/health", tags=["service"], response_model=Health)
+    def health() -> Health:
+        return Health(status="ok", version=__version__)
 
     return app

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vodscribe.api.schemas.videos import field_errors_from
 
 
 class ApiError(Exception):
@@ -39,7 +44,86 @@ def _describe(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "Invalid request"
 
 
+def _field_errors(exc: RequestValidationError) -> list[Any] | None:
+    """The errors of ``exc`` if all of them are about fields of the JSON body (not a body that is no
+    JSON object at all, nor a query or path parameter)."""
+    errors = list(exc.errors())
+    fields = all(len(e.get("loc", ())) >= 2 and e["loc"][0] == "body" for e in errors)
+    if errors and fields and not any(e.get("type") == "json_invalid" for e in errors):
+        return errors
+    return None
+
+
+_Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+class VideoRoute(APIRoute):
+    """Gcore's video routes answer a body field of the wrong type with 422 in Rails' shape
+    (``{"errors": {"name": ["must be a string"]}}``) and their other errors with ``status``."""
+
+    def get_route_handler(self) -> _Handler:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                errors = _field_errors(exc)
+                if errors is not None:
+                    return JSONResponse({"errors": field_errors_from(errors)}, 422)
+                raise ApiError(400, _describe(exc), with_status=True) from exc
+
+        return route
+
+
+class SubtitleRoute(APIRoute):
+    """Gcore's subtitle routes answer a body field of the wrong type with
+    ``{"status": 422, "error": "Unprocessable Entity. ..."}`` and their other errors with ``status``."""
+
+    def get_route_handler(self) -> _Handler:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                errors = _field_errors(exc)
+                if errors is not None:
+                    field = str(errors[0]["loc"][1])
+                    raise ApiError(
+                        422, f'Unprocessable Entity. "{field}" must be a string.', with_status=True
+                    ) from exc
+                raise ApiError(400, _describe(exc), with_status=True) from exc
+
+        return route
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The schema without FastAPI's generic 422 ``HTTPValidationError``: request validation answers
+    in Gcore's shapes (400 ``{"error"}``, or what a route declares), and each route lists those."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        generic = "#/components/schemas/HTTPValidationError"
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                answer = operation.get("responses", {}).get("422", {})
+                if (
+                    answer.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref")
+                    == generic
+                ):
+                    del operation["responses"]["422"]
+        components = schema.get("components", {}).get("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
 def install(app: FastAPI) -> None:
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "APIKey", **exc.headers} if exc.status == 401 else exc.headers

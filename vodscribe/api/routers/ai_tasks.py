@@ -10,32 +10,34 @@ from fastapi.responses import JSONResponse
 from vodscribe import languages
 from vodscribe.api.deps import ClientDep, SessionDep, SettingsDep
 from vodscribe.api.errors import ApiError
-from vodscribe.api.schemas import (
+from vodscribe.api.schemas.ai_tasks import (
     AITaskCreate,
     AITaskCreated,
     AITaskList,
     AITaskOut,
     CancelResult,
-    ErrorBody,
     LanguageSupport,
 )
+from vodscribe.api.schemas.errors import StatusErrorBody, responses
 from vodscribe.services import ai_tasks
 from vodscribe.services.ai_tasks import ListQuery, TaskError, TranscriptionRequest
 from vodscribe.services.translation_backends import can_translate
 
 router = APIRouter(prefix="/streaming/ai", tags=["AI tasks"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody},
-    401: {"model": ErrorBody},
-    404: {"model": ErrorBody},
-}
+#: Bad input answers 400 ``{"error"}`` here (Gcore's ai_badrequest), never FastAPI's 422.
+ERRORS = responses(400, 401, 429)
 
 
 def _raise(exc: TaskError) -> ApiError:
     return ApiError(exc.status, exc.message)
 
 
-@router.post("/tasks", status_code=status.HTTP_201_CREATED, response_model=AITaskCreated, responses=ERRORS)
+CREATE_ERRORS = {**ERRORS, **responses(422)}  # 422: content-moderation is a disabled feature
+
+
+@router.post(
+    "/tasks", status_code=status.HTTP_201_CREATED, response_model=AITaskCreated, responses=CREATE_ERRORS
+)
 def create_task(
     body: AITaskCreate, request: Request, client: ClientDep, session: SessionDep, settings: SettingsDep
 ) -> Any:
@@ -58,7 +60,7 @@ def create_task(
 
 
 @router.post(
-    "/transcribe", status_code=status.HTTP_201_CREATED, response_model=AITaskCreated, responses=ERRORS
+    "/transcribe", status_code=status.HTTP_201_CREATED, response_model=AITaskCreated, responses=CREATE_ERRORS
 )
 def create_task_legacy(
     body: AITaskCreate, request: Request, client: ClientDep, session: SessionDep, settings: SettingsDep
@@ -95,7 +97,12 @@ def list_tasks(
     }
 
 
-@router.get("/tasks/{task_id}", response_model=AITaskOut, response_model_exclude_unset=True, responses=ERRORS)
+@router.get(
+    "/tasks/{task_id}",
+    response_model=AITaskOut,
+    response_model_exclude_unset=True,
+    responses={**ERRORS, **responses(404, model=StatusErrorBody)},
+)
 @router.get("/results/{task_id}", response_model=AITaskOut, include_in_schema=False)
 def get_task(task_id: str, client: ClientDep, session: SessionDep) -> Any:
     """Status, progress and (once finished) the result of one task."""
@@ -109,7 +116,7 @@ def get_task(task_id: str, client: ClientDep, session: SessionDep) -> Any:
     "/tasks/{task_id}/cancel",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=CancelResult,
-    responses={**ERRORS, 412: {"model": ErrorBody}},
+    responses={**ERRORS, **responses(404, 412)},
 )
 def cancel_task(task_id: str, client: ClientDep, session: SessionDep) -> Any:
     """Stop a task that has not finished yet; it moves to REVOKED."""

@@ -62,9 +62,23 @@ def embed(
     return HTMLResponse(html, headers={"Content-Security-Policy": embed_csp(hls_url, poster)})
 
 
-@router.api_route(
-    "/videos/{key}/{path:path}", methods=["GET", "HEAD"], summary="Video files (range requests)"
+FILE_ANSWERS: dict[int | str, Any] = {
+    200: {"description": "The file (MP4, HLS playlist or segment, WebVTT, JPEG)"},
+    206: {"description": "Part of the file (a Range request)"},
+    302: {"description": "Where the file is, with S3 storage"},
+    404: {"description": "No such video or file"},
+    416: {"description": "The range is outside the file"},
+}
+
+
+@router.get(
+    "/videos/{key}/{path:path}",
+    summary="Video files (range requests)",
+    response_class=FileResponse,
+    responses=FILE_ANSWERS,
+    operation_id="video_file",
 )
+@router.head("/videos/{key}/{path:path}", include_in_schema=False, operation_id="video_file_head")
 def video_file(key: str, path: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     video = _video(session, key)
     if Path(path).suffix.lower() not in SERVED:

@@ -77,7 +77,3 @@ class CancelResult(BaseModel):
 
 class LanguageSupport(BaseModel):
     supported: bool
-
-
-class ErrorBody(BaseModel):
-    error: str

@@ -1,0 +1,116 @@
+"""``/streaming/videos/{id}/subtitles`` (Gcore Streaming API, docs/gcore-api.md §3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from vodscribe.api.deps import ClientDep, SessionDep, SettingsDep
+from vodscribe.api.errors import ApiError, SubtitleRoute
+from vodscribe.api.routers.videos import own_video
+from vodscribe.api.schemas.errors import ErrorBody, StatusErrorBody, responses
+from vodscribe.api.schemas.videos import AISubtitlesRequested, SubtitleFieldsIn, SubtitleOut, SubtitleUpdated
+from vodscribe.db.models import Subtitle, Video
+from vodscribe.services import subtitles as subs
+from vodscribe.services.subtitles import SubtitleError, SubtitleFields
+
+router = APIRouter(
+    prefix="/streaming/videos/{video_id}/subtitles", tags=["Subtitles"], route_class=SubtitleRoute
+)
+
+ERRORS = {
+    **responses(400, 404, model=StatusErrorBody),
+    **responses(401, 429, model=ErrorBody),
+}
+WRITE_ERRORS = {**ERRORS, **responses(422, model=StatusErrorBody)}
+
+
+def _fields(body: SubtitleFieldsIn | None) -> SubtitleFields:
+    if body is None:
+        return SubtitleFields()
+    given = set(body.model_fields_set)
+    return SubtitleFields(**{name: getattr(body, name) for name in given}, given=given)
+
+
+def _error(exc: SubtitleError) -> ApiError:
+    return ApiError(exc.status, exc.message, with_status=True)
+
+
+def _own_subtitle(session: SessionDep, video: Video, subtitle_id: int) -> Subtitle:
+    sub = subs.get_subtitle(session, video, subtitle_id)
+    if sub is None:
+        raise ApiError(404, "Subtitle not found", with_status=True)
+    return sub
+
+
+@router.get("", response_model=list[SubtitleOut], responses=ERRORS)
+def list_subtitles(video_id: int, client: ClientDep, session: SessionDep) -> Any:
+    """The video's subtitles, oldest first."""
+    video = own_video(session, client, video_id)
+    return [subs.to_json(s) for s in subs.list_subtitles(session, video)]
+
+
+@router.post("", response_model=SubtitleOut | AISubtitlesRequested, responses=WRITE_ERRORS)
+def create_subtitle(
+    video_id: int,
+    client: ClientDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    body: SubtitleFieldsIn | None = None,
+) -> Any:
+    """A subtitle from ``vtt`` (WebVTT or SRT, validated strictly), or AI subtitles with
+    ``auto_transcribe_audio_language`` (+ ``auto_translate_subtitles_language``). The AI form answers
+    right away with the created AI task ids; each subtitle is attached when its task succeeds."""
+    video = own_video(session, client, video_id)
+    f = _fields(body)
+    try:
+        if f.auto_transcribe_audio_language:
+            plan = subs.parse_ai_plan(f.auto_transcribe_audio_language, f.auto_translate_subtitles_language)
+            if plan is None:
+                raise SubtitleError('Unprocessable Entity. Use "auto" or a language code to transcribe.')
+            tasks = subs.request_ai_subtitles(session, settings, video, plan)
+            return AISubtitlesRequested(
+                language=plan.audio_language.b if plan.audio_language else None,
+                ai_task_ids=[t.id for t in tasks],
+                status="processing" if tasks else "scheduled after transcoding",
+            )
+        sub = subs.create_subtitle(session, settings, video, f)
+    except SubtitleError as exc:
+        raise _error(exc) from exc
+    return subs.to_json(sub)
+
+
+@router.get("/{subtitle_id}", response_model=SubtitleOut, responses=ERRORS)
+def get_subtitle(video_id: int, subtitle_id: int, client: ClientDep, session: SessionDep) -> Any:
+    video = own_video(session, client, video_id)
+    return subs.to_json(_own_subtitle(session, video, subtitle_id))
+
+
+@router.patch("/{subtitle_id}", response_model=SubtitleUpdated, responses=WRITE_ERRORS)
+def update_subtitle(
+    video_id: int,
+    subtitle_id: int,
+    client: ClientDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    body: SubtitleFieldsIn | None = None,
+) -> Any:
+    """Change the fields given; answers without ``id``, as Gcore does."""
+    video = own_video(session, client, video_id)
+    sub = _own_subtitle(session, video, subtitle_id)
+    try:
+        subs.update_subtitle(session, settings, video, sub, _fields(body))
+    except SubtitleError as exc:
+        session.rollback()
+        raise _error(exc) from exc
+    return subs.to_json(sub, with_id=False)
+
+
+@router.delete("/{subtitle_id}", status_code=204, response_class=Response, responses=ERRORS)
+def delete_subtitle(
+    video_id: int, subtitle_id: int, client: ClientDep, session: SessionDep, settings: SettingsDep
+) -> Response:
+    video = own_video(session, client, video_id)
+    subs.delete_subtitle(session, settings, video, _own_subtitle(session, video, subtitle_id))
+    return Response(status_code=204)

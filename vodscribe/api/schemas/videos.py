@@ -1,0 +1,158 @@
+"""Request and response bodies of ``/streaming/videos`` and its subtitles (Gcore ``createVideo``,
+``videoDetails``, ``subtitle``; docs/gcore-api.md §3).
+
+Request fields are strict (a number where a string belongs is refused, not converted), as the Gcore
+API does; which fields a PATCH changes is what the client sent (``model_fields_set``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from vodscribe.db.statuses import RenditionStatus, VideoStatus
+
+
+class VideoFieldsIn(BaseModel):
+    """The writable fields of a video that vodscribe uses; Gcore's other fields are accepted and
+    ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: StrictStr | None = Field(None, description="Required on create; at most 1024 characters")
+    description: StrictStr | None = None
+    origin_url: StrictStr | None = Field(
+        None, description="http(s) URL of the file to download and transcode (checked when given)"
+    )
+    client_user_id: StrictInt | None = None
+    priority: StrictInt | None = Field(None, description="-10 to 10")
+    auto_transcribe_audio_language: StrictStr | None = Field(
+        None, description='"auto" (default), "disable" or a language code (ISO 639-2/B)'
+    )
+    auto_translate_subtitles_language: StrictStr | None = Field(
+        None, description='"disable" (default), or comma-separated target language codes'
+    )
+
+
+class VideoCreate(VideoFieldsIn):
+    """``POST /streaming/videos``: Gcore wraps the fields in ``video``; a flat body works too."""
+
+    video: VideoFieldsIn | None = None
+
+    def fields(self) -> VideoFieldsIn:
+        return self.video if self.video is not None else self
+
+
+class ConvertedVideo(BaseModel):
+    id: int
+    name: str
+    width: int | None
+    height: int | None
+    size: int | None
+    progress: int
+    status: RenditionStatus
+    error: str | None
+    mp4_url: str
+
+
+class VideoOut(BaseModel):
+    """Gcore's ``videoDetails`` (``iframe_url``, ``sprite`` and ``sprite_vtt`` only on one video, not
+    in lists). Fields Gcore has and vodscribe does not use are null or their neutral value."""
+
+    id: int
+    name: str
+    description: str | None
+    client_id: int
+    slug: str
+    status: VideoStatus
+    error: str | None
+    duration: int | None = Field(description="Milliseconds")
+    origin_video_duration: int | None
+    origin_size: int | None
+    origin_url: str | None
+    origin_width: int | None
+    origin_height: int | None
+    origin_audio_channels: int | None
+    created_at: str | None
+    updated_at: str | None
+    hls_url: str
+    hls_cmaf_url: str | None
+    dash_url: str | None
+    converted_videos: list[ConvertedVideo]
+    screenshot: str | None
+    screenshots: list[str]
+    screenshot_id: int | None
+    poster: str | None
+    poster_thumb: str | None
+    priority: int
+    client_user_id: int | None
+    projection: str
+    views: int
+    cdn_views: int
+    record_type: str | None
+    stream_id: int | None
+    directory_id: int | None
+    quality_set_id: int | None
+    iframe_url: str | None = None
+    sprite: str | None = None
+    sprite_vtt: str | None = None
+
+
+class SubtitleFieldsIn(BaseModel):
+    """``POST`` / ``PATCH …/subtitles``: a WebVTT or SRT text in ``vtt``, or AI subtitles with
+    ``auto_transcribe_audio_language`` (+ ``auto_translate_subtitles_language``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: StrictStr | None = None
+    language: StrictStr | None = Field(None, description="ISO 639-2/B code (T codes, ISO 639-1 accepted)")
+    vtt: StrictStr | None = Field(None, description="WebVTT or SRT, at most 5 MB")
+    auto_transcribe_audio_language: StrictStr | None = None
+    auto_translate_subtitles_language: StrictStr | None = None
+
+
+class SubtitleOut(BaseModel):
+    id: int
+    name: str
+    language: str
+    vtt: str
+
+
+class SubtitleUpdated(BaseModel):
+    """A PATCH answers without ``id``, as Gcore does."""
+
+    name: str
+    language: str
+    vtt: str
+
+
+class AISubtitlesRequested(BaseModel):
+    """``POST …/subtitles`` with ``auto_transcribe_audio_language``: each subtitle is attached when its
+    AI task succeeds."""
+
+    id: None = None
+    name: None = None
+    language: str | None
+    vtt: None = None
+    ai_task_ids: list[str]
+    status: str = Field(description='"processing", or "scheduled after transcoding"')
+
+
+def field_errors_from(errors: list[Any]) -> dict[str, list[str]]:
+    """Rails-style ``{field: [message]}`` from pydantic's errors of a video body."""
+    out: dict[str, list[str]] = {}
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "video")]
+        field = loc[0] if loc else "base"
+        kind = str(err.get("type", ""))
+        if kind.startswith("int"):
+            message = "must be an integer"
+        elif kind.startswith("string"):
+            message = "must be a string"
+        elif field == "base":
+            message = "must be a JSON object"
+        else:
+            message = str(err.get("msg", "is invalid"))
+        out.setdefault(field, []).append(message)
+    return out
