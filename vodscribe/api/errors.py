@@ -57,45 +57,43 @@ def _field_errors(exc: RequestValidationError) -> list[Any] | None:
 _Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
-class VideoRoute(APIRoute):
-    """Gcore's video routes answer a body field of the wrong type with 422 in Rails' shape
-    (``{"errors": {"name": ["must be a string"]}}``) and their other errors with ``status``."""
+def _route_class(name: str, field_errors: Callable[[list[Any]], Response]) -> type[APIRoute]:
+    """A route class whose request validation errors answer in Gcore's shapes: body field errors
+    through ``field_errors``, anything else (query, path, a body that is no JSON object) 400 with
+    ``status``."""
 
-    def get_route_handler(self) -> _Handler:
-        handler = super().get_route_handler()
+    class GcoreRoute(APIRoute):
+        def get_route_handler(self) -> _Handler:
+            handler = super().get_route_handler()
 
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                errors = _field_errors(exc)
-                if errors is not None:
-                    return JSONResponse({"errors": field_errors_from(errors)}, 422)
-                raise ApiError(400, _describe(exc), with_status=True) from exc
+            async def route(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except RequestValidationError as exc:
+                    errors = _field_errors(exc)
+                    if errors is not None:
+                        return field_errors(errors)
+                    raise ApiError(400, _describe(exc), with_status=True) from exc
 
-        return route
+            return route
+
+    GcoreRoute.__name__ = GcoreRoute.__qualname__ = name
+    return GcoreRoute
 
 
-class SubtitleRoute(APIRoute):
-    """Gcore's subtitle routes answer a body field of the wrong type with
-    ``{"status": 422, "error": "Unprocessable Entity. ..."}`` and their other errors with ``status``."""
+def _rails_errors(errors: list[Any]) -> Response:
+    # Gcore's video routes: 422 {"errors": {"name": ["must be a string"]}}
+    return JSONResponse({"errors": field_errors_from(errors)}, 422)
 
-    def get_route_handler(self) -> _Handler:
-        handler = super().get_route_handler()
 
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                errors = _field_errors(exc)
-                if errors is not None:
-                    field = str(errors[0]["loc"][1])
-                    raise ApiError(
-                        422, f'Unprocessable Entity. "{field}" must be a string.', with_status=True
-                    ) from exc
-                raise ApiError(400, _describe(exc), with_status=True) from exc
+def _subtitle_errors(errors: list[Any]) -> Response:
+    # Gcore's subtitle routes: 422 {"status": 422, "error": "Unprocessable Entity. ..."}
+    message = f'Unprocessable Entity. "{errors[0]["loc"][1]}" must be a string.'
+    return JSONResponse(error_body(422, message, with_status=True), 422)
 
-        return route
+
+VideoRoute = _route_class("VideoRoute", _rails_errors)
+SubtitleRoute = _route_class("SubtitleRoute", _subtitle_errors)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
