@@ -1,8 +1,11 @@
-"""ASR accuracy and speed benchmark over the shared test clips, plus one end-to-end API run.
+"""ASR accuracy and speed benchmark over the project's test clips, plus one end-to-end API run.
 
 Usage (from the repository root, in the project's virtual environment)::
 
-    python bench/asr.py [--beam-size N] [--testdata DIR] [--skip-e2e] [--clips PATTERN]
+    python bench/asr.py [--beam-size N] [--data DIR] [--skip-e2e] [--clips PATTERN]
+
+``--data`` is the test-data folder (the one with ``manifest.json``); by default ``shared/testdata``
+beside the repository checkout.
 
 Prints one JSON document on stdout; progress goes to stderr. See bench/README.md for the figures.
 """
@@ -49,7 +52,8 @@ if TYPE_CHECKING:
     from gcore.types.streaming.ai_task_get_response import AITaskGetResponseResultAIResultsTranscribe
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_TESTDATA = (REPO_ROOT.parent / "shared" / "testdata", Path("/work/shared/testdata"))
+#: The project's test data: ``shared/testdata`` beside the repository checkout (``--data`` overrides it).
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "testdata"
 MEDIA_SUFFIXES = {".wav", ".flac", ".mp3", ".aiff", ".aif", ".ogg", ".opus", ".m4a", ".mp4", ".mkv", ".webm"}
 #: Languages written without spaces between words: scored by character error rate.
 CER_LANGUAGES = {"zh", "ja", "th", "lo", "my", "km", "bo", "yue"}
@@ -86,12 +90,10 @@ class Clip:
         return "cer" if all(lang in CER_LANGUAGES for lang in self.expected) else "wer"
 
 
-def find_testdata(explicit: str | None) -> Path:
-    candidates = (Path(explicit),) if explicit else DEFAULT_TESTDATA
-    for candidate in candidates:
-        if (candidate / "manifest.json").is_file():
-            return candidate.resolve()
-    raise SystemExit(f"no manifest.json in {', '.join(map(str, candidates))}")
+def find_testdata(folder: Path) -> Path:
+    if (folder / "manifest.json").is_file():
+        return folder.resolve()
+    raise SystemExit(f"no manifest.json in {folder}; pass the test-data folder with --data DIR")
 
 
 def resolve_reference(entry: dict[str, Any], testdata: Path) -> str | None:
@@ -428,7 +430,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--beam-size", type=int, default=get_settings().asr_beam_size)
-    parser.add_argument("--testdata", help="directory with manifest.json (default ../shared/testdata)")
+    parser.add_argument(
+        "--data",
+        "--testdata",
+        dest="data",
+        type=Path,
+        default=DEFAULT_DATA,
+        metavar="DIR",
+        help="test-data folder with manifest.json (default: shared/testdata beside the repository)",
+    )
     parser.add_argument("--skip-e2e", action="store_true", help="do not start `vodscribe serve`")
     parser.add_argument("--clips", help="only manifest files matching this glob (or containing it)")
     return parser.parse_args(argv)
@@ -437,7 +447,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     load_average = os.getloadavg()[0]  # other processes on the machine skew the timings
-    testdata = find_testdata(args.testdata)
+    testdata = find_testdata(args.data)
     clips = load_clips(testdata, args.clips)
     log(f"{len(clips)} clips from {testdata}, beam size {args.beam_size}")
     engine, load_s = load_engine(args.beam_size)

@@ -1,6 +1,6 @@
 """Load benchmark: many clients, many tasks, two workers; nothing may be lost or done twice.
 
-    python bench/load.py [--tasks 200] [--clients 20] [--backend auto|embedded|postgres-redis]
+    python bench/load.py [--tasks 200] [--clients 20] [--backend auto|embedded|postgres-redis] [--data DIR]
 
 Starts ``vodscribe serve --no-worker`` and two ``vodscribe worker`` processes (PostgreSQL + Redis when
 they answer on 127.0.0.1, else SQLite + the filesystem queue), serves short real speech clips from
@@ -9,6 +9,10 @@ they answer on 127.0.0.1, else SQLite + the filesystem queue), serves short real
 tasks lost (not finished when the run ends; must be 0), duplicates (tasks run more than once or ids
 handed out twice; must be 0), wrong results, p50/p99/max latency of ``GET /streaming/ai/tasks/{id}``,
 throughput in tasks/s and in audio seconds per wall second.
+
+The clips come from the test-data folder ``--data`` (default ``shared/testdata`` beside the repository
+checkout; a flat copy such as ``tests/data`` works too). Without ``--data``, when that folder is
+absent, the copies in ``tests/data`` are used, so the benchmark runs from a clean clone.
 """
 
 from __future__ import annotations
@@ -38,12 +42,12 @@ from tests.conftest import start_service, start_worker, stop_process, stop_servi
 from vodscribe.db.session import migrate, session_scope  # noqa: E402
 from vodscribe.services.clients import create_client  # noqa: E402
 
-#: Short real clips (tests/data) and the language each must come out in.
+#: Short real clips (their test-data manifest paths) and the language each must come out in.
 CLIPS = {
-    "ldc93s1.wav": "eng",
-    "cheetah_test_de.wav": "ger",
-    "sr_french.aiff": "fre",
-    "cheetah_test_es.wav": "spa",
+    "en/ldc93s1.wav": "eng",
+    "de/cheetah_test_de.wav": "ger",
+    "fr/sr_french.aiff": "fre",
+    "es/cheetah_test_es.wav": "spa",
 }
 DURATIONS = {
     "ldc93s1.wav": 2.92,
@@ -53,6 +57,22 @@ DURATIONS = {
 }
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS = "redis://127.0.0.1:6379/11"
+#: The project's test data: ``shared/testdata`` beside the repository checkout (``--data`` overrides it).
+DEFAULT_TESTDATA = ROOT.parent / "shared" / "testdata"
+#: The same clips copied into the repository (flat: file names only).
+REPO_COPIES = ROOT / "tests" / "data"
+
+
+def _clips_in(folder: Path) -> dict[str, str]:
+    """Each clip's path inside ``folder`` (its manifest path, or its bare name in a flat copy) -> its
+    expected language."""
+    found: dict[str, str] = {}
+    for clip, language in CLIPS.items():
+        path = next((p for p in (clip, Path(clip).name) if (folder / p).is_file()), None)
+        if path is None:
+            raise SystemExit(f"{clip} not found in {folder}; pass the test-data folder with --data DIR")
+        found[path] = language
+    return found
 
 
 class _Quiet(SimpleHTTPRequestHandler):
@@ -93,20 +113,22 @@ def _drop(database: str | None) -> None:
 
 
 class Client:
-    def __init__(self, base_url: str, key: str, clips_url: str, count: int, offset: int) -> None:
+    def __init__(
+        self, base_url: str, key: str, clips_url: str, clips: dict[str, str], count: int, offset: int
+    ) -> None:
         self.http = httpx.Client(base_url=base_url, headers={"Authorization": f"APIKey {key}"}, timeout=60)
-        self.clips_url, self.count, self.offset = clips_url, count, offset
+        self.clips_url, self.clips, self.count, self.offset = clips_url, clips, count, offset
         self.latencies: list[float] = []
         self.tasks: dict[str, str] = {}  # id -> expected language
         self.final: dict[str, dict] = {}
 
     def run(self, deadline: float) -> None:
-        names = list(CLIPS)
+        names = list(self.clips)
         for i in range(self.count):
             name = names[(self.offset + i) % len(names)]
             r = self._request("POST", "/streaming/ai/tasks", json={"url": f"{self.clips_url}/{name}"})
             r.raise_for_status()
-            self.tasks[r.json()["task_id"]] = CLIPS[name]
+            self.tasks[r.json()["task_id"]] = self.clips[name]
         waiting = set(self.tasks)
         while waiting and time.monotonic() < deadline:
             for task_id in list(waiting):
@@ -133,10 +155,20 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--backend", choices=["auto", "embedded", "postgres-redis"], default="auto")
     parser.add_argument("--timeout", type=float, default=1200)
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="test-data folder with the clips (default: shared/testdata beside the repository, "
+        "else the copies in tests/data)",
+    )
     args = parser.parse_args()
 
+    folder = args.data or (DEFAULT_TESTDATA if DEFAULT_TESTDATA.is_dir() else REPO_COPIES)
+    clips = _clips_in(folder)
     backend, env, database = _backend(args.backend)
-    media = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(ROOT / "tests" / "data")))
+    media = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(folder)))
     threading.Thread(target=media.serve_forever, daemon=True).start()
     clips_url = f"http://127.0.0.1:{media.server_address[1]}"
     tmp = Path(tempfile.mkdtemp(prefix="vodscribe-load-"))
@@ -154,7 +186,7 @@ def main() -> None:
             for i in range(args.clients)
         ]
         clients = [
-            Client(service.base_url, k, clips_url, n, i)
+            Client(service.base_url, k, clips_url, clips, n, i)
             for i, (k, n) in enumerate(zip(keys, share, strict=True))
         ]
         start = time.perf_counter()

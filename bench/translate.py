@@ -3,6 +3,7 @@
 Usage (from the repository root, in the project's virtual environment)::
 
     python bench/translate.py [--pairs en-de,de-en] [--limit N] [--nmt DIR[=PAIR]]... [--no-llm]
+                              [--no-speech] [--data DIR]
 
 For each backend (the bundled LLM when ``vodscribe[llm]`` is installed; each ``--nmt`` directory
 and each entry of ``VODSCRIBE_NMT_MODELS``) and each pair of ``bench/data/parallel.json`` it
@@ -11,7 +12,8 @@ default chrF2) and BLEU against the human references; ``seconds_per_line`` is th
 job divided by its lines. A ``copy`` row (the source itself as the "translation") shows the floor.
 Whisper's own translate task is speech-to-text, so it has no text row; instead a second part runs
 X->English on real speech clips (``bench/data/speech_to_english.json``): Whisper's translate task
-against recognition + each text backend, scored with chrF against English references.
+against recognition + each text backend, scored with chrF against English references. The clips come
+from the test-data folder ``--data`` (default ``shared/testdata`` beside the repository checkout).
 
 Prints one JSON document on stdout; progress goes to stderr.
 """
@@ -37,7 +39,8 @@ from vodscribe.engines.text_translator import TextTranslator
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA = REPO_ROOT / "bench" / "data" / "parallel.json"
 SPEECH = REPO_ROOT / "bench" / "data" / "speech_to_english.json"
-TESTDATA = (REPO_ROOT.parent / "shared" / "testdata", Path("/work/shared/testdata"))
+#: The project's test data: ``shared/testdata`` beside the repository checkout (``--data`` overrides it).
+DEFAULT_TESTDATA = REPO_ROOT.parent / "shared" / "testdata"
 
 
 def _log(message: str) -> None:
@@ -85,6 +88,13 @@ def main() -> int:
     parser.add_argument("--no-llm", action="store_true", help="Skip the LLM backend")
     parser.add_argument("--threads", type=int, default=0, help="LLM CPU threads (0 = all cores)")
     parser.add_argument("--no-speech", action="store_true", help="Skip the speech-to-English comparison")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_TESTDATA,
+        metavar="DIR",
+        help="Test-data folder with the speech clips (default: shared/testdata beside the repository)",
+    )
     args = parser.parse_args()
 
     data = json.loads(DATA.read_text(encoding="utf-8"))
@@ -146,22 +156,21 @@ def main() -> int:
             "pairs": rows,
         }
     if not args.no_speech:
-        report["speech_to_english"] = _speech_to_english(backends)
+        report["speech_to_english"] = _speech_to_english(backends, args.data)
     report["peak_rss_mb"] = _peak_rss_mb()
     print(json.dumps(report, ensure_ascii=False, indent=2))
     return 0
 
 
-def _speech_to_english(backends: list[TextTranslator]) -> dict[str, Any]:
+def _speech_to_english(backends: list[TextTranslator], testdata: Path) -> dict[str, Any]:
     """Whisper's translate task against recognition + each text backend, on the same speech clips."""
     from vodscribe.engines.whisper import get_engine
     from vodscribe.speech.subtitle_translation import TextTranslation, Translator, WhisperTranslation
     from vodscribe.speech.transcription import transcribe_file
 
     spec = json.loads(SPEECH.read_text(encoding="utf-8"))
-    testdata = next((d for d in TESTDATA if d.is_dir()), None)
-    if testdata is None:
-        return {"skipped": "no testdata directory"}
+    if not testdata.is_dir():
+        return {"skipped": f"no test-data folder {testdata} (pass --data DIR)"}
     engine = get_engine()
     candidates: list[Translator] = [WhisperTranslation(), *(TextTranslation(b) for b in backends)]
     rows: dict[str, Any] = {}

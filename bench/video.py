@@ -1,6 +1,9 @@
 """Video benchmark: transcode speed and end-to-end time until AI subtitles are attached.
 
-    python bench/video.py [--testdata DIR] [--runs N]
+    python bench/video.py [--data DIR] [--runs N] [--skip-e2e]
+
+``--data`` is the test-data folder holding ``video/jfk_librivox.mp4``; by default ``shared/testdata``
+beside the repository checkout.
 
 Prints one JSON document:
 - ``transcode``: the pipeline alone (probe + all renditions in one ffmpeg run + HLS packaging +
@@ -38,13 +41,14 @@ from vodscribe.media.probe import probe  # noqa: E402
 from vodscribe.media.transcode import screenshot, transcode  # noqa: E402
 
 CLIP = "video/jfk_librivox.mp4"
+#: The project's test data: ``shared/testdata`` beside the repository checkout (``--data`` overrides it).
+DEFAULT_TESTDATA = ROOT.parent / "shared" / "testdata"
 
 
-def _testdata(arg: str | None) -> Path:
-    for candidate in (arg, ROOT.parent / "shared" / "testdata", "/work/shared/testdata"):
-        if candidate and (Path(candidate) / CLIP).is_file():
-            return Path(candidate)
-    raise SystemExit("test data not found; pass --testdata")
+def _testdata(folder: Path) -> Path:
+    if (folder / CLIP).is_file():
+        return folder
+    raise SystemExit(f"{CLIP} not found in {folder}; pass the test-data folder with --data DIR")
 
 
 def synthetic_720p(folder: Path, seconds: int = 30) -> Path:
@@ -139,11 +143,19 @@ def _run(sdk: Gcore, url: str, label: str) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--testdata", default=None)
+    parser.add_argument(
+        "--data",
+        "--testdata",
+        dest="data",
+        type=Path,
+        default=DEFAULT_TESTDATA,
+        metavar="DIR",
+        help=f"test-data folder with {CLIP} (default: shared/testdata beside the repository)",
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-e2e", action="store_true")
     args = parser.parse_args()
-    testdata = _testdata(args.testdata)
+    testdata = _testdata(args.data)
     report: dict[str, object] = {
         "config": {"cpu_count": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)},
         "transcode": bench_transcode(testdata / CLIP, args.runs),

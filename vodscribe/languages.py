@@ -3,7 +3,7 @@
 Gcore documents every language field as a 3-letter ISO 639-2/B (bibliographic) code (``ger``, ``fre``,
 ``chi``...), while its ``/ai/info`` text lists ISO 639-2/T codes (``deu``, ``fra``, ``zho``...). Whisper
 uses mostly ISO 639-1 codes, with two exceptions: Javanese is ``jw`` (not ``jv``) and Hawaiian, which has
-no 639-1 code, is ``haw``. See sections 2.6 and 2.7 of ``shared/spec/gcore-streaming-api.md``.
+no 639-1 code, is ``haw``. See ``docs/gcore-api.md`` §2.6 and §2.7.
 
 Gcore's own table lists Norwegian Nynorsk under ``dut`` (Dutch's code) by mistake; here Nynorsk is
 ``nno`` and ``dut`` is always Dutch. Cantonese (``yue``) is added because faster-whisper can detect it.
@@ -63,7 +63,7 @@ def _lang(b: str, t: str, iso1: str, whisper: str, name: str, translatable: str)
 
 
 # fmt: off
-# (639-2/B, 639-2/T, 639-1, Whisper, name, translatable), in Gcore's order (section 2.7 of the spec).
+# (639-2/B, 639-2/T, 639-1, Whisper, name, translatable), in Gcore's order (docs/gcore-api.md §2.7).
 LANGUAGES: tuple[Language, ...] = (
     _lang("afr", "afr", "af", "af", "Afrikaans", "Y"),
     _lang("alb", "sqi", "sq", "sq", "Albanian", "N"),
@@ -293,7 +293,7 @@ def language_supported(
     *,
     can_translate: Callable[[Language, Language], bool],
 ) -> bool:
-    """``/ai/info?type=language_support`` (section 2.6 of the spec, inferred logic).
+    """``/ai/info?type=language_support`` (docs/gcore-api.md §2.6, inferred logic).
 
     * Only ``audio_language`` (``subtitles_language`` ``None`` or blank): true when the audio language
       is known, i.e. can be transcribed.

@@ -1,4 +1,4 @@
-"""Download a user-supplied media URL safely (DESIGN.md, "Safety of user URLs").
+"""Download a user-supplied media URL safely (docs/design.md, "Safety of user URLs").
 
 * :func:`check_url` is the cheap check done when the API accepts a URL: http(s) only, no
   credentials, bounded length, and (unless ``allow_private``) a host that is not and does not resolve

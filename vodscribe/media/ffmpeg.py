@@ -1,6 +1,6 @@
 """Run the ffmpeg binary from the ``imageio-ffmpeg`` wheel safely, with progress and cancellation.
 
-Rules (DESIGN.md, "Media"):
+Rules (docs/design.md, "Media"):
 
 * ffmpeg never sees a URL and never guesses a format: inputs go through :func:`input_args`, which
   forces the demuxer that :func:`~vodscribe.media.probe.sniff` recognised and allows only the

@@ -1,6 +1,6 @@
 """Recognise, probe and decode media files in-process with PyAV.
 
-Safety rule (DESIGN.md, "Media"): a file is identified by its magic bytes, never its name, and
+Safety rule (docs/design.md, "Media"): a file is identified by its magic bytes, never its name, and
 opened with that format forced and only the ``file`` protocol allowed. A file named ``.mp4``
 can be an HLS playlist whose segments are ``file:///etc/passwd`` or ``http://169.254.169.254/``;
 sniffing refuses it, and even if it got through, the forced demuxer would not read it as a

@@ -9,7 +9,7 @@ Language is decided over the whole file, not its first 30 s:
 3. Consecutive spans of one language form a *run*; each run is transcribed with its language.
 
 Whisper's own ``multilingual=True`` mode was measured to drop languages in mixed clips, whereas one
-language per VAD chunk kept them all (see DESIGN.md), hence this plan.
+language per VAD chunk kept them all (see docs/design.md, "Code-switching"), hence this plan.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``/streaming/videos/{id}/subtitles`` (Gcore Streaming API, docs/gcore-api.md §3)."""
+"""``/streaming/videos/{id}/subtitles`` (Gcore Streaming API, docs/gcore-api.md §4)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Request and response bodies of ``/streaming/videos`` and its subtitles (Gcore ``createVideo``,
-``videoDetails``, ``subtitle``; docs/gcore-api.md §3).
+``videoDetails``, ``subtitle``; docs/gcore-api.md §3 and §4).
 
 Request fields are strict (a number where a string belongs is refused, not converted), as the Gcore
 API does; which fields a PATCH changes is what the client sent (``model_fields_set``).
