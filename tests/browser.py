@@ -32,6 +32,8 @@ from typing import Any
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
+from tests.waiting import eventually
+
 REQUIRE_SERVICES = os.environ.get("VODSCRIBE_TEST_REQUIRE_SERVICES") == "1"
 INSTALL_HINT = "apt-get install -y --no-install-recommends chromium"
 
@@ -215,18 +217,16 @@ class Page:
 
     def wait_for(self, expression: str, *, timeout: float = 15, interval: float = 0.05) -> Any:
         """Poll ``expression`` until it is truthy; its value. Fails with the page's state and console."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = self.evaluate(expression)
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                state = self.evaluate("document.body ? document.body.dataset.state : null")
-                raise AssertionError(
-                    f"timed out after {timeout} s waiting for {expression!r}; body state={state!r}; "
-                    "console:\n" + "\n".join(self.console[-30:])
-                )
-            time.sleep(interval)
+        try:
+            return eventually(
+                lambda: self.evaluate(expression), timeout=timeout, interval=interval, what=expression
+            )
+        except AssertionError as exc:
+            state = self.evaluate("document.body ? document.body.dataset.state : null")
+            raise AssertionError(
+                f"timed out after {timeout} s waiting for {expression!r}; body state={state!r}; "
+                "console:\n" + "\n".join(self.console[-30:])
+            ) from exc
 
     def dom(self) -> str:
         return str(self.evaluate("document.documentElement.outerHTML"))
@@ -235,16 +235,20 @@ class Page:
 def _devtools_endpoint(profile: Path, proc: subprocess.Popen[bytes], timeout: float) -> str:
     """ws:// URL of the browser, from the DevToolsActivePort file Chromium writes for port 0."""
     port_file = profile / "DevToolsActivePort"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def endpoint() -> str | None:
         if proc.poll() is not None:
             raise RuntimeError(f"chromium exited {proc.returncode} before DevTools came up")
         with contextlib.suppress(FileNotFoundError, ValueError):
             lines = port_file.read_text().split()
             if len(lines) >= 2:
                 return f"ws://127.0.0.1:{int(lines[0])}{lines[1]}"
-        time.sleep(0.05)
-    raise RuntimeError(f"chromium DevTools did not come up in {timeout} s")
+        return None
+
+    try:
+        return eventually(endpoint, timeout=timeout, interval=0.05, what="chromium DevTools")
+    except AssertionError as exc:
+        raise RuntimeError(f"chromium DevTools did not come up in {timeout} s") from exc
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -15,9 +16,13 @@ from dataclasses import dataclass
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+
+from tests.waiting import eventually
 
 DATA = Path(__file__).parent / "data"
 REQUIRE_SERVICES = os.environ.get("VODSCRIBE_TEST_REQUIRE_SERVICES") == "1"
@@ -37,8 +42,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass
+class Transfer:
+    """What the media server sent for one ``/endless/`` request (``MediaServer.transfer``)."""
+
+    sent: int = 0
+    closed_by_client: bool = False
+
+
 class _Handler(SimpleHTTPRequestHandler):
-    """Static files, plus ``/page.html`` (a web page) and ``/slow/<file>`` (dribbles the body)."""
+    """Static files, plus ``/page.html`` (a web page), ``/slow/<file>`` (dribbles the body) and
+    ``/endless/<file>`` (the file, then zeros, until the client hangs up)."""
+
+    transfers: ClassVar[dict[str, Transfer]] = {}  # request path -> what was sent
 
     def log_message(self, *args: object) -> None:
         pass
@@ -63,7 +79,30 @@ class _Handler(SimpleHTTPRequestHandler):
                 self.wfile.write(data[i : i + 4096])
                 time.sleep(0.05)
             return
+        if self.path.startswith("/endless/"):
+            self._endless(Path(self.directory) / urlsplit(self.path).path.removeprefix("/endless/"))
+            return
         super().do_GET()
+
+    def _endless(self, path: Path) -> None:
+        """The file, then zeros, 4 KiB every 50 ms and no Content-Length: a download that never ends
+        by itself (within 10 minutes). Records in ``transfers`` how much was sent and whether the
+        client closed the connection."""
+        data = path.read_bytes()
+        transfer = type(self).transfers[self.path] = Transfer()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.end_headers()
+        for i in range(12_000):
+            chunk = data[i * 4096 : (i + 1) * 4096] or b"\0" * 4096
+            try:
+                self.wfile.write(chunk)
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                transfer.closed_by_client = True
+                return
+            transfer.sent += len(chunk)
+            time.sleep(0.05)
 
 
 @dataclass
@@ -73,6 +112,10 @@ class MediaServer:
 
     def url(self, name: str) -> str:
         return f"{self.base_url}/{name}"
+
+    def transfer(self, name: str) -> Transfer | None:
+        """What was sent so far for the request of ``url(name)`` (``/endless/`` requests only)."""
+        return _Handler.transfers.get(f"/{name}")
 
 
 @pytest.fixture(scope="session")
@@ -135,20 +178,31 @@ def start_service(
         start_new_session=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def healthy() -> bool:
         if proc.poll() is not None:
             raise RuntimeError("vodscribe serve exited:\n" + (data_dir / "serve.log").read_text())
         try:
-            if httpx.get(base + "/health", timeout=1).status_code == 200:
-                break
+            return httpx.get(base + "/health", timeout=1).status_code == 200
         except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        raise RuntimeError("vodscribe serve did not come up:\n" + (data_dir / "serve.log").read_text())
+            return False
+
+    try:
+        eventually(healthy, timeout=60, interval=0.2, what="vodscribe serve answering /health with 200")
+    except AssertionError as exc:
+        _kill_group(proc)
+        raise RuntimeError(
+            "vodscribe serve did not come up:\n" + (data_dir / "serve.log").read_text()
+        ) from exc
     key_file = data_dir / "admin-api-key.txt"  # only written when the database had no client yet
     key = key_file.read_text().strip() if key_file.exists() else ""
     return Service(base, key, data_dir, proc, env)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
 
 
 def start_worker(service: Service, *args: str) -> subprocess.Popen[bytes]:
@@ -191,13 +245,13 @@ def wait_for(
 ) -> dict:
     """Poll a task until it reaches one of ``until`` (default: a final status)."""
     final = until or ("SUCCESS", "FAILURE", "REVOKED")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def reached() -> dict:
         body = client.get(f"/streaming/ai/tasks/{task_id}").json()
-        if body["status"] in final:
-            return body
-        time.sleep(0.2)
-    raise AssertionError(f"task {task_id} did not reach {final}: {body}")
+        assert body["status"] in final, body
+        return body
+
+    return eventually(reached, timeout=timeout, interval=0.2, what=f"task {task_id} in {final}")
 
 
 @pytest.fixture

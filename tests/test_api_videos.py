@@ -16,6 +16,9 @@ from gcore import Gcore
 
 from tests.browser import chromium_page, require_chromium
 from tests.conftest import MediaServer, Service, wait_for
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.slow  # every test here runs on a service whose worker loads Whisper
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
@@ -46,13 +49,12 @@ def videos_dir(media_server: MediaServer) -> MediaServer:
 
 
 def wait_video(sdk: Gcore, video_id: int, until: tuple[str, ...] = ("ready", "error"), timeout: float = 120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def reached():
         video = sdk.streaming.videos.get(video_id)
-        if video.status in until or (video.error and "empty" in until):
-            return video
-        time.sleep(0.3)
-    raise AssertionError(f"video {video_id} did not reach {until}: {video}")
+        assert video.status in until or (video.error and "empty" in until), video
+        return video
+
+    return eventually(reached, timeout=timeout, interval=0.3, what=f"video {video_id} in {until}")
 
 
 def ready_video(sdk: Gcore, name: str, origin_url: str, **fields: object):
@@ -64,13 +66,12 @@ def ready_video(sdk: Gcore, name: str, origin_url: str, **fields: object):
 
 
 def wait_subtitles(sdk: Gcore, video_id: int, count: int, timeout: float = 120) -> list:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def enough() -> list:
         subs = sdk.streaming.videos.subtitles.list(video_id)
-        if len(subs) >= count:
-            return subs
-        time.sleep(0.3)
-    raise AssertionError(f"video {video_id} has fewer than {count} subtitles")
+        assert len(subs) >= count, subs
+        return subs
+
+    return eventually(enough, timeout=timeout, interval=0.3, what=f"video {video_id} with {count} subtitles")
 
 
 def test_video_with_speech_gets_hls_renditions_and_ai_subtitles(
@@ -205,10 +206,12 @@ def test_bad_origins_end_with_a_clear_error(
     sdk: Gcore, videos_dir: MediaServer, service: Service, name: str, status: str, fragment: str
 ) -> None:
     created = sdk.streaming.videos.create(video={"name": name, "origin_url": videos_dir.url(name)})
-    deadline = time.monotonic() + 60
-    while (video := sdk.streaming.videos.get(created.id)).error is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.3)
+    video = eventually(
+        lambda: (v := sdk.streaming.videos.get(created.id)).error is not None and v,
+        timeout=60,
+        interval=0.3,
+        what=f"video {created.id} with an error",
+    )
     assert video.status == status and fragment in video.error
     assert not (service.data_dir / "work" / f"video-{created.id}").exists()
 
@@ -299,7 +302,7 @@ def test_ai_subtitles_requested_for_an_existing_video(
         sdk, "later", media_server.url("jfk_librivox.mp4"), auto_transcribe_audio_language="disable"
     )
     assert sdk.streaming.videos.subtitles.list(video.id) == []
-    # The SDK types the body as name/language/vtt; the AI fields go in extra_body (spec §8 A7).
+    # The SDK types the body as name/language/vtt; the AI fields go in extra_body (docs/gcore-api.md §8 A7).
     r = httpx.post(
         f"{service.base_url}/streaming/videos/{video.id}/subtitles",
         json={"auto_transcribe_audio_language": "eng", "auto_translate_subtitles_language": "fre,eng"},
@@ -341,13 +344,14 @@ def test_auto_language_video_translated_into_its_own_language_gets_no_duplicate_
     )
     url = video.converted_videos[0].mp4_url
     with httpx.Client(base_url=service.base_url, headers=service.headers()) as api:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+
+        def three_tasks() -> list[str]:
             listed = api.get("/streaming/ai/tasks", params={"limit": 100}).json()["results"]
             ids = [t["task_id"] for t in listed if t["task_data"]["url"] == url]
-            if len(ids) == 3:
-                break
-            time.sleep(0.3)
+            assert len(ids) == 3, ids
+            return ids
+
+        ids = eventually(three_tasks, timeout=60, interval=0.3, what="3 AI tasks for the rendition")
         tasks = [wait_for(api, task_id) for task_id in ids]
     assert len(tasks) == 3 and all(t["status"] == "SUCCESS" for t in tasks), tasks
     english_target = next(t for t in tasks if t["task_data"].get("subtitles_language") == "eng")

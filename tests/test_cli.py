@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import MediaServer, llm_model_file
 
 DATA = Path(__file__).parent / "data"
@@ -19,6 +21,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
+@pytest.mark.slow  # vodscribe transcribe loads Whisper
 def test_transcribe_file_to_json() -> None:
     out = run("transcribe", str(DATA / "ldc93s1.wav"), "--format", "json")
     assert out.returncode == 0, out.stderr
@@ -28,6 +31,7 @@ def test_transcribe_file_to_json() -> None:
     assert "100%" in out.stderr  # the progress bar reached the end
 
 
+@pytest.mark.slow  # vodscribe transcribe loads Whisper
 def test_transcribe_url_to_srt_with_language(media_server: MediaServer, tmp_path: Path) -> None:
     target = tmp_path / "out.srt"
     env = {**os.environ, "VODSCRIBE_ALLOW_PRIVATE_URLS": "true"}
@@ -41,6 +45,7 @@ def test_transcribe_url_to_srt_with_language(media_server: MediaServer, tmp_path
     assert "Werbung" in text
 
 
+@pytest.mark.slow  # vodscribe transcribe loads Whisper
 def test_transcribe_and_translate(tmp_path: Path) -> None:
     env = {**os.environ, "VODSCRIBE_DATA_DIR": str(tmp_path), "VODSCRIBE_LLM_MODEL": str(llm_model_file())}
     out = run("transcribe", str(DATA / "cheetah_test_de.wav"), "--to", "eng", "--format", "text", env=env)
@@ -52,6 +57,7 @@ def test_transcribe_and_translate(tmp_path: Path) -> None:
     assert out.returncode == 2 and "--to" in out.stderr and "not recognized" in out.stderr
 
 
+@pytest.mark.slow  # vodscribe transcribe loads Whisper
 def test_transcribe_refuses_bad_input(tmp_path: Path) -> None:
     page = tmp_path / "page.mp4"
     page.write_text("<!doctype html><html><body>not a video</body></html>")

@@ -18,6 +18,7 @@ from vodscribe.speech.transcription import transcribe_file
 DATA = Path(__file__).parent / "data"
 
 
+@pytest.mark.slow  # reads and hashes the bundled Whisper model
 def test_bundled_model_is_hash_checked() -> None:
     files = bundled_model.load_files()
     assert hashlib.sha256(files["model.bin"]).hexdigest() == bundled_model.MODEL_SHA256
@@ -26,8 +27,9 @@ def test_bundled_model_is_hash_checked() -> None:
         bundled_model.load_files(expected_sha256="0" * 64)
 
 
+@pytest.mark.slow  # loads Whisper
 def test_engine_runs_int8_on_cpu() -> None:
-    engine = get_engine()
+    engine = get_engine(device="cpu")  # asked for explicitly: "auto" picks CUDA where there is a GPU
     assert (engine.device, engine.compute_type) == ("cpu", "int8")
 
 
@@ -36,6 +38,7 @@ def _audio(name: str) -> np.ndarray:
     return decode_audio(path, probe(path))
 
 
+@pytest.mark.slow  # loads Whisper
 def test_language_plan_follows_a_switch_from_english_to_german() -> None:
     engine = get_engine()
     audio = _audio("multilingual_en_de.mp3")
@@ -45,6 +48,7 @@ def test_language_plan_follows_a_switch_from_english_to_german() -> None:
     assert rank_languages(runs) == ["en", "de"]
 
 
+@pytest.mark.slow  # loads Whisper
 def test_short_unsure_clip_is_identified_with_its_context() -> None:
     # Speech cut to the VAD edges reads as Greek (0.23); with its pauses and context, Spanish.
     engine = get_engine()
@@ -52,6 +56,7 @@ def test_short_unsure_clip_is_identified_with_its_context() -> None:
     assert [r.language for r in plan_runs(engine, audio, engine.speech_spans(audio))] == ["es"]
 
 
+@pytest.mark.slow  # loads Whisper
 def test_forced_language_skips_detection() -> None:
     engine = get_engine()
     audio = _audio("ldc93s1.wav")
@@ -59,6 +64,7 @@ def test_forced_language_skips_detection() -> None:
     assert [r.language for r in runs] == ["fr"]
 
 
+@pytest.mark.slow  # loads Whisper
 def test_silence_has_no_speech_spans() -> None:
     engine = get_engine()
     silence = np.zeros(SAMPLE_RATE * 3, dtype=np.float32)
@@ -98,6 +104,7 @@ def _music(seconds_per_note: float = 0.4) -> np.ndarray:
     return np.concatenate(parts).astype(np.float32)
 
 
+@pytest.mark.slow  # loads Whisper
 def test_music_produces_no_text(tmp_path: Path) -> None:
     path = tmp_path / "music.wav"
     with wave.open(str(path), "wb") as w:

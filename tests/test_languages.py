@@ -1,4 +1,4 @@
-"""Tests for vodscribe.languages (spec sections 2.6 and 2.7)."""
+"""Tests for vodscribe.languages (docs/gcore-api.md §2.6 and §2.7)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def codes(text: str) -> list[str]:
     return text.split(", ")
 
 
-# Verbatim from spec section 2.6 (the /ai/info capability text, 639-2/T codes).
+# Verbatim from docs/gcore-api.md §2.6 (the /ai/info capability text, 639-2/T codes).
 SPEC_TRANSCRIBABLE_T = codes(
     "afr, sqi, amh, ara, hye, asm, aze, bak, eus, bel, ben, bos, bre, bul, mya, cat, zho, hrv, ces, dan, "
     "nld, eng, est, fao, fin, fra, glg, kat, deu, guj, hat, hau, haw, heb, hin, hun, isl, ind, ita, jpn, "
@@ -38,7 +38,7 @@ SPEC_TRANSLATABLE_T = codes(
     "lit, mkd, mal, mlt, mar, ell, mon, nep, nno, pan, fas, pol, por, pus, ron, rus, srp, sna, snd, slk, "
     "slv, som, spa, swa, swe, tgl, tgk, tam, tel, tha, tur, ukr, urd, vie, cym, yor"
 )
-# Spec section 2.7, the B codes that differ from their T code.
+# docs/gcore-api.md §2.7, the B codes that differ from their T code.
 SPEC_B_TO_T = {
     "alb": "sqi", "arm": "hye", "baq": "eus", "bur": "mya", "chi": "zho", "cze": "ces", "fre": "fra",
     "geo": "kat", "ger": "deu", "gre": "ell", "ice": "isl", "mac": "mkd", "mao": "mri", "may": "msa",

@@ -27,6 +27,7 @@ def test_the_extra_is_installed() -> None:
     assert llm_available()
 
 
+@pytest.mark.slow  # joins and hashes the 1.1 GB GGUF
 def test_bundled_model_is_joined_once_and_hash_checked(tmp_path: Path) -> None:
     path = bundled_llm.model_path(tmp_path)
     assert path.stat().st_size == bundled_llm.MODEL_SIZE
@@ -68,6 +69,7 @@ def test_languages_are_offered_without_loading(tmp_path: Path) -> None:
         LlamaTranslator(str(tmp_path / "missing.gguf"))
 
 
+@pytest.mark.slow  # loads the bundled GGUF
 def test_translates_sentences_one_for_one(translator: LlamaTranslator) -> None:
     sentences = [
         "Ask not what your country can do for you.",
@@ -82,6 +84,7 @@ def test_translates_sentences_one_for_one(translator: LlamaTranslator) -> None:
     assert translator.translate(sentences, ENG, GER) == out  # greedy decoding: the same every time
 
 
+@pytest.mark.slow  # loads the bundled GGUF
 def test_translates_into_english(translator: LlamaTranslator) -> None:
     [text] = translator.translate(["Die Werbung vermittelt einen falschen Eindruck."], GER, ENG)
     assert "impression" in text.lower(), text

@@ -96,6 +96,7 @@ def test_nllb_family_and_languages_come_from_the_vocabulary(nllb: CTranslate2Tra
     assert nllb.source_prefix(GER, ENG) == ["deu_Latn"]
 
 
+@pytest.mark.slow  # loads and runs a CTranslate2 model
 def test_nllb_translates_one_string_per_sentence(nllb: CTranslate2Translator) -> None:
     out = nllb.translate(SENTENCES, ENG, GER)
     assert len(out) == len(SENTENCES)
@@ -107,6 +108,7 @@ def test_nllb_translates_one_string_per_sentence(nllb: CTranslate2Translator) ->
     assert nllb.translate(["", " "], ENG, GER) == ["", ""]
 
 
+@pytest.mark.slow  # loads and runs a CTranslate2 model
 def test_nllb_source_and_target_language_tokens_reach_the_model(
     nllb: CTranslate2Translator, pieces: Callable[[str], list[str]]
 ) -> None:
@@ -126,6 +128,7 @@ def test_unsupported_pair_raises_naming_both_languages(nllb: CTranslate2Translat
         nllb.translate_tokens(["Hello."], SPA, ENG)
 
 
+@pytest.mark.slow  # loads and runs a CTranslate2 model
 def test_batches_hold_at_most_batch_size_sentences_and_keep_the_order(models: dict[str, Path]) -> None:
     sentences = [text if i % 5 else "" for i, text in enumerate(nmt_models.corpus(37, seed=3))]
     batched = engine(models["nllb"], batch_size=8, beam_size=1, compute_type="float32")
@@ -157,6 +160,7 @@ def test_batches_hold_at_most_batch_size_sentences_and_keep_the_order(models: di
         assert common >= 2 and single[:common] == out[i][:common]
 
 
+@pytest.mark.slow  # loads and runs a CTranslate2 model
 def test_construction_is_lazy_and_loading_happens_once(
     models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -201,6 +205,7 @@ def test_auto_device_is_cpu_int8_without_a_gpu(models: dict[str, Path]) -> None:
 # --- other families -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # loads and runs a CTranslate2 model
 def test_m2m100(models: dict[str, Path]) -> None:
     t = engine(models["m2m100"])
     assert t.family == "m2m100"
@@ -212,6 +217,7 @@ def test_m2m100(models: dict[str, Path]) -> None:
     assert len(out) == 5 and out[0] and out[1] == "" and "__" not in out[0]
 
 
+@pytest.mark.slow  # loads and runs a CTranslate2 model
 def test_madlad_puts_the_target_token_first_in_the_source(models: dict[str, Path]) -> None:
     t = engine(models["madlad"])
     assert t.family == "madlad"
@@ -224,6 +230,7 @@ def test_madlad_puts_the_target_token_first_in_the_source(models: dict[str, Path
     assert len(out) == 5 and out[0] and out[3] == "" and "<2" not in out[0]
 
 
+@pytest.mark.slow  # loads and runs a CTranslate2 model
 def test_opus_mt_single_pair_from_the_directory_name(
     models: dict[str, Path], pieces: Callable[[str], list[str]]
 ) -> None:
@@ -249,6 +256,7 @@ def test_opus_mt_pair_argument_and_unparseable_names(models: dict[str, Path], tm
         engine(renamed, pair="english-klingon")
 
 
+@pytest.mark.slow  # loads and runs a CTranslate2 model
 def test_opus_mt_multi_target_prepends_the_target_token(models: dict[str, Path]) -> None:
     t = engine(models["opus-multi"])
     assert t.family == "opus-mt"

@@ -28,6 +28,9 @@ from tests.conftest import (
     wait_for,
 )
 
+# a vodscribe serve and workers (which load Whisper) on PostgreSQL and Redis
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
+
 PG_URL = os.environ.get("VODSCRIBE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("VODSCRIBE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

@@ -6,7 +6,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -29,6 +28,7 @@ def _row(service: Service, task_id: str) -> tuple[str, int, str]:
         return db.execute("select status, attempts, worker from ai_tasks where id = ?", (task_id,)).fetchone()
 
 
+@pytest.mark.slow  # a vodscribe serve whose worker loads Whisper
 def test_worker_killed_mid_task_is_recovered(
     service: Service, api: httpx.Client, media_server: MediaServer
 ) -> None:
@@ -40,11 +40,15 @@ def test_worker_killed_mid_task_is_recovered(
     os.kill(int(worker.rsplit(":", 1)[1]), signal.SIGKILL)
     # serve restarts its worker; the reaper sees the stale heartbeat and re-dispatches the task
     progress = []
-    deadline = time.monotonic() + 120
-    while (task := api.get(f"/streaming/ai/tasks/{task_id}").json())["status"] not in ("SUCCESS", "FAILURE"):
-        progress.append(task["progress"])
-        assert time.monotonic() < deadline, task
-        time.sleep(0.2)
+
+    def finished() -> dict:
+        task = api.get(f"/streaming/ai/tasks/{task_id}").json()
+        if task["status"] not in ("SUCCESS", "FAILURE"):
+            progress.append(task["progress"])
+        assert task["status"] in ("SUCCESS", "FAILURE"), task
+        return task
+
+    task = eventually(finished, timeout=120, interval=0.2, what=f"task {task_id} finished")
     assert progress == sorted(progress), "progress never goes backwards, not even on the second attempt"
     assert task["status"] == "SUCCESS", task
     assert task["result"]["languages"] == ["eng", "ger"]
@@ -52,6 +56,7 @@ def test_worker_killed_mid_task_is_recovered(
     assert attempts == 2 and new_worker != worker
 
 
+@pytest.mark.slow  # a vodscribe serve whose worker loads Whisper
 def test_server_restart_loses_nothing(tmp_path: Path, media_server: MediaServer) -> None:
     svc = start_service(tmp_path)
     try:
@@ -198,6 +203,7 @@ def test_claim_takes_over_only_orphaned_tasks(settings: Settings) -> None:
     assert _status(settings, orphan).started_at == old, "started_at keeps the first start"
 
 
+@pytest.mark.slow  # a vodscribe serve whose worker loads Whisper
 def test_worker_killed_mid_transcode_video_still_becomes_ready(
     service: Service, api: httpx.Client, media_server: MediaServer
 ) -> None:
@@ -214,17 +220,23 @@ def test_worker_killed_mid_transcode_video_still_becomes_ready(
         "auto_transcribe_audio_language": "disable",
     }
     video_id = api.post("/streaming/videos", json=body).json()["id"]
-    deadline = time.monotonic() + 60
-    while api.get(f"/streaming/videos/{video_id}").json()["status"] != "pending":  # transcoding now
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    eventually(  # transcoding now
+        lambda: api.get(f"/streaming/videos/{video_id}").json()["status"] == "pending",
+        timeout=60,
+        interval=0.1,
+        what=f"video {video_id} pending",
+    )
     with sqlite3.connect(service.data_dir / "vodscribe.db") as db:
         (worker,) = db.execute("select job_worker from videos where id = ?", (video_id,)).fetchone()
     os.kill(int(worker.rsplit(":", 1)[1]), signal.SIGKILL)
-    deadline = time.monotonic() + 180
-    while (video := api.get(f"/streaming/videos/{video_id}").json())["status"] != "ready":
-        assert video["status"] != "error" and time.monotonic() < deadline, video
-        time.sleep(0.5)
+
+    def done() -> dict:
+        video = api.get(f"/streaming/videos/{video_id}").json()
+        assert video["status"] in ("ready", "error"), video
+        return video
+
+    video = eventually(done, timeout=180, interval=0.5, what=f"video {video_id} ready")
+    assert video["status"] == "ready", video
     assert [r["name"] for r in video["converted_videos"]] == ["vod240p", "vod360p", "vod480p"]
     assert all(r["status"] == "complete" for r in video["converted_videos"])
     with sqlite3.connect(service.data_dir / "vodscribe.db") as db:

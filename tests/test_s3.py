@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import boto3
@@ -11,6 +10,9 @@ import pytest
 from gcore import Gcore
 
 from tests.conftest import MediaServer, Service, free_port, start_service, stop_service
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.slow  # a vodscribe serve whose worker loads Whisper
 
 BUCKET = "vodscribe-media"
 CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
@@ -57,10 +59,14 @@ def test_video_files_live_in_the_bucket(
     created = sdk.streaming.videos.create(
         video={"name": "s3", "origin_url": media_server.url("jfk_librivox.mp4")}
     )
-    deadline = time.monotonic() + 120
-    while (video := sdk.streaming.videos.get(created.id)).status != "ready":
-        assert video.status != "error" and time.monotonic() < deadline, video.error
-        time.sleep(0.3)
+
+    def done():
+        video = sdk.streaming.videos.get(created.id)
+        assert video.status in ("ready", "error"), video
+        return video
+
+    video = eventually(done, timeout=120, interval=0.3, what=f"video {created.id} ready")
+    assert video.status == "ready", video.error
     key = f"{video.client_id}_{video.slug}"
     assert video.hls_url == f"{s3_endpoint}/{BUCKET}/videos/{key}/master.m3u8"
     objects = _objects(s3_endpoint, f"videos/{key}/")
@@ -68,10 +74,12 @@ def test_video_files_live_in_the_bucket(
     assert any(o.endswith(".ts") for o in objects)
     assert not (s3_service.data_dir / "videos" / key).exists(), "nothing kept on the local disk"
     # the AI subtitle is made from the rendition in the bucket and published there
-    deadline = time.monotonic() + 120
-    while not (subs := sdk.streaming.videos.subtitles.list(video.id)):
-        assert time.monotonic() < deadline
-        time.sleep(0.3)
+    subs = eventually(
+        lambda: sdk.streaming.videos.subtitles.list(video.id),
+        timeout=120,
+        interval=0.3,
+        what=f"an AI subtitle on video {video.id}",
+    )
     assert subs[0].name == "English (AI-generated)"
     with httpx.Client(timeout=30) as http:
         master = http.get(video.hls_url)

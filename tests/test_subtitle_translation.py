@@ -236,6 +236,7 @@ def test_speech_already_in_the_target_language_is_kept() -> None:
     assert "Permission is hereby granted" in text and "[en]" in text
 
 
+@pytest.mark.slow  # get_engine() loads Whisper
 def test_unsupported_pair_fails_before_recognition() -> None:
     with pytest.raises(UnsupportedTranslation, match=r"from German to Chinese .* English"):
         transcribe_file(

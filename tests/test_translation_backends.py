@@ -62,6 +62,7 @@ def test_backends_follow_the_configured_order(opus_en_es: Path, tmp_path: Path) 
     assert [b.name for b in translators_for(pinned)] == ["nmt:opus-mt-en-es"]
 
 
+@pytest.mark.slow  # a vodscribe serve whose worker loads Whisper
 def test_language_info_reflects_the_configured_backends(api: httpx.Client) -> None:
     def supported(audio: str, subs: str) -> bool:
         params = {"type": "language_support", "audio_language": audio, "subtitles_language": subs}
@@ -72,6 +73,7 @@ def test_language_info_reflects_the_configured_backends(api: httpx.Client) -> No
     assert not supported("ger", "spa")  # the model only reads English
 
 
+@pytest.mark.slow  # a vodscribe serve whose worker loads Whisper
 def test_task_translated_by_the_operators_model(api: httpx.Client, media_server: MediaServer) -> None:
     r = api.post(
         "/streaming/ai/tasks",
@@ -88,6 +90,7 @@ def test_task_translated_by_the_operators_model(api: httpx.Client, media_server:
         assert len(cue.text.split("\n")) <= 2
 
 
+@pytest.mark.slow  # a vodscribe serve whose worker loads Whisper
 def test_unavailable_language_fails_with_the_choice(api: httpx.Client, media_server: MediaServer) -> None:
     r = api.post(
         "/streaming/ai/tasks",
