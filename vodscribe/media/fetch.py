@@ -32,7 +32,6 @@ import httpx
 from ssrfguard import (
     BlockedAddressError,
     BlockedURLError,
-    Policy,
     Resolver,
     SSRFGuardError,
     TooManyRedirectsError,
@@ -49,6 +48,7 @@ from vodscribe.errors import (
     URLNotAllowedError,
 )
 from vodscribe.media.probe import SNIFF_BYTES, MediaKind, sniff_or_raise
+from vodscribe.media.public_address import PublicOnlyPolicy
 
 __all__ = ["USER_AGENT", "DownloadCancelled", "FetchResult", "check_url", "download"]
 
@@ -151,7 +151,7 @@ def _check_public(
     ports: Collection[int] = DEFAULT_PORTS,
 ) -> None:
     """Refuse non-public addresses; names are resolved only when ``resolve_names``."""
-    policy = Policy(allowed_ports=frozenset(ports))
+    policy = PublicOnlyPolicy(allowed_ports=frozenset(ports))
     try:
         if _is_ip(host):  # checked before the port, so 127.0.0.1:8080 is refused for the right reason
             policy.check_address(host)
@@ -244,9 +244,9 @@ def _client(settings: Settings) -> httpx.Client:
     )
 
 
-def _policy(settings: Settings) -> Policy:
-    """ssrfguard's default policy (http/https, public addresses) with our ports and redirect cap."""
-    return Policy(
+def _policy(settings: Settings) -> PublicOnlyPolicy:
+    """ssrfguard's default policy, public unicast addresses only, with our ports and redirect cap."""
+    return PublicOnlyPolicy(
         allowed_ports=frozenset(settings.fetch_allowed_ports), max_redirects=settings.fetch_max_redirects
     )
 
