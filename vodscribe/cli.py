@@ -208,6 +208,7 @@ def transcribe(
                 target=target,
                 translators=translators_for(settings),
                 on_progress=progress,
+                max_seconds=settings.max_media_duration_s,
             )
     except MediaError as exc:
         bar.close()

@@ -44,6 +44,12 @@ class Settings(BaseSettings):
         default=[80, 443, 8080, 8443], description="Ports user URLs may name (JSON list in the env)"
     )
 
+    max_media_duration_s: float = Field(
+        default=3 * 3600.0,
+        description="Longest audio or video accepted, in seconds (checked from the header, enforced "
+        "while decoding); 0 = no limit",
+    )
+
     # --- ASR ----------------------------------------------------------------------------------
     asr_model: str = Field(default="bundled", description="'bundled' (Whisper base) or a CTranslate2 dir")
     asr_device: Literal["auto", "cpu", "cuda"] = "auto"

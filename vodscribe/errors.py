@@ -42,6 +42,23 @@ class CorruptMediaError(MediaError):
     """The file looks like media but cannot be demuxed or decoded."""
 
 
+class TooLongError(MediaError):
+    """The media lasts longer than the configured limit (by its header, or found while decoding)."""
+
+
+def too_long(limit_s: float, duration_s: float | None = None) -> TooLongError:
+    """The error for media past ``limit_s`` seconds (``duration_s``: what its header says)."""
+    found = f" (it lasts {_clock(duration_s)})" if duration_s is not None else ""
+    return TooLongError(f"The media is longer than the limit of {_clock(limit_s)}{found}.")
+
+
+def _clock(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    if minutes >= 60:
+        return f"{minutes // 60} h {minutes % 60:02d} min"
+    return f"{minutes} min {int(seconds % 60):02d} s" if minutes else f"{seconds:g} s"
+
+
 class NoAudioError(MediaError):
     """The file has no audio track, so there is nothing to transcribe."""
 

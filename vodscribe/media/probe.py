@@ -9,6 +9,7 @@ playlist and the protocol whitelist would refuse any URL inside it.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from vodscribe.errors import (
     NoAudioError,
     NotMediaError,
     StopCheck,
+    too_long,
 )
 
 #: How many leading bytes :func:`sniff` wants to see (an MPEG-TS check needs bytes 0, 188 and 376).
@@ -383,29 +385,46 @@ def decode_audio(
     info: MediaInfo,
     *,
     sampling_rate: int = 16000,
+    max_seconds: float | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> np.ndarray:
     """Decode the first audio track to mono float32 PCM at ``sampling_rate`` Hz.
 
     Sample 0 is the first audio sample, which plays at ``info.audio_start`` on the media timeline.
-    Raises NoAudioError, CorruptMediaError, or Cancelled when ``should_stop()`` returns True
-    (polled between frames, at most every 0.25 s).
+    Raises NoAudioError, CorruptMediaError, TooLongError past ``max_seconds`` (checked against the
+    header first, then counted while decoding: a header can lie, and a small file can hold hours of
+    silence), or Cancelled when ``should_stop()`` returns True (polled between frames, at most every
+    0.25 s).
     """
     require_audio(info)
+    check_duration(info, max_seconds)
     stop = StopCheck(should_stop, Cancelled)
     resampler = _Resampler(sampling_rate)
     chunks: list[np.ndarray] = []
+    limit = math.inf if not max_seconds else max_seconds * sampling_rate
+    decoded = 0
     try:
         with open_media(path, info.kind) as container:
             for frame in _audio_frames(container, container.streams.audio[0]):
                 stop.check()
-                chunks.extend(resampler.push(frame))
+                for chunk in resampler.push(frame):
+                    decoded += len(chunk)
+                    chunks.append(chunk)
+                if decoded > limit:
+                    assert max_seconds
+                    raise too_long(max_seconds)
         chunks.extend(resampler.flush())
     except av.FFmpegError as exc:
         raise CorruptMediaError("The audio track is damaged and cannot be decoded.") from exc
     if not chunks:
         raise CorruptMediaError("The audio track is damaged or empty and cannot be decoded.")
     return np.concatenate(chunks).astype(np.float32, copy=False)
+
+
+def check_duration(info: MediaInfo, max_seconds: float | None) -> None:
+    """Raise :class:`TooLongError` if the header says the media lasts longer than ``max_seconds``."""
+    if max_seconds and info.duration > max_seconds:
+        raise too_long(max_seconds, info.duration)
 
 
 def _audio_frames(container: av.container.InputContainer, stream: av.AudioStream) -> Iterator[av.AudioFrame]:

@@ -28,9 +28,9 @@ from pathlib import Path
 import av
 
 from vodscribe.atomic import replacing
-from vodscribe.errors import CorruptMediaError, MediaError
+from vodscribe.errors import CorruptMediaError, MediaError, too_long
 from vodscribe.media.ffmpeg import input_args, run_ffmpeg
-from vodscribe.media.probe import MediaInfo, MediaKind, open_media
+from vodscribe.media.probe import MediaInfo, MediaKind, check_duration, open_media
 
 #: (nominal height, name): the renditions made when the source is at least that large.
 RENDITIONS: tuple[tuple[int, str], ...] = ((240, "vod240p"), (360, "vod360p"), (480, "vod480p"))
@@ -171,36 +171,48 @@ def transcode(
     *,
     on_progress: Callable[[float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    max_seconds: float | None = None,
 ) -> list[Rendition]:
     """Make every planned rendition of ``source`` in one ffmpeg run, as ``out_dir/{name}.mp4``.
 
     Idempotent: outputs are written under temporary names and renamed only when all of them are
     complete, so a crash or cancel never leaves a half-written ``vod*.mp4``. Raises MediaError for a
-    file without video, CorruptMediaError when ffmpeg fails or the source turns out truncated, and
-    Cancelled when ``should_stop()`` says so.
+    file without video, CorruptMediaError when ffmpeg fails or the source turns out truncated,
+    TooLongError past ``max_seconds`` (by the header, or by what ffmpeg made: the output is cut just
+    past the limit, so a lying header costs no more than the limit), and Cancelled when
+    ``should_stop()`` says so.
     """
     if not info.has_video:
         raise MediaError(NO_VIDEO_MESSAGE)
+    check_duration(info, max_seconds)
     geometry = video_geometry(source, info)
     plans = plan_renditions(info, display=(geometry.width, geometry.height))
     out_dir.mkdir(parents=True, exist_ok=True)
     finals = [out_dir / f"{plan.name}.mp4" for plan in plans]
     with ExitStack() as outputs:  # all renamed into place once every rendition is complete
         temps = [outputs.enter_context(replacing(final)) for final in finals]
-        args = _transcode_args(source, info, geometry, plans, temps)
+        args = _transcode_args(source, info, geometry, plans, temps, max_seconds)
         run_ffmpeg(args, duration=info.duration, on_progress=on_progress, should_stop=should_stop)
         renditions = [_measure(plan, temp) for plan, temp in zip(plans, temps, strict=True)]
+        if max_seconds and max(r.duration for r in renditions) > max_seconds:
+            raise too_long(max_seconds)
         _check_complete(renditions, info)
     return [replace(r, path=final) for r, final in zip(renditions, finals, strict=True)]
 
 
 def _transcode_args(
-    source: Path, info: MediaInfo, geometry: VideoGeometry, plans: list[RenditionPlan], outputs: list[Path]
+    source: Path,
+    info: MediaInfo,
+    geometry: VideoGeometry,
+    plans: list[RenditionPlan],
+    outputs: list[Path],
+    max_seconds: float | None = None,
 ) -> list[str]:
     """The ffmpeg arguments: one input, a split/scale graph, one encoded MP4 per plan."""
     args = [*input_args(source, info.kind), "-filter_complex", _filter_graph(geometry, plans)]
+    cut = ["-t", f"{max_seconds + 1:.3f}"] if max_seconds else []
     for i, (plan, output) in enumerate(zip(plans, outputs, strict=True)):
-        args += ["-map", f"[v{i}]", *_video_codec_args(plan)]
+        args += ["-map", f"[v{i}]", *cut, *_video_codec_args(plan)]
         args += ["-map", "0:a:0", *_audio_codec_args()] if info.has_audio else ["-an"]
         args += ["-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1"]
         args += ["-max_muxing_queue_size", "4096", "-movflags", "+faststart", "-f", "mp4", str(output)]

@@ -27,7 +27,7 @@ from vodscribe.media.fetch import download
 from vodscribe.queue import dispatch_transcription
 from vodscribe.services import jobs
 from vodscribe.services.jobs import AI_TASKS
-from vodscribe.services.subtitles import ai_subtitle_name, publish
+from vodscribe.services.subtitles import SubtitleError, ai_subtitle_name, check_room, publish
 from vodscribe.services.translation_backends import translators_for
 from vodscribe.speech.segment import concatenated_text
 from vodscribe.speech.subtitle_formats import to_subtitles_json, to_vtt
@@ -163,6 +163,7 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> dict[str, 
                 int(100 * (FETCH_SHARE + (1 - FETCH_SHARE) * f * 0.99))
             ),
             should_stop=watcher.stopped,
+            max_seconds=settings.max_media_duration_s,
         )
     if transcript.translated_by:
         log.info("task %s translated by %s", claimed.task_id, ", ".join(transcript.translated_by))
@@ -230,7 +231,13 @@ def _finish(settings: Settings, claimed: Claim, status: str, result: dict[str, A
 
 def _attach(session: Session, claimed: Claim, result: dict[str, Any]) -> bool:
     named = ai_subtitle_name(claimed.task_data, result)
-    if named is None or session.get(Video, claimed.video_id) is None:
+    video = session.get(Video, claimed.video_id)
+    if named is None or video is None:
+        return False
+    try:
+        check_room(session, video, text=len(result["vttContent"]))
+    except SubtitleError as exc:  # the task keeps its result; the video has no room for another track
+        log.warning("task %s: subtitle not attached to video %s: %s", claimed.task_id, video.id, exc.message)
         return False
     name, language = named
     session.add(

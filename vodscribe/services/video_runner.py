@@ -21,7 +21,7 @@ from vodscribe.db.statuses import JobState, RenditionStatus, VideoStatus
 from vodscribe.errors import Cancelled, FetchError, MediaError, NotMediaError, TooLargeError
 from vodscribe.media.fetch import download
 from vodscribe.media.hls import mpegts_start, package_hls
-from vodscribe.media.probe import MediaInfo, probe
+from vodscribe.media.probe import MediaInfo, check_duration, probe
 from vodscribe.media.transcode import plan_renditions, screenshot, transcode
 from vodscribe.queue import dispatch_video
 from vodscribe.services import jobs
@@ -99,6 +99,7 @@ def _process(settings: Settings, run: _Run, beat: Heartbeat) -> None:
         info = probe(fetched.path)
         if not info.has_video:
             raise MediaError("The file has no video track.")
+        check_duration(info, settings.max_media_duration_s)
         _set(
             settings,
             video_id,
@@ -117,7 +118,14 @@ def _process(settings: Settings, run: _Run, beat: Heartbeat) -> None:
                     .values(progress=min(99, int(100 * fraction)))
                 )
 
-        renditions = transcode(fetched.path, info, out, on_progress=progress, should_stop=beat.stopped)
+        renditions = transcode(
+            fetched.path,
+            info,
+            out,
+            on_progress=progress,
+            should_stop=beat.stopped,
+            max_seconds=settings.max_media_duration_s,
+        )
         variants = [package_hls(r, out, should_stop=beat.stopped) for r in renditions]
         screenshot(renditions[-1].path, info.duration, out / "screenshot.jpg")
         meta = {
@@ -188,7 +196,7 @@ def _request_ai(settings: Settings, video_id: int) -> None:
         try:
             plan = parse_ai_plan(audio, video.auto_translate_subtitles_language)
             if plan is not None:
-                request_ai_subtitles(s, settings, video, plan)
+                request_ai_subtitles(s, settings, video, plan, from_api=False)
         except SubtitleError:
             log.exception("could not request AI subtitles for video %s", video_id)
 

@@ -50,6 +50,7 @@ def transcribe_file(
     translators: Sequence[Translator] = (WhisperTranslation(),),
     on_progress: Callable[[float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    max_seconds: float | None = None,
 ) -> Transcript:
     """Transcribe ``path``; ``language`` (Whisper code) skips detection. Progress is 0.0-1.0.
 
@@ -69,7 +70,7 @@ def transcribe_file(
 
     info = probe(path)
     require_audio(info)
-    audio = decode_audio(path, info, should_stop=should_stop)
+    audio = decode_audio(path, info, max_seconds=max_seconds, should_stop=should_stop)
     report(DECODE_SHARE)
     check()
     spans = engine.speech_spans(audio)
