@@ -1,16 +1,24 @@
 """Per-client request rate limits (Gcore answers 429 "Too many requests, try later").
 
-In one process a token bucket does; with several API servers the count must be shared, so with a
-Redis broker the limiter counts in Redis (a one-second window per client)."""
+One implementation for every deployment: the ``limits`` package's moving window, counted in this
+process (embedded mode) or in Redis when Redis is the broker, so several API servers share one count.
+A client may send ``burst`` requests at once and ``rate`` per second on average: at most ``burst`` in
+any window of ``burst / rate`` seconds (rounded to whole seconds, ``limits``' finest unit).
+"""
 
 from __future__ import annotations
 
-import math
-import threading
+import logging
 import time
-from typing import Protocol
+from typing import Protocol, cast
+
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 
 from vodscribe.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 class RateLimiter(Protocol):
@@ -23,51 +31,37 @@ class Unlimited:
         return 0.0
 
 
-class TokenBucket:
-    """``rate`` requests per second on average, ``burst`` at once."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, burst
-        self._buckets: dict[int, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def hit(self, client_id: int) -> float:
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._buckets.get(client_id, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-            if tokens >= 1.0:
-                self._buckets[client_id] = (tokens - 1.0, now)
-                return 0.0
-            self._buckets[client_id] = (tokens, now)
-            return (1.0 - tokens) / self.rate
+def window_for(rate: float, burst: int) -> RateLimitItem:
+    """``burst`` requests per ``burst / rate`` seconds (at least one second)."""
+    amount = max(1, burst)
+    seconds = max(1, round(amount / rate))
+    return RateLimitItemPerSecond(amount, seconds)
 
 
-class RedisWindow:
-    """At most ``limit`` requests per client in each one-second window, counted in Redis."""
+class MovingWindow:
+    """The moving-window limit over ``storage`` (memory, or Redis shared by all API servers)."""
 
-    def __init__(self, url: str, limit: int) -> None:
-        import redis
-
-        self.redis = redis.Redis.from_url(url, socket_timeout=1.0)
-        self.limit = limit
+    def __init__(self, storage: Storage, item: RateLimitItem) -> None:
+        self.item = item
+        self.limiter = MovingWindowRateLimiter(storage)
 
     def hit(self, client_id: int) -> float:
-        now = time.time()
-        key = f"vodscribe:ratelimit:{client_id}:{int(now)}"
+        key = str(client_id)
         try:
-            pipe = self.redis.pipeline()
-            pipe.incr(key)
-            pipe.expire(key, 2)
-            count = int(pipe.execute()[0])
-        except Exception:  # Redis down: do not take the API down with it
+            if self.limiter.hit(self.item, "vodscribe", key):
+                return 0.0
+            reset_at, _ = self.limiter.get_window_stats(self.item, "vodscribe", key)
+        except Exception:  # the shared counter is down: do not take the API down with it
+            log.warning("rate limit storage unavailable; request allowed", exc_info=True)
             return 0.0
-        return 0.0 if count <= self.limit else math.ceil(now) - now or 1.0
+        return max(0.001, reset_at - time.time())
 
 
 def make_limiter(settings: Settings) -> RateLimiter:
     if settings.rate_limit_per_s <= 0:
         return Unlimited()
-    if settings.celery_broker_url.startswith(("redis://", "rediss://")):
-        return RedisWindow(settings.celery_broker_url, max(1, round(settings.rate_limit_burst)))
-    return TokenBucket(settings.rate_limit_per_s, settings.rate_limit_burst)
+    item = window_for(settings.rate_limit_per_s, settings.rate_limit_burst)
+    url = settings.celery_broker_url
+    if url.startswith(("redis://", "rediss://")):
+        return MovingWindow(cast(Storage, storage_from_string(url, socket_timeout=1.0)), item)
+    return MovingWindow(MemoryStorage(), item)
