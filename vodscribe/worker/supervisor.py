@@ -1,4 +1,11 @@
-"""Keeps the embedded worker process alive for ``vodscribe serve``: restarts it if it dies."""
+"""Keeps the embedded worker process alive for ``vodscribe serve``: restarts it if it dies.
+
+The worker must also die with the server, even when the server is killed with SIGKILL and has no
+chance to stop it. Linux does that with ``PR_SET_PDEATHSIG``, which a process sets on itself; it used
+to be set in ``preexec_fn``, which Python's documentation warns can deadlock in a threaded parent
+(the server is). Instead the supervisor names itself in ``VODSCRIBE_DIE_WITH_PARENT`` and the
+worker sets the signal as it starts (:func:`die_with_parent`, called by ``vodscribe.worker.app``).
+"""
 
 from __future__ import annotations
 
@@ -12,12 +19,20 @@ import threading
 
 log = logging.getLogger(__name__)
 
+PARENT_ENV = "VODSCRIBE_DIE_WITH_PARENT"
+_PR_SET_PDEATHSIG = 1
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the parent dies, even by SIGKILL (Linux)."""
-    if sys.platform.startswith("linux"):
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+def die_with_parent() -> None:
+    """In the worker: get SIGTERM when the process in ``VODSCRIBE_DIE_WITH_PARENT`` dies (Linux).
+
+    If it already died before this ran (the window between fork and here), stop at once."""
+    parent = os.environ.pop(PARENT_ENV, "")
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(parent):
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class WorkerSupervisor(threading.Thread):
@@ -35,13 +50,12 @@ class WorkerSupervisor(threading.Thread):
         self._lock = threading.Lock()
 
     def run(self) -> None:
+        env = {**os.environ, PARENT_ENV: str(os.getpid())}
         while not self._stopping.is_set():
             with self._lock:
                 if self._stopping.is_set():
                     return
-                self.proc = subprocess.Popen(
-                    self.command, start_new_session=True, preexec_fn=_die_with_parent
-                )
+                self.proc = subprocess.Popen(self.command, start_new_session=True, env=env)
             log.info("embedded worker started (pid %d)", self.proc.pid)
             code = self.proc.wait()
             if self._stopping.is_set():
