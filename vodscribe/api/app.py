@@ -5,14 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from vodscribe import __version__
 from vodscribe.api import errors
+from vodscribe.api.head import HeadAsGet
 from vodscribe.api.limits import BodyLimit
 from vodscribe.api.routers import ai_tasks, media, subtitles, videos
 from vodscribe.api.schemas.service import Health
 from vodscribe.config import Settings, get_settings
+from vodscribe.queue import celery_for
+from vodscribe.services.health import health as service_health
 from vodscribe.services.ratelimit import make_limiter
 
 
@@ -26,16 +30,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.limiter = make_limiter(settings)
+    celery_for(settings)  # creates the embedded broker's folders, which /health checks
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HeadAsGet)
     app.include_router(ai_tasks.router)
     app.include_router(videos.router)
     app.include_router(subtitles.router)
     app.include_router(media.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
-    @app.get("/health", tags=["service"], response_model=Health)
-    def health() -> Health:
-        return Health(status="ok", version=__version__)
+    @app.get("/health", tags=["service"], response_model=Health, responses={503: {"model": Health}})
+    def health() -> JSONResponse:
+        """Ready to serve: the database, the broker and the file storage answer (else 503)."""
+        checks = service_health(settings)
+        ok = all(value == "ok" for value in checks.values())
+        body = Health(status="ok" if ok else "unavailable", version=__version__, checks=checks)
+        return JSONResponse(body.model_dump(), 200 if ok else 503)
+
+    @app.get("/health/live", tags=["service"], response_model=Health)
+    def live() -> Health:
+        """The process answers (liveness; says nothing about the database or the broker)."""
+        return Health(status="ok", version=__version__, checks={})
 
     return app

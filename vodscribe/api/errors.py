@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -10,9 +10,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from vodscribe.api.schemas.videos import field_errors_from
+
+NOT_FOUND = "Not Found. Entity you are looking for was not found, please check the initial parameters"
 
 
 class ApiError(Exception):
@@ -119,15 +123,45 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
+def _leaves(routes: Sequence[Any]) -> Iterator[Any]:
+    """The routes themselves, looking inside included routers (FastAPI wraps each one)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _leaves(inner.routes)
+        else:
+            yield route
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers at this path (a 405's ``Allow``); GET implies HEAD."""
+    methods: set[str] = set()
+    for route in _leaves(request.app.router.routes):
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "APIKey", **exc.headers} if exc.status == 401 else exc.headers
+        if exc.status == 503:
+            headers = {"Retry-After": "5", **headers}
         return JSONResponse(
             error_body(exc.status, exc.message, with_status=exc.with_status), exc.status, headers=headers
         )
+
+    @app.exception_handler(StaleDataError)
+    @app.exception_handler(ObjectDeletedError)
+    async def _gone(_: Request, exc: Exception) -> JSONResponse:
+        # The row was deleted by a concurrent request between our read and our write.
+        return JSONResponse(error_body(404, NOT_FOUND, with_status=True), 404)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -135,10 +169,13 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body(400, _describe(exc)), 400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "Error"
         if exc.status_code == 404:
-            message = (
-                "Not Found. Entity you are looking for was not found, please check the initial parameters"
-            )
-        return JSONResponse(error_body(exc.status_code, message, with_status=True), exc.status_code)
+            message = NOT_FOUND
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return JSONResponse(
+            error_body(exc.status_code, message, with_status=True), exc.status_code, headers=headers
+        )

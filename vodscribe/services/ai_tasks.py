@@ -16,7 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from vodscribe import languages
 from vodscribe.config import Settings
 from vodscribe.db.models import AITask, Client, Video, utcnow
-from vodscribe.db.session import changed
+from vodscribe.db.session import LIKE_ESCAPE, changed, contains
 from vodscribe.db.statuses import FINISHED, UNFINISHED, TaskStatus
 from vodscribe.errors import URLNotAllowedError
 from vodscribe.media.fetch import check_url
@@ -100,7 +100,9 @@ def create_transcription(
     )
     session.add(task)
     session.commit()
-    send(session, settings, task)
+    if not send(session, settings, task):  # never acknowledge a task that is not on the queue
+        withdraw(session, [task])
+        raise TaskError(QUEUE_UNAVAILABLE, 503)
     return task
 
 
@@ -119,13 +121,17 @@ def own_video_id(session: Session, url: str, bases: Sequence[str]) -> int | None
     return None
 
 
-def send(session: Session, settings: Settings, task: AITask) -> None:
-    """Put the task on the queue and mark it PENDING. A failed send leaves it RECEIVED for the reaper."""
+QUEUE_UNAVAILABLE = "The task queue is unavailable; try again later."
+
+
+def send(session: Session, settings: Settings, task: AITask) -> bool:
+    """Put the task on the queue and mark it PENDING; False if the broker refused it (the task stays
+    RECEIVED, which the reaper sends again, unless the caller withdraws it)."""
     try:
         dispatch_transcription(settings, task.id)
-    except Exception:  # broker down: the reaper re-sends RECEIVED tasks
-        log.exception("could not dispatch task %s; the reaper will retry", task.id)
-        return
+    except Exception:
+        log.exception("could not dispatch task %s", task.id)
+        return False
     session.execute(
         update(AITask)
         .where(AITask.id == task.id, AITask.status == TaskStatus.RECEIVED)
@@ -133,9 +139,23 @@ def send(session: Session, settings: Settings, task: AITask) -> None:
     )
     session.commit()
     session.refresh(task)
+    return True
+
+
+def withdraw(session: Session, tasks: Sequence[AITask]) -> None:
+    """Delete tasks the client is about to be told were not accepted (a message already sent for
+    one of them then finds no task and is dropped)."""
+    for task in tasks:
+        session.delete(task)
+    session.commit()
+
+
+_TASK_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def get_task(session: Session, client: Client, task_id: str) -> AITask | None:
+    if not _TASK_ID.fullmatch(task_id):  # no such id is ever made (and PostgreSQL refuses NUL)
+        return None
     task = session.get(AITask, task_id)
     if task is None or task.client_id != client.id:
         return None
@@ -191,13 +211,13 @@ def list_tasks(session: Session, client: Client, q: ListQuery) -> tuple[int, lis
     if q.date_created:
         conditions.extend(_date_conditions(q.date_created))
     if q.search:
-        pattern = f"%{q.search.lower()}%"
+        pattern = contains(q.search.lower())
         conditions.append(
             or_(
-                func.lower(AITask.id).like(pattern),
-                func.lower(AITask.task_name).like(pattern),
-                func.lower(AITask.status).like(pattern),
-                func.lower(cast(AITask.task_data, String)).like(pattern),
+                func.lower(AITask.id).like(pattern, escape=LIKE_ESCAPE),
+                func.lower(AITask.task_name).like(pattern, escape=LIKE_ESCAPE),
+                func.lower(AITask.status).like(pattern, escape=LIKE_ESCAPE),
+                func.lower(cast(AITask.task_data, String)).like(pattern, escape=LIKE_ESCAPE),
             )
         )
     total = session.scalar(select(func.count(AITask.id)).where(*conditions)) or 0

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vodscribe import languages
@@ -17,13 +18,16 @@ from vodscribe.config import Settings
 from vodscribe.db.models import AITask, Rendition, Subtitle, Video
 from vodscribe.db.statuses import RenditionStatus, TaskStatus, VideoStatus
 from vodscribe.media.hls import HlsVariant, SubtitleTrack, write_master, write_subtitle_playlist
-from vodscribe.services.ai_tasks import send
+from vodscribe.services.ai_tasks import QUEUE_UNAVAILABLE, send, withdraw
 from vodscribe.speech.subtitle_formats import InvalidSubtitlesError, parse_subtitles, to_vtt
 from vodscribe.storage.media import media_store
 
 log = logging.getLogger(__name__)
 
 MAX_SUBTITLE_BYTES = 5 * 1024 * 1024
+#: What one video may hold, so that its subtitle list (which carries the texts) stays bounded.
+MAX_SUBTITLES = 50
+MAX_SUBTITLE_TEXT_PER_VIDEO = 20 * 1024 * 1024  # characters, all of its subtitles together
 HLS_META = "hls.json"
 
 
@@ -71,18 +75,48 @@ def list_subtitles(session: Session, video: Video) -> list[Subtitle]:
     return list(session.scalars(select(Subtitle).where(Subtitle.video_id == video.id).order_by(Subtitle.id)))
 
 
+def list_tracks(session: Session, video: Video) -> list[tuple[int, str, str]]:
+    """``(id, name, language)`` of each subtitle, in order, without loading the texts."""
+    stmt = select(Subtitle.id, Subtitle.name, Subtitle.language).where(Subtitle.video_id == video.id)
+    return [(row.id, row.name, row.language) for row in session.execute(stmt.order_by(Subtitle.id))]
+
+
 def get_subtitle(session: Session, video: Video, subtitle_id: int) -> Subtitle | None:
     sub = session.get(Subtitle, subtitle_id)
     return sub if sub is not None and sub.video_id == video.id else None
 
 
+def check_room(session: Session, video: Video, *, adding: int = 1, text: int = 0, replacing: int = 0) -> None:
+    """Refuse ``adding`` more subtitles with ``text`` more characters (``replacing`` characters of the
+    one being replaced) when the video would hold more than its limits. The video's row is locked
+    meanwhile where the database can, so two requests cannot both take the last room."""
+    session.execute(select(Video.id).where(Video.id == video.id).with_for_update())
+    count, total = session.execute(
+        select(func.count(Subtitle.id), func.coalesce(func.sum(func.length(Subtitle.vtt)), 0)).where(
+            Subtitle.video_id == video.id
+        )
+    ).one()
+    if count + adding > MAX_SUBTITLES:
+        raise SubtitleError(f"Unprocessable Entity. A video has at most {MAX_SUBTITLES} subtitles.")
+    if total - replacing + text > MAX_SUBTITLE_TEXT_PER_VIDEO:
+        raise SubtitleError(
+            "Unprocessable Entity. A video's subtitles may hold at most "
+            f"{MAX_SUBTITLE_TEXT_PER_VIDEO // (1024 * 1024)} MB of text together."
+        )
+
+
 def create_subtitle(session: Session, settings: Settings, video: Video, f: SubtitleFields) -> Subtitle:
     lang = _language(f.language)
     text = _checked_text(f.vtt)
+    check_room(session, video, text=len(text))
     name = (f.name or "").strip() or lang.name
     sub = Subtitle(video_id=video.id, name=name[:512], language=lang.b, vtt=text)
     session.add(sub)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError as exc:  # the video was deleted meanwhile (foreign key)
+        session.rollback()
+        raise SubtitleError("Video not found", 404) from exc
     publish(settings, session, video)
     return sub
 
@@ -93,7 +127,9 @@ def update_subtitle(
     if "language" in f.given:
         sub.language = _language(f.language).b
     if "vtt" in f.given:
-        sub.vtt = _checked_text(f.vtt)
+        text = _checked_text(f.vtt)
+        check_room(session, video, adding=0, text=len(text), replacing=len(sub.vtt))
+        sub.vtt = text
     if "name" in f.given:
         if not (f.name or "").strip():
             raise SubtitleError('Unprocessable Entity. The "name" field is empty.')
@@ -136,9 +172,14 @@ def parse_ai_plan(audio: str | None, translate: str | None) -> AIPlan | None:
     return AIPlan(lang, targets)
 
 
-def request_ai_subtitles(session: Session, settings: Settings, video: Video, plan: AIPlan) -> list[AITask]:
+def request_ai_subtitles(
+    session: Session, settings: Settings, video: Video, plan: AIPlan, *, from_api: bool = True
+) -> list[AITask]:
     """One transcription task, plus one per translation target (Gcore: separate tasks), each attached
-    to the video when it succeeds. A video still processing gets them when its renditions are ready."""
+    to the video when it succeeds. A video still processing gets them when its renditions are ready.
+
+    Asked by a client (``from_api``), a broker that refuses the tasks withdraws them all and raises
+    503; asked by a worker, tasks not sent stay RECEIVED for the reaper to send."""
     if video.status not in (VideoStatus.VIEWABLE, VideoStatus.READY):
         video.auto_transcribe_audio_language = plan.audio_language.b if plan.audio_language else "auto"
         video.auto_translate_subtitles_language = ",".join(t.b for t in plan.targets) or "disable"
@@ -150,6 +191,8 @@ def request_ai_subtitles(session: Session, settings: Settings, video: Video, pla
     url = media_store(settings).url(settings.base_url, video.key, source.filename)
     tasks = []
     wanted: list[languages.Language | None] = [None, *plan.targets]
+    if from_api:
+        check_room(session, video, adding=len(wanted))
     for target in wanted:
         if target is not None and plan.audio_language is not None and target.b == plan.audio_language.b:
             continue
@@ -170,8 +213,10 @@ def request_ai_subtitles(session: Session, settings: Settings, video: Video, pla
         session.add(task)
         tasks.append(task)
     session.commit()
-    for task in tasks:
-        send(session, settings, task)
+    sent = [send(session, settings, task) for task in tasks]
+    if from_api and not all(sent):
+        withdraw(session, tasks)
+        raise SubtitleError(QUEUE_UNAVAILABLE, 503)
     return tasks
 
 

@@ -6,25 +6,29 @@ import logging
 import secrets
 import string
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from vodscribe import languages
 from vodscribe.config import Settings
 from vodscribe.db.models import AITask, Client, Rendition, Video, utcnow
+from vodscribe.db.session import LIKE_ESCAPE, changed, contains
 from vodscribe.db.statuses import UNFINISHED, JobState, TaskStatus, VideoStatus
 from vodscribe.errors import URLNotAllowedError
 from vodscribe.media.fetch import check_url
 from vodscribe.queue import dispatch_video
-from vodscribe.services.ai_tasks import iso
+from vodscribe.services.ai_tasks import QUEUE_UNAVAILABLE, iso
 from vodscribe.storage.media import MediaStore, media_store
 
 log = logging.getLogger(__name__)
 
 _SLUG_ALPHABET = string.ascii_letters + string.digits
+
+
+class QueueUnavailable(Exception):
+    """The broker refused the job: answered 503, and nothing was kept."""
 
 
 class VideoValidationError(Exception):
@@ -105,10 +109,11 @@ def create_video(session: Session, settings: Settings, client: Client, f: VideoF
     if video.origin_url:
         try:
             dispatch_video(settings, video.id)
-        except Exception:  # mark it as sent long ago: the reaper's next pass sends it again
-            log.exception("could not dispatch video %s; the reaper will retry", video.id)
-            video.heartbeat_at = datetime(2000, 1, 1, tzinfo=UTC)
+        except Exception as exc:  # never acknowledge a video whose processing is not queued
+            log.exception("could not dispatch video %s", video.id)
+            session.delete(video)
             session.commit()
+            raise QueueUnavailable(QUEUE_UNAVAILABLE) from exc
     return video
 
 
@@ -127,8 +132,9 @@ def update_video(session: Session, settings: Settings, video: Video, f: VideoFie
     return video
 
 
-def delete_video(session: Session, settings: Settings, video: Video) -> None:
-    """Delete the video, its renditions, subtitles and files; stop its unfinished AI tasks."""
+def delete_video(session: Session, settings: Settings, video: Video) -> bool:
+    """Delete the video, its renditions, subtitles and files; stop its unfinished AI tasks. False if
+    a concurrent request deleted it first."""
     now = utcnow()
     session.execute(
         update(AITask)
@@ -136,9 +142,11 @@ def delete_video(session: Session, settings: Settings, video: Video) -> None:
         .values(status=TaskStatus.REVOKED, completed_at=now, result={"error": "The video was deleted."})
     )
     key = video.key
-    session.delete(video)
+    deleted = changed(session, delete(Video).where(Video.id == video.id))  # the database cascades
     session.commit()
-    media_store(settings).delete(key)
+    if deleted:
+        media_store(settings).delete(key)
+    return bool(deleted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +169,11 @@ def list_videos(session: Session, client: Client, q: VideoQuery) -> tuple[int, l
         conditions.append(Video.client_user_id == q.client_user_id)
     if q.search:
         term = q.search.strip()
-        options = [Video.slug == term, func.lower(Video.name).like(f"%{term.lower()}%")]
-        if term.isdigit():
+        options = [
+            Video.slug == term,
+            func.lower(Video.name).like(contains(term.lower()), escape=LIKE_ESCAPE),
+        ]
+        if term.isdigit() and int(term) < 2**31:
             options.append(Video.id == int(term))
         conditions.append(or_(*options))
     total = session.scalar(select(func.count(Video.id)).where(*conditions)) or 0

@@ -66,6 +66,9 @@ class MediaStore(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def check(self) -> None:
+        """Raise if files cannot be stored now (for the health check)."""
+
 
 class LocalStore:
     """``<data_dir>/videos/<key>/``, served by the API under ``/videos/<key>/``."""
@@ -76,13 +79,22 @@ class LocalStore:
     def folder(self, key: str) -> Path:
         return self.root / key
 
+    def check(self) -> None:
+        if not self.root.parent.is_dir():  # the data directory itself: never re-created silently
+            raise OSError(f"the data directory {self.root.parent} is missing")
+        self.root.mkdir(exist_ok=True)
+        write_atomic(self.root / ".health", "ok")
+
     def url(self, base_url: str, key: str, relative: str) -> str:
         return f"{base_url.rstrip('/')}/videos/{key}/{relative}"
 
     def local_file(self, key: str, relative: str) -> Path | None:
-        base = self.folder(key).resolve()
-        candidate = (base / relative).resolve()
-        if base not in candidate.parents or not candidate.is_file():
+        try:
+            base = self.folder(key).resolve()
+            candidate = (base / relative).resolve()
+            if base not in candidate.parents or not candidate.is_file():
+                return None
+        except (OSError, ValueError):  # a name too long for the file system, a NUL byte
             return None
         return candidate
 
@@ -145,6 +157,9 @@ class S3Store:
         public = settings.s3_public_url or f"{(settings.s3_endpoint_url or '').rstrip('/')}/{self.bucket}"
         self.public = public.rstrip("/")
         self.acl = {"ACL": settings.s3_object_acl} if settings.s3_object_acl else {}
+
+    def check(self) -> None:
+        self.client.head_bucket(Bucket=self.bucket)
 
     def _key(self, key: str, relative: str = "") -> str:
         return "/".join(p for p in (self.prefix, key, relative) if p)

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from vodscribe import languages
 from vodscribe.api.deps import ClientDep, SessionDep, SettingsDep
 from vodscribe.api.errors import ApiError
+from vodscribe.api.params import Page, QueryText
 from vodscribe.api.schemas.ai_tasks import (
     AITaskCreate,
     AITaskCreated,
@@ -25,7 +26,7 @@ from vodscribe.services.translation_backends import can_translate
 
 router = APIRouter(prefix="/streaming/ai", tags=["AI tasks"])
 #: Bad input answers 400 ``{"error"}`` here (Gcore's ai_badrequest), never FastAPI's 422.
-ERRORS = responses(400, 401, 429)
+ERRORS = responses(400, 401, 429, 503)
 
 
 def _raise(exc: TaskError) -> ApiError:
@@ -73,14 +74,14 @@ def create_task_legacy(
 def list_tasks(
     client: ClientDep,
     session: SessionDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Page = 1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
-    task_id: str | None = None,
-    task_name: str | None = None,
-    status: str | None = None,
-    date_created: str | None = None,
-    ordering: str | None = None,
-    search: str | None = None,
+    task_id: QueryText = None,
+    task_name: QueryText = None,
+    status: QueryText = None,
+    date_created: QueryText = None,
+    ordering: QueryText = None,
+    search: QueryText = None,
 ) -> Any:
     """List this client's tasks, newest first, with Gcore's filters and page-number pagination."""
     q = ListQuery(page, limit, task_id, task_name, status, date_created, ordering, search)
@@ -131,9 +132,9 @@ def cancel_task(task_id: str, client: ClientDep, session: SessionDep) -> Any:
 def ai_info(
     client: ClientDep,
     settings: SettingsDep,
-    type: str | None = None,
-    audio_language: str | None = None,
-    subtitles_language: str | None = None,
+    type: QueryText = None,
+    audio_language: QueryText = None,
+    subtitles_language: QueryText = None,
 ) -> Any:
     """``type=language_support``: can this server transcribe ``audio_language`` (into
     ``subtitles_language``)? The answer follows the translation backends configured here."""

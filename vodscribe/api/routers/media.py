@@ -3,6 +3,7 @@ subtitles, screenshot) and the embed player page. The unguessable slug is the ca
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,25 +14,45 @@ from sqlalchemy import select
 from vodscribe import languages
 from vodscribe.api.deps import SessionDep, SettingsDep
 from vodscribe.api.embed import EmbedSubtitle, embed_csp, render_embed_page
+from vodscribe.api.schemas.errors import ErrorBody
 from vodscribe.db.models import Video
-from vodscribe.services.subtitles import list_subtitles
+from vodscribe.services.subtitles import list_tracks
 from vodscribe.storage.media import LocalStore, cache_control, content_type, media_store
 
 router = APIRouter(tags=["Media"])
+
+#: A query parameter of the wrong type: JSON, although the page itself is HTML.
+BAD_PARAMETER: dict[str, Any] = {
+    "description": "A parameter is not valid",
+    "content": {"application/json": {"schema": ErrorBody.model_json_schema()}},
+}
 
 #: What is public in a video's folder (not hls.json, not the lock file).
 SERVED = (".m3u8", ".ts", ".mp4", ".vtt", ".jpg")
 
 
+#: ``{client_id}_{slug}``: anything else names no video (and never reaches the database).
+_KEY = re.compile(r"[0-9]{1,10}_[A-Za-z0-9]{1,32}")
+#: A file inside a video's folder: a few plain path segments, none hidden.
+_FILE = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,127}/){0,3}[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
 def _video(session: SessionDep, key: str) -> Video:
+    if not _KEY.fullmatch(key):
+        raise HTTPException(404)
     client_id, _, slug = key.partition("_")
-    video = session.scalar(select(Video).where(Video.slug == slug)) if slug else None
+    video = session.scalar(select(Video).where(Video.slug == slug))
     if video is None or str(video.client_id) != client_id:
         raise HTTPException(404)
     return video
 
 
-@router.get("/videos/{key}/embed", response_class=HTMLResponse, summary="Embed player page (iframe_url)")
+@router.get(
+    "/videos/{key}/embed",
+    response_class=HTMLResponse,
+    summary="Embed player page (iframe_url)",
+    responses={404: {"description": "No such video"}, 400: BAD_PARAMETER},
+)
 def embed(
     key: str,
     request: Request,
@@ -44,9 +65,9 @@ def embed(
     """The player page; ``?sub_lang=en`` picks the subtitle (Gcore), ``?autoplay=1&muted=1`` starts it."""
     video = _video(session, key)
     tracks = []
-    for i, sub in enumerate(list_subtitles(session, video)):
-        lang = languages.resolve(sub.language)
-        tracks.append(EmbedSubtitle(label=sub.name, language=lang.iso1 or lang.b, default=i == 0))
+    for i, (_, name, code) in enumerate(list_tracks(session, video)):  # names only, not the texts
+        lang = languages.resolve(code)
+        tracks.append(EmbedSubtitle(label=name, language=lang.iso1 or lang.b, default=i == 0))
     base = (settings.public_url or str(request.base_url)).rstrip("/")
     hls_url = f"{base}/videos/{video.key}/master.m3u8"
     poster = f"{base}/videos/{video.key}/{video.screenshot}" if video.screenshot else None
@@ -66,6 +87,7 @@ FILE_ANSWERS: dict[int | str, Any] = {
     200: {"description": "The file (MP4, HLS playlist or segment, WebVTT, JPEG)"},
     206: {"description": "Part of the file (a Range request)"},
     302: {"description": "Where the file is, with S3 storage"},
+    400: BAD_PARAMETER,
     404: {"description": "No such video or file"},
     416: {"description": "The range is outside the file"},
 }
@@ -81,7 +103,7 @@ FILE_ANSWERS: dict[int | str, Any] = {
 @router.head("/videos/{key}/{path:path}", include_in_schema=False, operation_id="video_file_head")
 def video_file(key: str, path: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     video = _video(session, key)
-    if Path(path).suffix.lower() not in SERVED:
+    if not _FILE.fullmatch(path) or Path(path).suffix.lower() not in SERVED:
         raise HTTPException(404)
     store = media_store(settings)
     file = store.local_file(video.key, path)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 
 from vodscribe.api.deps import ClientDep, SessionDep, SettingsDep
 from vodscribe.api.errors import ApiError, SubtitleRoute
+from vodscribe.api.params import SubtitleId, VideoId
 from vodscribe.api.routers.videos import own_video
 from vodscribe.api.schemas.errors import ErrorBody, StatusErrorBody, responses
 from vodscribe.api.schemas.videos import AISubtitlesRequested, SubtitleFieldsIn, SubtitleOut, SubtitleUpdated
@@ -20,7 +21,7 @@ router = APIRouter(
 )
 
 ERRORS = {
-    **responses(400, 404, model=StatusErrorBody),
+    **responses(400, 404, 503, model=StatusErrorBody),
     **responses(401, 429, model=ErrorBody),
 }
 WRITE_ERRORS = {**ERRORS, **responses(422, model=StatusErrorBody)}
@@ -45,7 +46,7 @@ def _own_subtitle(session: SessionDep, video: Video, subtitle_id: int) -> Subtit
 
 
 @router.get("", response_model=list[SubtitleOut], responses=ERRORS)
-def list_subtitles(video_id: int, client: ClientDep, session: SessionDep) -> Any:
+def list_subtitles(video_id: VideoId, client: ClientDep, session: SessionDep) -> Any:
     """The video's subtitles, oldest first."""
     video = own_video(session, client, video_id)
     return [subs.to_json(s) for s in subs.list_subtitles(session, video)]
@@ -53,7 +54,7 @@ def list_subtitles(video_id: int, client: ClientDep, session: SessionDep) -> Any
 
 @router.post("", response_model=SubtitleOut | AISubtitlesRequested, responses=WRITE_ERRORS)
 def create_subtitle(
-    video_id: int,
+    video_id: VideoId,
     client: ClientDep,
     session: SessionDep,
     settings: SettingsDep,
@@ -82,15 +83,15 @@ def create_subtitle(
 
 
 @router.get("/{subtitle_id}", response_model=SubtitleOut, responses=ERRORS)
-def get_subtitle(video_id: int, subtitle_id: int, client: ClientDep, session: SessionDep) -> Any:
+def get_subtitle(video_id: VideoId, subtitle_id: SubtitleId, client: ClientDep, session: SessionDep) -> Any:
     video = own_video(session, client, video_id)
     return subs.to_json(_own_subtitle(session, video, subtitle_id))
 
 
 @router.patch("/{subtitle_id}", response_model=SubtitleUpdated, responses=WRITE_ERRORS)
 def update_subtitle(
-    video_id: int,
-    subtitle_id: int,
+    video_id: VideoId,
+    subtitle_id: SubtitleId,
     client: ClientDep,
     session: SessionDep,
     settings: SettingsDep,
@@ -109,7 +110,7 @@ def update_subtitle(
 
 @router.delete("/{subtitle_id}", status_code=204, response_class=Response, responses=ERRORS)
 def delete_subtitle(
-    video_id: int, subtitle_id: int, client: ClientDep, session: SessionDep, settings: SettingsDep
+    video_id: VideoId, subtitle_id: SubtitleId, client: ClientDep, session: SessionDep, settings: SettingsDep
 ) -> Response:
     video = own_video(session, client, video_id)
     subs.delete_subtitle(session, settings, video, _own_subtitle(session, video, subtitle_id))

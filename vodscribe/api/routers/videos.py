@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from vodscribe.api.deps import ClientDep, SessionDep, SettingsDep
 from vodscribe.api.errors import ApiError, VideoRoute
+from vodscribe.api.params import INT32_MAX, INT32_MIN, ClientUserId, Page, QueryText, VideoId
 from vodscribe.api.schemas.errors import ErrorBody, FieldErrors, StatusErrorBody, responses
 from vodscribe.api.schemas.videos import VideoCreate, VideoFieldsIn, VideoOut
 from vodscribe.config import Settings
@@ -21,7 +22,7 @@ router = APIRouter(prefix="/streaming/videos", tags=["Videos"], route_class=Vide
 
 #: What every video route may answer besides its own success.
 ERRORS = {
-    **responses(400, 404, model=StatusErrorBody),
+    **responses(400, 404, 503, model=StatusErrorBody),
     **responses(401, 429, model=ErrorBody),
 }
 WRITE_ERRORS = {**ERRORS, **responses(422, model=FieldErrors)}
@@ -68,6 +69,8 @@ def create_video(
         video = videos.create_video(session, settings, client, fields)
     except VideoValidationError as exc:
         return Response(FieldErrors(errors=exc.errors).model_dump_json(), 422, media_type="application/json")
+    except videos.QueueUnavailable as exc:
+        raise ApiError(503, str(exc), with_status=True) from exc
     detail = _detail(session, settings, video, base_url(request, settings))
     return [detail] if settings.video_create_response == "array" else detail
 
@@ -85,16 +88,18 @@ def list_videos(
     client: ClientDep,
     session: SessionDep,
     settings: SettingsDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Page = 1,
     per_page: Annotated[int, Query(ge=1, le=1000)] = 25,
-    id: Annotated[str | None, Query(description="Comma-separated video ids")] = None,
-    search: str | None = None,
+    id: Annotated[str | None, Query(max_length=8192, description="Comma-separated video ids")] = None,
+    search: QueryText = None,
     status: VideoStatus | None = None,
-    client_user_id: int | None = None,
+    client_user_id: ClientUserId = None,
 ) -> Any:
     """Newest first; ``X-Total-Count`` holds the number of videos matching."""
     try:
         ids = tuple(int(x) for x in id.split(",") if x.strip()) if id else ()
+        if any(not INT32_MIN <= i <= INT32_MAX for i in ids):
+            raise ValueError("out of range")
     except ValueError as exc:
         raise ApiError(400, '"id" must be a comma-separated list of integers', with_status=True) from exc
     total, items = videos.list_videos(
@@ -109,7 +114,7 @@ def list_videos(
 
 @router.get("/{video_id}", response_model=VideoOut, response_model_exclude_unset=True, responses=ERRORS)
 def get_video(
-    video_id: int, request: Request, client: ClientDep, session: SessionDep, settings: SettingsDep
+    video_id: VideoId, request: Request, client: ClientDep, session: SessionDep, settings: SettingsDep
 ) -> Any:
     """One video with its renditions, HLS and embed URLs."""
     return _detail(session, settings, own_video(session, client, video_id), base_url(request, settings))
@@ -119,7 +124,7 @@ def get_video(
     "/{video_id}", response_model=VideoOut, response_model_exclude_unset=True, responses=WRITE_ERRORS
 )
 def update_video(
-    video_id: int,
+    video_id: VideoId,
     request: Request,
     client: ClientDep,
     session: SessionDep,
@@ -136,7 +141,10 @@ def update_video(
 
 
 @router.delete("/{video_id}", status_code=204, response_class=Response, responses=ERRORS)
-def delete_video(video_id: int, client: ClientDep, session: SessionDep, settings: SettingsDep) -> Response:
+def delete_video(
+    video_id: VideoId, client: ClientDep, session: SessionDep, settings: SettingsDep
+) -> Response:
     """Delete the video, its files and subtitles; its unfinished AI tasks are cancelled."""
-    videos.delete_video(session, settings, own_video(session, client, video_id))
+    if not videos.delete_video(session, settings, own_video(session, client, video_id)):
+        raise ApiError(404, "Video not found", with_status=True)
     return Response(status_code=204)

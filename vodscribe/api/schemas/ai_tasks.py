@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vodscribe.api.schemas.text import URL, ClientUserIdText, EntityData, LanguageCode, TaskName
 from vodscribe.db.statuses import TaskStatus
 
 
@@ -16,12 +17,12 @@ class AITaskCreate(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     task_name: Literal["transcription", "content-moderation"] = "transcription"
-    url: str = Field(description="URL of the MP4 (or audio) file, reachable over HTTP/HTTPS")
-    audio_language: str | None = Field(None, description="ISO 639-2/B code; omitted = auto-detect")
-    subtitles_language: str | None = Field(None, description="Target language (ISO 639-2/B)")
-    client_user_id: str | None = Field(None, max_length=256)
-    client_entity_data: str | None = Field(None, max_length=4096)
-    category: str | None = None
+    url: URL = Field(description="URL of the MP4 (or audio) file, reachable over HTTP/HTTPS")
+    audio_language: LanguageCode | None = Field(None, description="ISO 639-2/B code; omitted = auto-detect")
+    subtitles_language: LanguageCode | None = Field(None, description="Target language (ISO 639-2/B)")
+    client_user_id: ClientUserIdText | None = None
+    client_entity_data: EntityData | None = None
+    category: TaskName | None = None
 
 
 class AITaskCreated(BaseModel):

@@ -9,8 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from vodscribe.api.params import INT32_MAX, INT32_MIN
+from vodscribe.api.schemas.text import (
+    URL,
+    Description,
+    LanguageCode,
+    LanguageList,
+    SubtitleName,
+    SubtitleText,
+    VideoName,
+)
 from vodscribe.db.statuses import RenditionStatus, VideoStatus
 
 
@@ -20,17 +30,17 @@ class VideoFieldsIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    name: StrictStr | None = Field(None, description="Required on create; at most 1024 characters")
-    description: StrictStr | None = None
-    origin_url: StrictStr | None = Field(
+    name: VideoName | None = Field(None, description="Required on create")
+    description: Description | None = None
+    origin_url: URL | None = Field(
         None, description="http(s) URL of the file to download and transcode (checked when given)"
     )
-    client_user_id: StrictInt | None = None
+    client_user_id: StrictInt | None = Field(None, ge=INT32_MIN, le=INT32_MAX)
     priority: StrictInt | None = Field(None, description="-10 to 10")
-    auto_transcribe_audio_language: StrictStr | None = Field(
+    auto_transcribe_audio_language: LanguageCode | None = Field(
         None, description='"auto" (default), "disable" or a language code (ISO 639-2/B)'
     )
-    auto_translate_subtitles_language: StrictStr | None = Field(
+    auto_translate_subtitles_language: LanguageList | None = Field(
         None, description='"disable" (default), or comma-separated target language codes'
     )
 
@@ -105,11 +115,11 @@ class SubtitleFieldsIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    name: StrictStr | None = None
-    language: StrictStr | None = Field(None, description="ISO 639-2/B code (T codes, ISO 639-1 accepted)")
-    vtt: StrictStr | None = Field(None, description="WebVTT or SRT, at most 5 MB")
-    auto_transcribe_audio_language: StrictStr | None = None
-    auto_translate_subtitles_language: StrictStr | None = None
+    name: SubtitleName | None = None
+    language: LanguageCode | None = Field(None, description="ISO 639-2/B code (T codes, ISO 639-1 accepted)")
+    vtt: SubtitleText | None = Field(None, description="WebVTT or SRT, at most 5 MB")
+    auto_transcribe_audio_language: LanguageCode | None = None
+    auto_translate_subtitles_language: LanguageList | None = None
 
 
 class SubtitleOut(BaseModel):
@@ -146,10 +156,14 @@ def field_errors_from(errors: list[Any]) -> dict[str, list[str]]:
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "video")]
         field = loc[0] if loc else "base"
         kind = str(err.get("type", ""))
-        if kind.startswith("int"):
+        if kind == "int_type":
             message = "must be an integer"
-        elif kind.startswith("string"):
+        elif kind == "string_type":
             message = "must be a string"
+        elif kind == "string_too_long":
+            message = f"is too long (maximum is {err['ctx']['max_length']} characters)"
+        elif kind in ("less_than_equal", "greater_than_equal"):
+            message = "is out of range"
         elif field == "base":
             message = "must be a JSON object"
         else:
