@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,6 +50,11 @@ class Settings(BaseSettings):
         "while decoding); 0 = no limit",
     )
 
+    recognition_keep_s: float = Field(
+        default=7 * 86400.0,
+        description="How long what recognition found in a file is kept for reuse (translations)",
+    )
+
     # --- ASR ----------------------------------------------------------------------------------
     asr_model: str = Field(default="bundled", description="'bundled' (Whisper base) or a CTranslate2 dir")
     asr_device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -76,6 +81,20 @@ class Settings(BaseSettings):
     )
     llm_threads: int = Field(default=0, description="CPU threads for the LLM (0 = all cores)")
     llm_gpu_layers: int = Field(default=-1, description="Layers offloaded to a GPU when llama.cpp has one")
+    openai_base_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible server for the 'openai' backend (http://host:8080/v1); unset = off",
+    )
+    openai_model: str = Field(default="", description="Model name sent to the OpenAI-compatible server")
+    openai_api_key: SecretStr | None = Field(
+        default=None, description="Bearer token for the OpenAI-compatible server (never logged)"
+    )
+    openai_timeout_s: float = Field(default=60.0, description="Seconds one chat completion may take")
+    openai_languages: str = Field(
+        default="",
+        description="Comma-separated ISO 639-2/B codes the server's model translates between; "
+        "'' = the bundled LLM's languages",
+    )
 
     # --- video files: local (default) or an S3-compatible bucket ---------------------------------
     s3_bucket: str | None = Field(default=None, description="Store video files in this bucket")

@@ -78,6 +78,9 @@ class AITask(Base):
         ForeignKey("videos.id", ondelete="SET NULL"), nullable=True, index=True
     )
     attach_subtitle: Mapped[bool] = mapped_column(default=False)
+    #: A task that should start only once this one has finished (a video's translations wait for its
+    #: transcription, then reuse its recognition); sent when it ends, whatever its outcome.
+    after_task_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
 
 
 class Video(Base):
@@ -149,3 +152,18 @@ class Subtitle(Base):
     ai_task_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Recognition(Base):
+    """What speech recognition found in a file (:class:`vodscribe.speech.recognized.Recognized`), so
+    a file is recognised once: keyed by the file's SHA-256, the ASR model and the language hint."""
+
+    __tablename__ = "recognitions"
+    __table_args__ = (Index("ix_recognitions_key", "media_sha256", "asr_model", "language_hint"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    media_sha256: Mapped[str] = mapped_column(String(64))
+    asr_model: Mapped[str] = mapped_column(String(512))
+    language_hint: Mapped[str] = mapped_column(String(16), default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -25,7 +25,8 @@ from vodscribe.engines.whisper import engine_for
 from vodscribe.errors import Cancelled, MediaError
 from vodscribe.media.fetch import download
 from vodscribe.queue import dispatch_transcription
-from vodscribe.services import jobs
+from vodscribe.services import jobs, recognitions
+from vodscribe.services.ai_tasks import release_waiting
 from vodscribe.services.jobs import AI_TASKS
 from vodscribe.services.subtitles import SubtitleError, ai_subtitle_name, check_room, publish
 from vodscribe.services.translation_backends import translators_for
@@ -153,6 +154,10 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> dict[str, 
                 should_stop=watcher.stopped,
             ).path
         watcher.set_progress(int(100 * FETCH_SHARE))
+        key = recognitions.key_for(settings, source, audio_language.whisper if audio_language else None)
+        earlier = recognitions.find(settings, key)
+        if earlier is not None:
+            log.info("task %s: reusing the recognition of this file", claimed.task_id)
         transcript = transcribe_file(
             source,
             engine,
@@ -164,7 +169,10 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> dict[str, 
             ),
             should_stop=watcher.stopped,
             max_seconds=settings.max_media_duration_s,
+            reuse=earlier,
         )
+    if earlier is None and transcript.recognized is not None:
+        recognitions.keep(settings, key, transcript.recognized)
     if transcript.translated_by:
         log.info("task %s translated by %s", claimed.task_id, ", ".join(transcript.translated_by))
     return build_result(transcript, audio_language, target)
@@ -221,6 +229,8 @@ def _finish(settings: Settings, claimed: Claim, status: str, result: dict[str, A
             return s.scalar(select(AITask.status).where(AITask.id == claimed.task_id)) or "GONE"
         if status == TaskStatus.SUCCESS and claimed.attach_subtitle:
             attached = _attach(s, claimed, result)
+    with session_scope(settings.db_url) as s:
+        release_waiting(s, settings, claimed.task_id)
     if attached:
         with session_scope(settings.db_url) as s:
             video = s.get(Video, claimed.video_id)

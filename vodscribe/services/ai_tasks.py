@@ -142,6 +142,17 @@ def send(session: Session, settings: Settings, task: AITask) -> bool:
     return True
 
 
+def release_waiting(session: Session, settings: Settings, task_id: str) -> list[str]:
+    """Send the tasks that waited for ``task_id`` to end (it just did); returns their ids. One that
+    cannot be sent stays RECEIVED, and the reaper sends it."""
+    waiting = list(
+        session.scalars(
+            select(AITask).where(AITask.after_task_id == task_id, AITask.status == TaskStatus.RECEIVED)
+        )
+    )
+    return [task.id for task in waiting if send(session, settings, task)]
+
+
 def withdraw(session: Session, tasks: Sequence[AITask]) -> None:
     """Delete tasks the client is about to be told were not accepted (a message already sent for
     one of them then finds no task and is dropped)."""
@@ -162,7 +173,7 @@ def get_task(session: Session, client: Client, task_id: str) -> AITask | None:
     return task
 
 
-def cancel_task(session: Session, client: Client, task_id: str) -> AITask:
+def cancel_task(session: Session, settings: Settings, client: Client, task_id: str) -> AITask:
     """Move an unfinished task to REVOKED; the worker notices and stops (cooperative cancel)."""
     task = get_task(session, client, task_id)
     if task is None:
@@ -180,6 +191,7 @@ def cancel_task(session: Session, client: Client, task_id: str) -> AITask:
     session.refresh(task)
     if not updated:
         raise TaskError(f"Cannot cancel task because it is already in status {task.status}.", 412)
+    release_waiting(session, settings, task.id)  # translations that waited for it run on their own
     return task
 
 

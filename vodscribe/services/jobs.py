@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, func, select, update
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import ColumnElement, Update, exists, func, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from vodscribe.db.models import AITask, Video, utcnow
 from vodscribe.db.session import changed, session_scope
-from vodscribe.db.statuses import JobState, TaskStatus, VideoStatus
+from vodscribe.db.statuses import UNFINISHED, JobState, TaskStatus, VideoStatus
 from vodscribe.services.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,10 @@ def _task_lost(now: datetime, stale: datetime, waited: datetime) -> ColumnElemen
     # not claimed by the time it should have been; PENDING: sent, and nobody took it for a long time
     # (a broker restarted without persistence).
     last_sent = func.coalesce(AITask.heartbeat_at, AITask.created_at)
+    awaited = aliased(AITask)
+    waiting = exists().where(awaited.id == AITask.after_task_id, awaited.status.in_(UNFINISHED))
     return (
-        (AITask.status == TaskStatus.RECEIVED) & (AITask.created_at < stale)
+        (AITask.status == TaskStatus.RECEIVED) & (AITask.created_at < stale) & ~waiting
         | (AITask.status == TaskStatus.RETRY) & (AITask.heartbeat_at < stale)
         | (AITask.status == TaskStatus.PENDING) & (last_sent < waited)
     )

@@ -212,8 +212,14 @@ def request_ai_subtitles(
         )
         session.add(task)
         tasks.append(task)
+    session.flush()
+    # The speech is recognised once: the translations start when the transcription has ended, and
+    # reuse what it found (each still succeeds or fails on its own).
+    first, *translations = tasks
+    for task in translations:
+        task.after_task_id = first.id
     session.commit()
-    sent = [send(session, settings, task) for task in tasks]
+    sent = [send(session, settings, first)]
     if from_api and not all(sent):
         withdraw(session, tasks)
         raise SubtitleError(QUEUE_UNAVAILABLE, 503)

@@ -15,6 +15,7 @@ from vodscribe.errors import Cancelled
 from vodscribe.languages import Language
 from vodscribe.media.probe import MediaInfo, decode_audio, probe, require_audio
 from vodscribe.speech.recognize import LanguageRun, Progress, plan_runs, rank_languages, transcribe_runs
+from vodscribe.speech.recognized import Recognized
 from vodscribe.speech.segment import build_cues
 from vodscribe.speech.subtitle_translation import Translator, WhisperTranslation, require
 
@@ -35,6 +36,8 @@ class Transcript:
     languages: tuple[str, ...]
     translated_by: tuple[str, ...] = ()
     """Names of the translation backends used (empty when nothing was translated)."""
+    recognized: Recognized | None = None
+    """The speech as recognised, for reuse; None when Whisper translated some of it from the audio."""
 
     @property
     def speech_detected(self) -> bool:
@@ -51,6 +54,7 @@ def transcribe_file(
     on_progress: Callable[[float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     max_seconds: float | None = None,
+    reuse: Recognized | None = None,
 ) -> Transcript:
     """Transcribe ``path``; ``language`` (Whisper code) skips detection. Progress is 0.0-1.0.
 
@@ -58,6 +62,9 @@ def transcribe_file(
     ``translators`` that supports the pair (each language run of a code-switching file on its own;
     speech already in ``target`` is kept as spoken). :class:`UnsupportedTranslation` is raised as
     soon as a run's language has no backend, before any recognition work is spent on it.
+
+    ``reuse`` is an earlier recognition of the same file: the speech is then not recognised again,
+    only translated (unless a run needs Whisper's own translation, which works on the audio).
     """
 
     def report(fraction: float) -> None:
@@ -70,6 +77,10 @@ def transcribe_file(
 
     info = probe(path)
     require_audio(info)
+    if reuse is not None:
+        backends = {run: _backend(run, target, translators) for run, _ in reuse.runs}
+        if not any(b is not None and b.from_speech for b in backends.values()):
+            return _from_recognized(info, reuse, backends, target, language, report, should_stop)
     audio = decode_audio(path, info, max_seconds=max_seconds, should_stop=should_stop)
     report(DECODE_SHARE)
     check()
@@ -81,6 +92,7 @@ def transcribe_file(
         by_text = [run for run in runs if (b := backends[run]) is not None and not b.from_speech]
         progress = _RunProgress(report, runs, by_text)
         segments: list[SpeechSegment] = []
+        spoken: list[tuple[LanguageRun, tuple[SpeechSegment, ...]]] = []
         for run, run_segments in transcribe_runs(
             engine,
             audio,
@@ -90,6 +102,7 @@ def transcribe_file(
             should_stop=should_stop,
         ):
             backend = backends[run]
+            spoken.append((run, tuple(run_segments)))
             if run in by_text and backend is not None and target is not None:
                 run_segments = backend.translate(
                     run_segments,
@@ -101,6 +114,51 @@ def transcribe_file(
             segments += run_segments
     except EngineStopped as exc:
         raise Cancelled from exc
+    from_speech = any(b is not None and b.from_speech for b in backends.values())
+    recognized = None if from_speech else Recognized(tuple(spoken))
+    return _finish(info, segments, runs, backends, language, recognized, report)
+
+
+def _from_recognized(
+    info: MediaInfo,
+    recognized: Recognized,
+    backends: dict[LanguageRun, Translator | None],
+    target: Language | None,
+    language: str | None,
+    report: Callable[[float], None],
+    should_stop: Callable[[], bool] | None,
+) -> Transcript:
+    """The subtitles of an earlier recognition: only the runs in another language are translated."""
+    runs = [run for run, _ in recognized.runs]
+    by_text = [run for run in runs if backends[run] is not None]
+    progress = _RunProgress(report, runs, by_text)
+    progress.asr(Progress(progress.asr_total, progress.asr_total))  # nothing left to recognise
+    segments: list[SpeechSegment] = []
+    for run, spoken in recognized.runs:
+        backend = backends[run]
+        if backend is not None and target is not None:
+            translated = backend.translate(
+                list(spoken),
+                languages.from_whisper(run.language),
+                target,
+                on_progress=partial(progress.translation, run),
+                should_stop=should_stop,
+            )
+            segments += translated
+        else:
+            segments += spoken
+    return _finish(info, segments, runs, backends, language, recognized, report)
+
+
+def _finish(
+    info: MediaInfo,
+    segments: list[SpeechSegment],
+    runs: Sequence[LanguageRun],
+    backends: dict[LanguageRun, Translator | None],
+    language: str | None,
+    recognized: Recognized | None,
+    report: Callable[[float], None],
+) -> Transcript:
     # Whisper's audio clock starts at the first audio sample; players use the container clock.
     if info.audio_start:
         segments = [_shift(s, info.audio_start) for s in segments]
@@ -109,7 +167,12 @@ def transcribe_file(
     used = tuple(dict.fromkeys(b.name for b in backends.values() if b is not None))
     report(1.0)
     return Transcript(
-        media=info, segments=tuple(segments), cues=cues, languages=languages_, translated_by=used
+        media=info,
+        segments=tuple(segments),
+        cues=cues,
+        languages=languages_,
+        translated_by=used,
+        recognized=recognized,
     )
 
 

@@ -119,10 +119,10 @@ def get_task(task_id: str, client: ClientDep, session: SessionDep) -> Any:
     response_model=CancelResult,
     responses={**ERRORS, **responses(404, 412)},
 )
-def cancel_task(task_id: str, client: ClientDep, session: SessionDep) -> Any:
+def cancel_task(task_id: str, client: ClientDep, session: SessionDep, settings: SettingsDep) -> Any:
     """Stop a task that has not finished yet; it moves to REVOKED."""
     try:
-        ai_tasks.cancel_task(session, client, task_id)
+        ai_tasks.cancel_task(session, settings, client, task_id)
     except TaskError as exc:
         raise _raise(exc) from exc
     return {"result": "Task has been cancelled successfully."}

@@ -1,0 +1,77 @@
+"""Recognise a file once: what recognition found is kept by the file's SHA-256, the ASR model and
+the language hint, and a later task on the same bytes (a video's translations, a client asking again
+for another subtitle language) starts from it. Records older than ``RECOGNITION_KEEP_S`` are pruned
+by the reaper; a record is a few kilobytes per minute of speech."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import delete, select
+
+from vodscribe.config import Settings
+from vodscribe.db.models import Recognition, utcnow
+from vodscribe.db.session import changed, session_scope
+from vodscribe.speech.recognized import Recognized
+
+log = logging.getLogger(__name__)
+
+#: A record larger than this (JSON characters, about 15 hours of dense speech) is not kept.
+MAX_RECORD_CHARS = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    media_sha256: str
+    asr_model: str
+    language_hint: str
+
+
+def key_for(settings: Settings, path: Path, language_hint: str | None) -> Key:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1024 * 1024):
+            digest.update(chunk)
+    # What changes the words: the model and how it decodes.
+    model = f"{settings.asr_model}|beam={settings.asr_beam_size}"
+    return Key(digest.hexdigest(), model, language_hint or "")
+
+
+def find(settings: Settings, key: Key) -> Recognized | None:
+    with session_scope(settings.db_url) as s:
+        row = s.scalars(
+            select(Recognition)
+            .where(
+                Recognition.media_sha256 == key.media_sha256,
+                Recognition.asr_model == key.asr_model,
+                Recognition.language_hint == key.language_hint,
+            )
+            .order_by(Recognition.id.desc())
+        ).first()
+        return Recognized.from_json(row.data) if row is not None else None
+
+
+def keep(settings: Settings, key: Key, recognized: Recognized) -> None:
+    data = recognized.to_json()
+    if len(str(data)) > MAX_RECORD_CHARS:
+        return
+    with session_scope(settings.db_url) as s:
+        s.add(
+            Recognition(
+                media_sha256=key.media_sha256,
+                asr_model=key.asr_model,
+                language_hint=key.language_hint,
+                data=data,
+            )
+        )
+
+
+def prune(settings: Settings) -> int:
+    """Delete records older than ``recognition_keep_s``; returns how many."""
+    cutoff = utcnow() - timedelta(seconds=settings.recognition_keep_s)
+    with session_scope(settings.db_url) as s:
+        return changed(s, delete(Recognition).where(Recognition.created_at < cutoff))
