@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import llm_model_file
 from vodscribe import languages
 from vodscribe.engines import bundled_llm
+from vodscribe.engines.chat_translation import ChatTranslation
 from vodscribe.engines.llm import LlamaTranslator, llm_available
 from vodscribe.engines.text_translator import TextTranslator, TranslationError
 
@@ -96,8 +97,10 @@ class _Scripted:
     def __init__(self, answers: list[str]) -> None:
         self.answers = answers
         self.prompts: list[str] = []
+        self.systems: list[str] = []
 
     def create_chat_completion(self, messages: list[dict[str, str]], **_: Any) -> dict[str, Any]:
+        self.systems.append(messages[0]["content"])
         self.prompts.append(messages[-1]["content"])
         return {"choices": [{"message": {"content": self.answers.pop(0)}}]}
 
@@ -120,3 +123,95 @@ def test_a_numbered_answer_is_unpacked(tmp_path: Path) -> None:
     t = LlamaTranslator(cache_dir=tmp_path)
     t._llama = _Scripted(["Here you go:\n1. Eins.\n2)  Zwei  drei.\n"])
     assert t.translate(["One.", "Two three."], ENG, GER) == ["Eins.", "Zwei drei."]
+
+
+def test_batches_carry_their_neighbours_as_context(tmp_path: Path) -> None:
+    t = LlamaTranslator(cache_dir=tmp_path)
+    sentences = [f"Line {n}." for n in range(1, 11)]
+    sentences.insert(3, "")  # blank sentences are neither translated nor context
+    t._llama = _Scripted(["\n".join(f"{n}. Zeile {n}." for n in range(1, 9)), "1. Zeile 9.\n2. Zeile 10."])
+    out = t.translate(sentences, ENG, GER)
+    assert out == [*(f"Zeile {n}." for n in range(1, 4)), "", *(f"Zeile {n}." for n in range(4, 11))]
+    first, second = t._llama.prompts
+    assert first == (
+        "Context, do not translate:\n(after) Line 9.\n\nTranslate:\n"
+        + "\n".join(f"{n}. Line {n}." for n in range(1, 9))
+    )
+    assert second == (
+        "Context, do not translate:\n(before) Line 7.\n(before) Line 8.\n\n"
+        "Translate:\n1. Line 9.\n2. Line 10."
+    )
+    system = t._llama.systems[0]
+    assert "context" in system and "do not translate it" in system
+    assert "Keep names and numbers" in system and "no English words left" in system
+
+
+class _Chat:
+    """A scripted ``chat`` callable for :class:`ChatTranslation`: answers in order, records prompts."""
+
+    def __init__(self, answers: list[str]) -> None:
+        self.answers = answers
+        self.prompts: list[str] = []
+
+    def __call__(self, system: str, user: str, max_tokens: int) -> str:
+        self.prompts.append(user)
+        return self.answers.pop(0)
+
+
+SOURCE = [f"English line number {n}." for n in range(1, 9)]  # 24-25 characters each
+GERMAN = [f"Deutsche Zeile Nummer {n}." for n in range(1, 9)]  # about as long
+
+
+def _calibrated(answers: list[str]) -> tuple[ChatTranslation, _Chat]:
+    """A ChatTranslation that has learnt the English -> German length ratio from one full batch."""
+    chat = _Chat(["\n".join(f"{n}. {g}" for n, g in enumerate(GERMAN, 1)), *answers])
+    chats = ChatTranslation(chat)
+    assert chats.ratio(ENG, GER) is None
+    assert chats.translate(SOURCE, ENG, GER) == GERMAN
+    ratio = chats.ratio(ENG, GER)
+    assert ratio is not None and 1.0 < ratio < 1.1
+    chat.prompts.clear()
+    return chats, chat
+
+
+def test_an_incomplete_answer_keeps_its_lines_and_redoes_only_the_missing() -> None:
+    chats, chat = _calibrated(
+        [
+            "1. Erste Zeile hier, bitte.\n2. Zweite Zeile hier, bitte.\n3. Dritte Zeile hier, bitte.",
+            *GERMAN[2:],
+        ]
+    )
+    out = chats.translate(SOURCE, ENG, GER)
+    assert out == ["Erste Zeile hier, bitte.", "Zweite Zeile hier, bitte.", *GERMAN[2:]]
+    # Lines 1 and 2 are kept; 4-8 are missing, and 3, where the answer stopped, is redone with them.
+    assert chat.prompts[1:] == SOURCE[2:]
+
+
+def test_a_hole_in_an_answer_is_filled_one_by_one() -> None:
+    answer = "\n".join(f"{n}. {g}" for n, g in enumerate(GERMAN, 1) if n != 3)
+    chats, chat = _calibrated([answer, "Die dritte Zeile."])
+    assert chats.translate(SOURCE, ENG, GER) == [*GERMAN[:2], "Die dritte Zeile.", *GERMAN[3:]]
+    assert chat.prompts[1:] == [SOURCE[2]]
+
+
+def test_a_merged_and_renumbered_answer_is_redone_whole() -> None:
+    # What the bundled model did with fragments: lines 1 and 2 joined, then every later line numbered
+    # one too low (its line 2 translates sentence 3...). The numbers line up; the lengths do not.
+    merged = [f"{GERMAN[0]} {GERMAN[1]}", *GERMAN[2:]]
+    chats, chat = _calibrated(["\n".join(f"{n}. {g}" for n, g in enumerate(merged, 1)), *GERMAN])
+    assert chats.translate(SOURCE, ENG, GER) == GERMAN
+    assert chat.prompts[1:] == SOURCE
+
+
+def test_a_line_far_out_of_proportion_is_redone_with_the_lines_after_it() -> None:
+    long_source = [*SOURCE[:3], "Yes.", *SOURCE[4:]]
+    answer = [*GERMAN[:3], "Ja, und dann gingen wir alle zusammen nach Hause.", *GERMAN[4:]]
+    chats, chat = _calibrated(["\n".join(f"{n}. {g}" for n, g in enumerate(answer, 1)), "Ja.", *GERMAN[4:]])
+    assert chats.translate(long_source, ENG, GER) == [*GERMAN[:3], "Ja.", *GERMAN[4:]]
+    assert chat.prompts[1:] == long_source[3:]
+
+
+def test_an_answer_numbering_lines_the_batch_lacks_is_redone_whole() -> None:
+    chat = _Chat(["1. Eins.\n2. Zwei.\n3. Drei.", "Eins.", "Zwei."])
+    assert ChatTranslation(chat).translate(["One.", "Two."], ENG, GER) == ["Eins.", "Zwei."]
+    assert chat.prompts == ["1. One.\n2. Two.", "One.", "Two."]

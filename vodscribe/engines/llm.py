@@ -1,10 +1,11 @@
 """Subtitle translation with a local instruction-tuned LLM through llama.cpp (``vodscribe[llm]``).
 
 The default model is the bundled Qwen2.5-Coder-1.5B-Instruct (see :mod:`bundled_llm`); any chat GGUF
-file can be named instead. Sentences go to the model in small numbered batches, one sentence per
-line, and must come back as the same number of numbered lines; a batch whose answer does not line up
-is redone sentence by sentence, so a translation can never slide onto another sentence's time.
-Decoding is greedy (temperature 0), so the same input gives the same subtitles.
+file can be named instead. Sentences go to the model in small numbered batches with their
+neighbours as context, and come back as numbered lines (:mod:`vodscribe.engines.chat_translation`,
+shared with the OpenAI-compatible backend); the lines an answer misses are redone one by one, so a
+translation can never slide onto another sentence's time. Decoding is greedy (temperature 0), so the
+same input gives the same subtitles.
 
 The languages offered are the ones Qwen2.5 was trained for (its model card's list), limited to those
 vodscribe knows; quality is well below a dedicated NMT model (see ``bench/README.md``), which is why
@@ -15,13 +16,13 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from vodscribe.engines import bundled_llm
+from vodscribe.engines.chat_translation import ChatTranslation
 from vodscribe.engines.text_translator import TranslationError
 from vodscribe.languages import Language
 
@@ -60,10 +61,6 @@ QWEN_LANGUAGES = frozenset(
         "bur",
     ]
 )
-#: Sentences per request, and a cap on their total length (characters).
-BATCH_SENTENCES = 8
-BATCH_CHARS = 800
-_NUMBERED = re.compile(r"^\s*(\d+)\s*[.):：、]\s*(.*)$")
 
 
 def llm_available() -> bool:
@@ -105,6 +102,7 @@ class LlamaTranslator:
             self.name = f"llm:{Path(model).stem}"
         self._llama: Any = None
         self._lock = threading.Lock()
+        self._chats = ChatTranslation(self._chat, name=self.name)
 
     # --- what it offers ---------------------------------------------------------------------------
     def supports(self, source: Language, target: Language) -> bool:
@@ -117,18 +115,9 @@ class LlamaTranslator:
     def translate(self, sentences: Sequence[str], source: Language, target: Language) -> list[str]:
         if not self.supports(source, target):
             raise TranslationError(f"{self.name} cannot translate {source.name} to {target.name}")
-        out = [""] * len(sentences)
-        todo = [i for i, s in enumerate(sentences) if s.strip()]
         with self._lock:
-            llama = self._load()
-            for batch in _batches(todo, sentences):
-                texts = [" ".join(sentences[i].split()) for i in batch]
-                answer = self._ask(llama, texts, source, target) if len(texts) > 1 else None
-                if answer is None:
-                    answer = [self._ask_one(llama, text, source, target) for text in texts]
-                for i, text in zip(batch, answer, strict=True):
-                    out[i] = text
-        return out
+            self._load()
+            return self._chats.translate(sentences, source, target)
 
     def _load(self) -> Any:
         if self._llama is None:
@@ -147,74 +136,11 @@ class LlamaTranslator:
             )
         return self._llama
 
-    def _ask(self, llama: Any, texts: list[str], source: Language, target: Language) -> list[str] | None:
-        """One numbered batch; None when the answer does not have exactly one line per sentence."""
-        prompt = "\n".join(f"{n}. {text}" for n, text in enumerate(texts, 1))
-        reply = self._chat(llama, _system(source, target, len(texts)), prompt, _budget(prompt))
-        found: dict[int, str] = {}
-        for line in reply.splitlines():
-            match = _NUMBERED.match(line)
-            if match and match.group(2).strip():
-                found.setdefault(int(match.group(1)), _clean(match.group(2)))
-        if sorted(found) != list(range(1, len(texts) + 1)):
-            log.info("LLM answered %d of %d numbered lines; retrying one by one", len(found), len(texts))
-            return None
-        return [found[n] for n in range(1, len(texts) + 1)]
-
-    def _ask_one(self, llama: Any, text: str, source: Language, target: Language) -> str:
-        reply = self._chat(llama, _system(source, target, 0), text, _budget(text))
-        lines = [line for line in reply.splitlines() if line.strip()]
-        if not lines:
-            return text  # better the original line than an empty subtitle
-        match = _NUMBERED.match(lines[0])
-        if match and match.group(2).strip() and not _NUMBERED.match(text):  # it numbered its answer
-            return _clean(match.group(2))
-        return _clean(" ".join(lines))
-
-    def _chat(self, llama: Any, system: str, user: str, max_tokens: int) -> str:
-        response = llama.create_chat_completion(
+    def _chat(self, system: str, user: str, max_tokens: int) -> str:
+        response = self._llama.create_chat_completion(
             messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
             temperature=0.0,
             top_k=1,
             max_tokens=max_tokens,
         )
         return str(response["choices"][0]["message"]["content"] or "")
-
-
-def _system(source: Language, target: Language, lines: int) -> str:
-    task = (
-        f"You are a professional subtitle translator. Translate from {source.name} into {target.name}. "
-        "Keep names and numbers, keep the meaning and the tone of speech, and write natural "
-        f"{target.name}."
-    )
-    if lines:
-        return (
-            f"{task} The user sends {lines} numbered subtitle lines. Answer with exactly {lines} "
-            "numbered lines, the translation of each line on the line with its number, and nothing else."
-        )
-    return f"{task} Answer with the translation only, on one line, and nothing else."
-
-
-def _budget(text: str) -> int:
-    return 64 + 3 * len(text) // 2
-
-
-def _clean(text: str) -> str:
-    text = " ".join(text.split())
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'" and text.count(text[0]) == 2:
-        text = text[1:-1]
-    return text
-
-
-def _batches(indexes: Sequence[int], sentences: Sequence[str]) -> list[list[int]]:
-    batches: list[list[int]] = []
-    size = 0
-    for i in indexes:
-        length = len(sentences[i])
-        if batches and len(batches[-1]) < BATCH_SENTENCES and size + length <= BATCH_CHARS:
-            batches[-1].append(i)
-            size += length
-        else:
-            batches.append([i])
-            size = length
-    return batches

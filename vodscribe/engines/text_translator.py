@@ -15,11 +15,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from vodscribe.errors import MediaError
 from vodscribe.languages import Language
 
 
 class TranslationError(RuntimeError):
     """An engine could not translate (bad model directory, unsupported pair, broken output)."""
+
+
+class TranslationServiceError(TranslationError, MediaError):
+    """A remote translation server could not be used (down, an HTTP error, a nonsense answer).
+
+    Also a :class:`~vodscribe.errors.MediaError`, so the AI task ends as FAILURE with this message
+    (naming the server, never its credentials) instead of being retried as an internal error.
+    """
+
+    def __init__(self, message: str) -> None:
+        MediaError.__init__(self, message)
 
 
 @runtime_checkable

@@ -6,7 +6,10 @@ to the first one that can produce it:
 * ``nmt``: every CTranslate2 model directory in ``VODSCRIBE_NMT_MODELS`` (none by default);
 * ``llm``: the local LLM, when the ``vodscribe[llm]`` extra is installed (or ``VODSCRIBE_LLM_MODEL``
   names a GGUF file);
-* ``whisper``: Whisper's translate task, any language to English (always there).
+* ``whisper``: Whisper's translate task, any language to English (always there);
+* ``openai``: an OpenAI-compatible chat server the operator runs or rents (``VODSCRIBE_OPENAI_*``;
+  skipped while ``VODSCRIBE_OPENAI_BASE_URL`` is unset), offering ``VODSCRIBE_OPENAI_LANGUAGES``.
+  Not in the default order: it sends the subtitle text to that server.
 
 The LLM comes before Whisper because recognising the speech and translating the text scored chrF
 57 against Whisper base's own translate task's 39 on the same clips (``bench/translate.py``);
@@ -22,13 +25,15 @@ import logging
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from vodscribe.config import Settings
-from vodscribe.languages import Language
+from vodscribe.languages import Language, UnknownLanguageError, resolve
 from vodscribe.speech.subtitle_translation import TextTranslation, Translator, WhisperTranslation, choose
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("nmt", "whisper", "llm")
+BACKENDS = ("nmt", "whisper", "llm", "openai")
 
 
 class TranslationConfigError(ValueError):
@@ -47,6 +52,11 @@ def translators_for(settings: Settings) -> tuple[Translator, ...]:
         settings.llm_threads,
         settings.llm_gpu_layers,
         settings.data_dir / "models",
+        settings.openai_base_url or "",
+        settings.openai_model,
+        settings.openai_api_key,
+        settings.openai_timeout_s,
+        settings.openai_languages,
     )
 
 
@@ -61,6 +71,11 @@ def _translators(
     llm_threads: int,
     llm_gpu_layers: int,
     model_cache: Path,
+    openai_base_url: str = "",
+    openai_model: str = "",
+    openai_api_key: SecretStr | None = None,
+    openai_timeout_s: float = 60.0,
+    openai_languages: str = "",
 ) -> tuple[Translator, ...]:
     names = [name.strip().lower() for name in order.split(",") if name.strip()]
     unknown = [name for name in names if name not in BACKENDS]
@@ -97,7 +112,45 @@ def _translators(
                 llm_model, cache_dir=model_cache, threads=llm_threads, gpu_layers=llm_gpu_layers
             )
             result.append(TextTranslation(llm))
+        elif name == "openai":
+            if not openai_base_url.strip():
+                log.info("OpenAI-compatible translation is off: VODSCRIBE_OPENAI_BASE_URL is not set")
+                continue
+            from vodscribe.engines.openai_chat import OpenAIChatTranslator
+
+            if not openai_model.strip():
+                raise TranslationConfigError(
+                    "VODSCRIBE_OPENAI_MODEL must name the model the OpenAI-compatible server serves"
+                )
+            openai = OpenAIChatTranslator(
+                openai_base_url,
+                openai_model,
+                api_key=openai_api_key.get_secret_value() if openai_api_key is not None else None,
+                timeout_s=openai_timeout_s,
+                languages=_openai_languages(openai_languages),
+            )
+            result.append(TextTranslation(openai))
     return tuple(result)
+
+
+def _openai_languages(value: str) -> frozenset[str]:
+    """``VODSCRIBE_OPENAI_LANGUAGES`` as ISO 639-2/B codes (any code :func:`resolve` reads), or the
+    bundled LLM's languages when it is empty."""
+    if not value.strip():
+        from vodscribe.engines.llm import QWEN_LANGUAGES
+
+        return QWEN_LANGUAGES
+    codes: set[str] = set()
+    for item in (i.strip() for i in value.split(",")):
+        if not item:
+            continue
+        try:
+            codes.add(resolve(item).b)
+        except UnknownLanguageError as exc:
+            raise TranslationConfigError(f"VODSCRIBE_OPENAI_LANGUAGES: unknown language {item!r}") from exc
+    if len(codes) < 2:
+        raise TranslationConfigError("VODSCRIBE_OPENAI_LANGUAGES must list at least two languages")
+    return frozenset(codes)
 
 
 def can_translate(settings: Settings, source: Language, target: Language) -> bool:
