@@ -75,13 +75,16 @@ def _bootstrap_key(settings: Settings) -> None:
 def _check_translation(settings: Settings) -> None:
     """Refuse to start on a broken translation setup (a bad NMT model dir, an unknown backend)."""
     from vodscribe.engines.text_translator import TranslationError
-    from vodscribe.services.translation_backends import TranslationConfigError, translators_for
+    from vodscribe.services.translation_backends import TranslationConfigError, missing, translators_for
 
     try:
         backends = translators_for(settings)
     except (TranslationError, TranslationConfigError) as exc:
         raise click.ClickException(f"Translation setup: {exc}") from exc
     click.echo("Translation backends: " + (", ".join(b.name for b in backends) or "none"), err=True)
+    hint = missing(settings)
+    if hint:
+        click.echo(f"Translation: {hint}", err=True)
 
 
 def _worker_command(queues: str, concurrency: int, pool: str) -> list[str]:

