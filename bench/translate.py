@@ -157,6 +157,7 @@ def main() -> int:
         }
     if not args.no_speech:
         report["speech_to_english"] = _speech_to_english(backends, args.data)
+        report["subtitle_job"] = _subtitle_job(backends, args.data)
     report["peak_rss_mb"] = _peak_rss_mb()
     print(json.dumps(report, ensure_ascii=False, indent=2))
     return 0
@@ -200,6 +201,47 @@ def _speech_to_english(backends: list[TextTranslator], testdata: Path) -> dict[s
             "rtf": round(seconds / audio, 3) if audio else None,
         }
     return {"about": spec["about"], "backends": rows}
+
+
+def _subtitle_job(backends: list[TextTranslator], testdata: Path) -> dict[str, Any]:
+    """The worker's job for a video's translated track: the 84 s English file recognised once, then
+    its subtitles translated into German by each text backend. ``translation_s_per_media_s`` is the
+    translation's wall time over the media's duration (the recognition is timed once, apart)."""
+    from vodscribe.engines.whisper import get_engine
+    from vodscribe.speech.subtitle_translation import TextTranslation
+    from vodscribe.speech.transcription import transcribe_file
+
+    path = testdata / "en" / "long_en_concat.wav"
+    if not path.is_file():
+        return {"skipped": f"no {path} (pass --data DIR)"}
+    engine = get_engine()
+    started = time.perf_counter()
+    spoken = transcribe_file(path, engine)
+    recognition_s = time.perf_counter() - started
+    duration = spoken.media.duration
+    rows: dict[str, Any] = {}
+    german = languages.resolve("ger")
+    for backend in backends:
+        if not backend.supports(languages.ENGLISH, german):
+            continue
+        started = time.perf_counter()
+        translated = transcribe_file(
+            path, engine, target=german, translators=[TextTranslation(backend)], reuse=spoken.recognized
+        )
+        seconds = time.perf_counter() - started
+        _log(f"subtitle job en->de, {backend.name}: {seconds:.1f} s")
+        rows[backend.name] = {
+            "translation_s": round(seconds, 1),
+            "translation_s_per_media_s": round(seconds / duration, 3),
+            "cues": len(translated.cues),
+        }
+    return {
+        "file": "en/long_en_concat.wav",
+        "media_s": round(duration, 1),
+        "recognition_s": round(recognition_s, 1),
+        "recognition_s_per_media_s": round(recognition_s / duration, 3),
+        "backends": rows,
+    }
 
 
 def _version(name: str) -> str | None:

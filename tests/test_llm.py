@@ -123,10 +123,12 @@ def test_a_numbered_answer_is_unpacked(tmp_path: Path) -> None:
     t = LlamaTranslator(cache_dir=tmp_path)
     t._llama = _Scripted(["Here you go:\n1. Eins.\n2)  Zwei  drei.\n"])
     assert t.translate(["One.", "Two three."], ENG, GER) == ["Eins.", "Zwei drei."]
+    assert t._llama.prompts == ["1. One.\n2. Two three."]  # no context by default
 
 
 def test_batches_carry_their_neighbours_as_context(tmp_path: Path) -> None:
     t = LlamaTranslator(cache_dir=tmp_path)
+    t._chats.context_before, t._chats.context_after = 2, 1  # off by default: it did not raise chrF
     sentences = [f"Line {n}." for n in range(1, 11)]
     sentences.insert(3, "")  # blank sentences are neither translated nor context
     t._llama = _Scripted(["\n".join(f"{n}. Zeile {n}." for n in range(1, 9)), "1. Zeile 9.\n2. Zeile 10."])

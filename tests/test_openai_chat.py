@@ -387,6 +387,7 @@ def test_batches_keep_one_translation_per_sentence(llama_server: str) -> None:
         return chat(system, user, max_tokens)
 
     t._chats.chat = counted
+    t._chats.context_before, t._chats.context_after = 2, 1
     out = t.translate(sentences, ENG, GER)
     assert len(out) == len(sentences) and all(out), out
     assert not set(out) & set(sentences), out

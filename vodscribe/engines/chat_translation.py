@@ -47,9 +47,12 @@ Chat = Callable[[str, str, int], str]
 #: Sentences per request, and a cap on their total length (characters).
 BATCH_SENTENCES = 8
 BATCH_CHARS = 800
-#: Neighbouring sentences sent along with a batch as context (before it, after it).
-CONTEXT_BEFORE = 2
-CONTEXT_AFTER = 1
+#: Neighbouring sentences sent along with a batch as context (before it, after it). Off by default:
+#: on 16 NTREX sentences a pair (bench/translate.py's data, 2 before + 1 after) it moved chrF by
+#: en-de -0.6, en-fr -1.1, de-en +1.5 (no better on average) and cost 0.2-0.6 s a sentence; the
+#: pipeline already hands over whole sentences, not cue fragments.
+CONTEXT_BEFORE = 0
+CONTEXT_AFTER = 0
 #: Source characters of trusted translations needed before the length ratio of a pair is used.
 MIN_RATIO_CHARS = 80
 #: How far out of proportion (either way) a line of a complete answer must be to be redone.
