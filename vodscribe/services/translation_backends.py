@@ -12,7 +12,8 @@ to the first one that can produce it:
   Not in the default order: it sends the subtitle text to that server.
 
 The LLM comes before Whisper because recognising the speech and translating the text scored chrF
-57 against Whisper base's own translate task's 39 on the same clips (``bench/translate.py``);
+54 against Whisper base's own translate task's 42 on the same clips (``bench/translate.py``, see
+``bench/README.md``);
 Whisper stays the fallback for the languages the LLM does not know, and for installs without it.
 
 Building the list reads only metadata, so the API server uses it for ``/ai/info`` and to refuse a
