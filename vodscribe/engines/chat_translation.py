@@ -5,10 +5,10 @@ OpenAI-compatible server, :mod:`vodscribe.engines.openai_chat`) share this logic
 a ``chat(system, user, max_tokens) -> reply`` callable.
 
 * Sentences go in small numbered batches, one sentence per line, and come back as numbered lines.
-* Subtitle lines are fragments, so each batch carries the sentences just before and after it
-  (:data:`CONTEXT_BEFORE`, :data:`CONTEXT_AFTER`), unnumbered and marked as context not to
-  translate. The context is written above the numbered lines, so a model that translates it anyway
-  does so above its numbered answer rather than as one more numbered line.
+* A batch can carry the sentences just before and after it (:data:`CONTEXT_BEFORE`,
+  :data:`CONTEXT_AFTER`, off by default: measured, it did not help), unnumbered and marked as
+  context not to translate. The context is written above the numbered lines, so a model that
+  translates it anyway does so above its numbered answer rather than as one more numbered line.
 * The numbers alone do not keep translations on their sentences: a small model given fragments
   tends to join two lines into one and then number the rest of its answer on from there, every
   later line one sentence off (the bundled 1.5B model did so on a batch of fragments). So answers

@@ -1,8 +1,8 @@
 """Subtitle translation with a local instruction-tuned LLM through llama.cpp (``vodscribe[llm]``).
 
 The default model is the bundled Qwen2.5-Coder-1.5B-Instruct (see :mod:`bundled_llm`); any chat GGUF
-file can be named instead. Sentences go to the model in small numbered batches with their
-neighbours as context, and come back as numbered lines (:mod:`vodscribe.engines.chat_translation`,
+file can be named instead. Sentences go to the model in small numbered batches and come back as
+numbered lines (:mod:`vodscribe.engines.chat_translation`,
 shared with the OpenAI-compatible backend); the lines an answer misses are redone one by one, so a
 translation can never slide onto another sentence's time. Decoding is greedy (temperature 0), so the
 same input gives the same subtitles.
