@@ -24,6 +24,7 @@ import pytest
 from ssrfguard import Policy
 
 from tests.waiting import eventually
+from vodscribe.atomic import leftovers
 from vodscribe.config import Settings
 from vodscribe.errors import (
     Cancelled,
@@ -191,7 +192,7 @@ def _settings(**overrides: object) -> Settings:
 
 def _assert_no_files(dest: Path) -> None:
     assert not dest.exists()
-    assert not dest.with_suffix(".part").exists()
+    assert not list(leftovers(dest)), "no partial download is left"
 
 
 # --- check_url ------------------------------------------------------------------------------------
@@ -333,7 +334,7 @@ def test_download(server: str, tmp_path: Path, path: str, kind: MediaKind) -> No
     assert result.content_type == STATIC[path][1]
     assert result.final_url == server + path
     assert progress[-1] == (len(body), len(body))
-    assert not dest.with_suffix(".part").exists()
+    assert not list(leftovers(dest)), "no partial download is left"
 
 
 def test_download_sends_user_agent(server: str, tmp_path: Path) -> None:

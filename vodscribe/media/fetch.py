@@ -15,7 +15,6 @@ plain httpx client; it exists for tests that serve media from 127.0.0.1 and is o
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import time
@@ -39,6 +38,7 @@ from ssrfguard import (
 )
 from ssrfguard.httpx import Client as GuardedClient
 
+from vodscribe.atomic import replacing
 from vodscribe.config import Settings
 from vodscribe.errors import (
     DownloadCancelled,
@@ -191,7 +191,7 @@ def download(
     on_progress: Callable[[int, int | None], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> FetchResult:
-    """Download ``url`` to ``dest`` (via ``dest.with_suffix('.part')``, renamed when complete).
+    """Download ``url`` to ``dest`` (written under a temporary name, renamed when complete).
 
     ``on_progress(done_bytes, total_bytes_or_None)`` is called at most every 0.25 s and once at the
     end with ``(size, size)``. ``should_stop()`` is polled between chunks (at most every 0.25 s);
@@ -206,15 +206,15 @@ def download(
         )
     stop = StopCheck(should_stop, DownloadCancelled)
     stop.check()
-    part = dest.with_suffix(".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with _translated_errors(parts.hostname or ""), _client(settings) as client:
-            result = _fetch(client, normalised, part, settings, on_progress, stop)
-        os.replace(part, dest)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
+    # Outermost, so a failed or cancelled download leaves nothing behind and a good one is renamed
+    # into place once the connection is closed.
+    with (
+        replacing(dest) as part,
+        _translated_errors(parts.hostname or ""),
+        _client(settings) as client,
+    ):
+        result = _fetch(client, normalised, part, settings, on_progress, stop)
     return replace(result, path=dest)
 
 
