@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from vodscribe.api.errors import ApiError
 from vodscribe.config import Settings
 from vodscribe.db.models import Client
-from vodscribe.db.session import get_sessionmaker, sqlite_path
+from vodscribe.db.session import get_sessionmaker, missing_database_file
 from vodscribe.services.clients import authenticate
 
 
@@ -24,10 +24,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
 def get_session(settings: SettingsDep) -> Iterator[Session]:
-    path = sqlite_path(settings.db_url)
-    if path is not None and not path.is_file():
-        # Deleted under a running server: SQLite would go on writing into the unlinked file, and
-        # everything acknowledged from then on would be lost.
+    if missing_database_file(settings.db_url) is not None:
         raise ApiError(503, "The database is unavailable; try again later.")
     session = get_sessionmaker(settings.db_url)()
     try:

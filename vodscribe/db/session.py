@@ -48,6 +48,13 @@ def sqlite_path(url: str) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
+def missing_database_file(url: str) -> Path | None:
+    """The SQLite file of ``url`` if it was deleted under us (SQLite would go on writing into the
+    unlinked file, and everything written from then on would be lost); None otherwise."""
+    path = sqlite_path(url)
+    return path if path is not None and not path.is_file() else None
+
+
 @lru_cache(maxsize=8)
 def get_engine(url: str) -> Engine:
     if url.startswith("sqlite"):

@@ -15,16 +15,16 @@ from sqlalchemy import text
 
 from vodscribe.atomic import write_atomic
 from vodscribe.config import Settings
-from vodscribe.db.session import session_scope, sqlite_path
+from vodscribe.db.session import missing_database_file, session_scope
 from vodscribe.storage.media import media_store
 
 log = logging.getLogger(__name__)
 
 
 def check_database(settings: Settings) -> None:
-    path = sqlite_path(settings.db_url)
-    if path is not None and not path.is_file():  # an unlinked SQLite file still "works", into nothing
-        raise OSError(f"the database file {path} is missing")
+    gone = missing_database_file(settings.db_url)
+    if gone is not None:
+        raise OSError(f"the database file {gone} is missing")
     with session_scope(settings.db_url) as s:
         s.execute(text("SELECT 1"))
 

@@ -219,8 +219,7 @@ def request_ai_subtitles(
     for task in translations:
         task.after_task_id = first.id
     session.commit()
-    sent = [send(session, settings, first)]
-    if from_api and not all(sent):
+    if not send(session, settings, first) and from_api:
         withdraw(session, tasks)
         raise SubtitleError(QUEUE_UNAVAILABLE, 503)
     return tasks

@@ -147,12 +147,11 @@ def ai_info(
     ``subtitles_language``)? The answer follows the translation backends configured here, and says
     what is missing when a pair is not on offer. ``type=translation_languages`` (our extension):
     each configured translation backend with the languages it translates into."""
-    hint = translation_backends.missing(settings)
     if type == "translation_languages":
         backends = [
             TranslationBackend(name=b.name, targets=sorted(b.targets())) for b in translators_for(settings)
         ]
-        return TranslationLanguages(backends=backends, missing=hint)
+        return TranslationLanguages(backends=backends, missing=translation_backends.missing(settings))
     if type != "language_support":
         raise ApiError(400, "Invalid config type")
     if not audio_language:
@@ -162,4 +161,5 @@ def ai_info(
         subtitles_language,
         can_translate=lambda source, target: can_translate(settings, source, target),
     )
-    return LanguageSupport(supported=supported, missing=None if supported else hint)
+    hint = None if supported else translation_backends.missing(settings)  # only a refusal explains
+    return LanguageSupport(supported=supported, missing=hint)
