@@ -37,6 +37,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 
+from vodscribe.engines.text_translator import TranslationError
 from vodscribe.languages import Language
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,24 @@ OUT_OF_PROPORTION = 1.8
 SLACK_CHARS = 5
 
 NUMBERED = re.compile(r"^\s*(\d+)\s*[.):：、]\s*(.*)$")
+
+
+class ChatLanguages:
+    """What a chat backend offers: any two of its ``languages`` (ISO 639-2/B codes), either way."""
+
+    name: str
+    languages: frozenset[str]
+
+    def supports(self, source: Language, target: Language) -> bool:
+        return source is not target and source.b in self.languages and target.b in self.languages
+
+    def targets(self) -> frozenset[str]:
+        return self.languages
+
+    def require(self, source: Language, target: Language) -> None:
+        """Raise :class:`TranslationError` for a pair :meth:`supports` rejects."""
+        if not self.supports(source, target):
+            raise TranslationError(f"{self.name} cannot translate {source.name} to {target.name}")
 
 
 class ChatTranslation:

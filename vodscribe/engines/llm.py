@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from vodscribe.engines import bundled_llm
-from vodscribe.engines.chat_translation import ChatTranslation
+from vodscribe.engines.chat_translation import ChatLanguages, ChatTranslation
 from vodscribe.engines.text_translator import TranslationError
 from vodscribe.languages import Language
 
@@ -75,7 +75,7 @@ def _default_cache_dir() -> Path:
     return Path(base) / "vodscribe"
 
 
-class LlamaTranslator:
+class LlamaTranslator(ChatLanguages):
     """A :class:`~vodscribe.engines.text_translator.TextTranslator` on a local GGUF chat model."""
 
     def __init__(
@@ -104,17 +104,9 @@ class LlamaTranslator:
         self._lock = threading.Lock()
         self._chats = ChatTranslation(self._chat, name=self.name)
 
-    # --- what it offers ---------------------------------------------------------------------------
-    def supports(self, source: Language, target: Language) -> bool:
-        return source is not target and source.b in self.languages and target.b in self.languages
-
-    def targets(self) -> frozenset[str]:
-        return self.languages
-
     # --- translating ------------------------------------------------------------------------------
     def translate(self, sentences: Sequence[str], source: Language, target: Language) -> list[str]:
-        if not self.supports(source, target):
-            raise TranslationError(f"{self.name} cannot translate {source.name} to {target.name}")
+        self.require(source, target)
         with self._lock:
             self._load()
             return self._chats.translate(sentences, source, target)

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from vodscribe.engines.chat_translation import ChatTranslation
+from vodscribe.engines.chat_translation import ChatLanguages, ChatTranslation
 from vodscribe.engines.llm import QWEN_LANGUAGES
 from vodscribe.engines.text_translator import TranslationError, TranslationServiceError
 from vodscribe.languages import Language
@@ -45,7 +45,7 @@ _RETRIED = {408, 429, 500, 502, 503, 504}
 _THINKING = re.compile(r"<think>.*?</think>", re.DOTALL)
 
 
-class OpenAIChatTranslator:
+class OpenAIChatTranslator(ChatLanguages):
     """A :class:`~vodscribe.engines.text_translator.TextTranslator` on an OpenAI-compatible server."""
 
     def __init__(
@@ -82,17 +82,9 @@ class OpenAIChatTranslator:
     def __repr__(self) -> str:
         return f"OpenAIChatTranslator({self.base_url!r}, {self.model!r})"
 
-    # --- what it offers ---------------------------------------------------------------------------
-    def supports(self, source: Language, target: Language) -> bool:
-        return source is not target and source.b in self.languages and target.b in self.languages
-
-    def targets(self) -> frozenset[str]:
-        return self.languages
-
     # --- translating ------------------------------------------------------------------------------
     def translate(self, sentences: Sequence[str], source: Language, target: Language) -> list[str]:
-        if not self.supports(source, target):
-            raise TranslationError(f"{self.name} cannot translate {source.name} to {target.name}")
+        self.require(source, target)
         return self._chats.translate(sentences, source, target)
 
     def chat(self, system: str, user: str, max_tokens: int) -> str:
