@@ -1,4 +1,4 @@
-"""Command line: ``vodscribe serve | worker | transcribe | keys | migrate``."""
+"""Command line: ``vodscribe serve | worker | transcribe | models | keys | migrate``."""
 
 from __future__ import annotations
 
@@ -72,14 +72,48 @@ def _bootstrap_key(settings: Settings) -> None:
     click.echo(f"Created the first API client; its key is in {path}:\n  Authorization: APIKey {key}")
 
 
+def _check_models(settings: Settings) -> None:
+    """Refuse to start while a model the settings name is not pulled, with the command that pulls
+    it (or pull it now, when ``VODSCRIBE_MODELS_PULL_ON_START`` opts in)."""
+    from vodscribe.models.catalogue import UnknownModelError, find
+    from vodscribe.models.resolve import configured, unpulled
+    from vodscribe.models.store import ModelError, ModelStore
+
+    store = ModelStore(settings.models_path)
+    try:
+        missing = unpulled(configured(settings), store)
+    except (UnknownModelError, ModelError) as exc:
+        raise click.ClickException(f"Model setup: {exc}") from exc
+    if not missing:
+        return
+    if not settings.models_pull_on_start:
+        raise click.ClickException(
+            "\n".join(str(m) for m in missing)
+            + f"\n(models folder: {store.root}; VODSCRIBE_MODELS_PULL_ON_START=true pulls them at start)"
+        )
+    from vodscribe.models.pull import pull
+
+    for m in missing:
+        click.echo(f"VODSCRIBE_MODELS_PULL_ON_START: pulling {m.name}", err=True)
+        try:
+            pull(find(m.name, m.kind), store, endpoint=settings.hf_endpoint, say=_say)
+        except ModelError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+def _say(line: str) -> None:
+    click.echo(line, err=True)
+
+
 def _check_translation(settings: Settings) -> None:
     """Refuse to start on a broken translation setup (a bad NMT model dir, an unknown backend)."""
     from vodscribe.engines.text_translator import TranslationError
+    from vodscribe.models.store import ModelError
     from vodscribe.services.translation_backends import TranslationConfigError, missing, translators_for
 
     try:
         backends = translators_for(settings)
-    except (TranslationError, TranslationConfigError) as exc:
+    except (TranslationError, TranslationConfigError, ModelError) as exc:
         raise click.ClickException(f"Translation setup: {exc}") from exc
     click.echo("Translation backends: " + (", ".join(b.name for b in backends) or "none"), err=True)
     hint = missing(settings)
@@ -112,6 +146,7 @@ def serve(host: str | None, port: int | None, worker: bool | None) -> None:
     _setup_logging()
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _check_models(settings)
     _check_translation(settings)
     run(settings.db_url)
     _bootstrap_key(settings)
@@ -144,10 +179,125 @@ def worker(queues: str, concurrency: int | None, pool: str) -> None:
     from vodscribe.db.session import migrate as run
 
     settings = get_settings()
+    _check_models(settings)
     _check_translation(settings)
     run(settings.db_url)
     cmd = _worker_command(queues, concurrency or settings.worker_concurrency, pool)
     os.execv(cmd[0], cmd)
+
+
+@main.group()
+def models() -> None:
+    """Models by name: list the catalogue, pull (resumable, hash-locked), verify, remove.
+
+    Models go to DATA_DIR/models (VODSCRIBE_MODELS_DIR); models.lock.json there records the commit
+    and the SHA-256 of every file, checked on every load. VODSCRIBE_HF_ENDPOINT (or HF_ENDPOINT)
+    names a mirror; HF_HUB_OFFLINE=1 refuses to pull. Name a model in VODSCRIBE_ASR_MODEL,
+    VODSCRIBE_NMT_MODELS or VODSCRIBE_LLM_MODEL to use it.
+    """
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a model")
+def models_list(as_json: bool) -> None:
+    """The catalogue: what is pulled, its size on disk, what it needs and which one each backend
+    uses now."""
+    from vodscribe.services.model_listing import bundled_in_use, hardware, rows
+
+    settings = get_settings()
+    machine = hardware()
+    listed = rows(settings, machine)
+    if as_json:
+        for row in listed:
+            m = row.model
+            item = {
+                "name": m.name, "kind": m.kind, "repo": m.repo, "licence": m.licence,
+                "commercial": m.commercial, "languages": m.languages, "size_gb": m.size_gb,
+                "memory_gb": m.memory_gb, "converted": m.convert, "pulled": row.pulled,
+                "disk_bytes": row.disk_bytes, "revision": row.revision, "in_use": row.in_use or None,
+                "fits": row.fits, "description": m.description,
+            }  # fmt: skip
+            click.echo(json.dumps(item))
+        return
+    click.echo(f"Models folder: {settings.models_path}    This machine: {machine.describe()}")
+    header = f"{'NAME':<26}{'KIND':<5}{'PULLED':<10}{'SIZE':>8}{'MEMORY':>8}  {'RUNS':<5}{'LICENCE':<14}"
+    click.echo(header + f"{'LANGS':<9}USED BY")
+    for row in listed:
+        m = row.model
+        pulled = "yes" if row.pulled else ("damaged" if row.disk_bytes is not None else "-")
+        size = f"{row.disk_bytes / 1e9:.2f}G" if row.disk_bytes is not None else f"~{m.size_gb:g}G"
+        licence = m.licence + ("*" if not m.commercial else "")
+        click.echo(
+            f"{m.name:<26}{m.kind:<5}{pulled:<10}{size:>8}{f'{m.memory_gb:g}G':>8}  {row.fits:<5}"
+            f"{licence:<14}{m.languages:<9}{row.in_use}"
+        )
+    click.echo("* not for commercial use. RUNS: where the model fits here (GPU: CUDA float16, CPU: int8).")
+    click.echo("SIZE: on disk once pulled, else the download (~). Bundled in packages, in use now:")
+    for line in bundled_in_use(settings) or ["none"]:
+        click.echo(f"  {line}")
+
+
+@models.command("pull")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--update", is_flag=True, help="Take the newest commit, not the one the lock file pins")
+@click.option("--quiet", is_flag=True, help="No progress bars")
+def models_pull(names: tuple[str, ...], update: bool, quiet: bool) -> None:
+    """Fetch models by NAME from the hub (resumes a cut transfer; converts translation checkpoints)."""
+    from vodscribe.models.catalogue import UnknownModelError, find
+    from vodscribe.models.pull import pull
+    from vodscribe.models.store import ModelError, ModelStore
+
+    settings = get_settings()
+    store = ModelStore(settings.models_path)
+    for name in names:
+        try:
+            model = find(name)
+            if not model.commercial:
+                click.echo(f"note: {model.name}'s licence ({model.licence}) forbids commercial use", err=True)
+            pull(model, store, endpoint=settings.hf_endpoint, update=update, progress=not quiet, say=_say)
+        except (UnknownModelError, ModelError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@models.command("verify")
+@click.argument("names", nargs=-1)
+def models_verify(names: tuple[str, ...]) -> None:
+    """Check every file of the pulled models (or NAMES) against the lock file's SHA-256."""
+    from vodscribe.models.store import ModelError, ModelStore
+
+    store = ModelStore(get_settings().models_path)
+    try:
+        wanted = list(names) or sorted(store.entries())
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not wanted:
+        click.echo("no models are pulled")
+        return
+    bad = 0
+    for name in wanted:
+        problems = store.problems(name)
+        if problems:
+            bad += 1
+            click.echo(f"{name}: FAILED")
+            for problem in problems:
+                click.echo(f"  {problem}")
+        else:
+            click.echo(f"{name}: ok")
+    if bad:
+        raise click.ClickException(f"{bad} model(s) do not match the lock file; pull them again")
+
+
+@models.command("remove")
+@click.argument("names", nargs=-1, required=True)
+def models_remove(names: tuple[str, ...]) -> None:
+    """Delete pulled models' files and their lock entries."""
+    from vodscribe.models.store import ModelStore
+
+    store = ModelStore(get_settings().models_path)
+    for name in names:
+        if not store.remove(name):
+            raise click.ClickException(f"{name} is not pulled")
+        click.echo(f"removed {name}")
 
 
 @main.command()

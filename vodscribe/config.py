@@ -55,8 +55,27 @@ class Settings(BaseSettings):
         description="How long what recognition found in a file is kept for reuse (translations)",
     )
 
+    # --- models -------------------------------------------------------------------------------
+    models_dir: Path | None = Field(
+        default=None, description="Where `vodscribe models pull` puts models; default data_dir/models"
+    )
+    hf_endpoint: str | None = Field(
+        default=None,
+        description="Hub (or mirror) that `vodscribe models pull` fetches from; default the hub "
+        "client's own (HF_ENDPOINT, else huggingface.co)",
+    )
+    models_pull_on_start: bool = Field(
+        default=False,
+        description="Opt-in: `serve` and `worker` pull the named models that are missing before "
+        "starting (otherwise they refuse to start and print the pull command)",
+    )
+
     # --- ASR ----------------------------------------------------------------------------------
-    asr_model: str = Field(default="bundled", description="'bundled' (Whisper base) or a CTranslate2 dir")
+    asr_model: str = Field(
+        default="bundled",
+        description="'bundled' (Whisper base), a catalogue name (large-v3-turbo; `vodscribe models "
+        "list`) or a CTranslate2 dir",
+    )
     asr_device: Literal["auto", "cpu", "cuda"] = "auto"
     asr_compute_type: str = Field(default="auto", description="auto = int8 on CPU, float16 on CUDA")
     asr_beam_size: int = 5
@@ -69,15 +88,17 @@ class Settings(BaseSettings):
     )
     nmt_models: str = Field(
         default="",
-        description="Comma-separated CTranslate2 model dirs (NLLB, M2M100, OPUS-MT, MADLAD); 'dir=en-de' "
-        "names the pair of a single-pair OPUS-MT dir whose name does not",
+        description="Comma-separated catalogue names (nllb-200-distilled-600m, opus-mt-en-de) or "
+        "CTranslate2 model dirs (NLLB, M2M100, OPUS-MT, MADLAD); 'dir=en-de' names the pair of a "
+        "single-pair OPUS-MT dir whose name does not",
     )
     nmt_device: Literal["auto", "cpu", "cuda"] = "auto"
     nmt_compute_type: str = Field(default="auto", description="auto = int8 on CPU, float16 on CUDA")
     nmt_beam_size: int = 4
     llm_model: str = Field(
         default="bundled",
-        description="GGUF file for the LLM backend; 'bundled' = the vodscribe[llm] extra's model; '' = off",
+        description="LLM backend: 'bundled' (the vodscribe[llm] extra's model), a catalogue name "
+        "(qwen2.5-7b-instruct), a GGUF file, or '' = off",
     )
     llm_threads: int = Field(default=0, description="CPU threads for the LLM (0 = all cores)")
     llm_gpu_layers: int = Field(default=-1, description="Layers offloaded to a GPU when llama.cpp has one")
@@ -145,6 +166,10 @@ class Settings(BaseSettings):
     @property
     def celery_broker_url(self) -> str:
         return self.broker_url or "filesystem://"
+
+    @property
+    def models_path(self) -> Path:
+        return self.models_dir if self.models_dir is not None else self.data_dir / "models"
 
     @property
     def broker_dir(self) -> Path:

@@ -8,8 +8,9 @@ translation can never slide onto another sentence's time. Decoding is greedy (te
 same input gives the same subtitles.
 
 The languages offered are the ones Qwen2.5 was trained for (its model card's list), limited to those
-vodscribe knows; quality is well below a dedicated NMT model (see ``bench/README.md``), which is why
-NMT comes first in the default backend order.
+vodscribe knows, or those of the catalogue entry of a pulled chat model; the bundled model's quality
+is well below a dedicated NMT model (see ``bench/README.md``), which is why NMT comes first in the
+default backend order.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,42 +26,12 @@ from vodscribe.engines import bundled_llm
 from vodscribe.engines.chat_translation import ChatLanguages, ChatTranslation
 from vodscribe.engines.text_translator import TranslationError
 from vodscribe.languages import Language
+from vodscribe.models.catalogue import QWEN_LANGUAGES
+from vodscribe.models.store import ModelError
+
+__all__ = ["QWEN_LANGUAGES", "LlamaTranslator", "llm_available"]
 
 log = logging.getLogger(__name__)
-
-#: Qwen2.5's languages (its model card: 29+), as ISO 639-2/B codes vodscribe knows.
-QWEN_LANGUAGES = frozenset(
-    [
-        "eng",
-        "chi",
-        "fre",
-        "spa",
-        "por",
-        "ger",
-        "ita",
-        "rus",
-        "jpn",
-        "kor",
-        "vie",
-        "tha",
-        "ara",
-        "dut",
-        "pol",
-        "cze",
-        "tur",
-        "per",
-        "heb",
-        "ind",
-        "may",
-        "hin",
-        "ben",
-        "urd",
-        "tgl",
-        "khm",
-        "lao",
-        "bur",
-    ]
-)
 
 
 def llm_available() -> bool:
@@ -87,6 +58,8 @@ class LlamaTranslator(ChatLanguages):
         gpu_layers: int = -1,
         context: int = 4096,
         languages: frozenset[str] = QWEN_LANGUAGES,
+        name: str | None = None,
+        before_load: Callable[[], object] | None = None,
     ) -> None:
         self.model = model
         self.cache_dir = cache_dir or _default_cache_dir()
@@ -99,7 +72,8 @@ class LlamaTranslator(ChatLanguages):
         else:
             if not Path(model).is_file():
                 raise TranslationError(f"LLM model file {model} does not exist")
-            self.name = f"llm:{Path(model).stem}"
+            self.name = f"llm:{name or Path(model).stem}"
+        self._before_load = before_load
         self._llama: Any = None
         self._lock = threading.Lock()
         self._chats = ChatTranslation(self._chat, name=self.name)
@@ -117,6 +91,11 @@ class LlamaTranslator(ChatLanguages):
                 from llama_cpp import Llama
             except ImportError as exc:
                 raise TranslationError("llama-cpp-python is not installed; install vodscribe[llm]") from exc
+            if self._before_load is not None:
+                try:
+                    self._before_load()  # a pulled model's files are checked against its lock
+                except ModelError as exc:
+                    raise TranslationError(str(exc)) from exc
             path = bundled_llm.model_path(self.cache_dir) if self.model == "bundled" else Path(self.model)
             log.info("loading translation LLM %s", path)
             self._llama = Llama(

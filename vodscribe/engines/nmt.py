@@ -25,7 +25,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -34,6 +34,7 @@ import ctranslate2
 from vodscribe.engines.text_translator import TranslationError
 from vodscribe.engines.whisper import resolve_compute_type, resolve_device
 from vodscribe.languages import LANGUAGES, Language, UnknownLanguageError, resolve
+from vodscribe.models.store import ModelError
 
 if TYPE_CHECKING:
     from sentencepiece import SentencePieceProcessor
@@ -138,7 +139,8 @@ class CTranslate2Translator:
     (as for Whisper). ``cpu_threads``: CTranslate2 intra-op threads (0: its default). ``beam_size``
     and ``batch_size``: beam search width and sentences per ``translate_batch`` call. ``pair``
     (``"en-de"``, ``"mul->en"``...): the languages of a single-pair OPUS-MT model whose directory name
-    does not tell them; for a multilingual model it narrows the pairs served.
+    does not tell them; for a multilingual model it narrows the pairs served. ``before_load``
+    runs right before the weights load (the lock-file check of a pulled model).
     """
 
     def __init__(
@@ -152,6 +154,7 @@ class CTranslate2Translator:
         batch_size: int = 16,
         pair: str | None = None,
         repetition_penalty: float = 1.0,
+        before_load: Callable[[], object] | None = None,
     ) -> None:
         self.model_dir = Path(model_dir).expanduser()
         self._dir_name = Path(os.path.abspath(self.model_dir)).name  # a symlink keeps its own name
@@ -162,6 +165,7 @@ class CTranslate2Translator:
         self.beam_size = max(1, beam_size)
         self.batch_size = max(1, batch_size)
         self.repetition_penalty = repetition_penalty
+        self._before_load = before_load
 
         if not self.model_dir.is_dir():
             raise TranslationError(f"NMT model directory {self.model_dir} does not exist")
@@ -327,6 +331,11 @@ class CTranslate2Translator:
     def _model(self) -> ctranslate2.Translator:
         with self._lock:
             if self._translator is None:
+                if self._before_load is not None:
+                    try:
+                        self._before_load()  # a pulled model's files are checked against its lock
+                    except ModelError as exc:
+                        raise TranslationError(str(exc)) from exc
                 log.info("Loading NMT model %s (%s, %s)", self.model_dir, self.device, self.compute_type)
                 try:
                     self._translator = ctranslate2.Translator(

@@ -22,6 +22,8 @@ from faster_whisper.vad import VadOptions, get_speech_timestamps
 from vodscribe.config import Settings
 from vodscribe.engines import bundled_model
 from vodscribe.engines.base import SpeechSegment, Word
+from vodscribe.models.resolve import load_path, ref
+from vodscribe.models.store import ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -199,9 +201,12 @@ def get_engine(
 
 
 def engine_for(settings: Settings) -> WhisperEngine:
-    """The process-wide engine configured by ``settings``."""
+    """The process-wide engine configured by ``settings``; a model named by the catalogue is
+    checked against its lock file before it loads (:func:`vodscribe.models.resolve.load_path`)."""
+    asr = ref("asr", settings.asr_model)
+    model = settings.asr_model if asr.model is None else str(load_path(asr, ModelStore(settings.models_path)))
     return get_engine(
-        settings.asr_model,
+        model,
         settings.asr_device,
         settings.asr_compute_type,
         settings.asr_cpu_threads,

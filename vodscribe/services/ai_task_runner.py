@@ -24,6 +24,7 @@ from vodscribe.db.statuses import RenditionStatus, TaskStatus
 from vodscribe.engines.whisper import engine_for
 from vodscribe.errors import Cancelled, MediaError, UnsupportedTranslation
 from vodscribe.media.fetch import download
+from vodscribe.models.store import ModelError
 from vodscribe.queue import dispatch_transcription
 from vodscribe.services import jobs, recognitions, translation_backends
 from vodscribe.services.ai_tasks import release_waiting
@@ -127,6 +128,9 @@ def run_task(settings: Settings, task_id: str) -> str:
             return _finish(settings, claimed, TaskStatus.FAILURE, {"error": message})
         except MediaError as exc:
             return _finish(settings, claimed, TaskStatus.FAILURE, {"error": exc.message})
+        except ModelError as exc:  # a pulled model changed on disk: no retry loads it any better
+            log.error("task %s: %s", task_id, exc)
+            return _finish(settings, claimed, TaskStatus.FAILURE, {"error": f"Server model error: {exc}"})
         except Exception as exc:
             log.exception("task %s failed with an internal error", task_id)
             return _retry_or_fail(settings, claimed, exc)

@@ -16,6 +16,8 @@ from sqlalchemy import delete, select
 from vodscribe.config import Settings
 from vodscribe.db.models import Recognition, utcnow
 from vodscribe.db.session import changed, session_scope
+from vodscribe.models.resolve import identity, ref
+from vodscribe.models.store import ModelStore
 from vodscribe.speech.recognized import Recognized
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,9 @@ def key_for(settings: Settings, path: Path, language_hint: str | None) -> Key:
         while chunk := f.read(1024 * 1024):
             digest.update(chunk)
     # What changes the words: the model and how it decodes.
-    model = f"{settings.asr_model}|beam={settings.asr_beam_size}"
+    # A named model is keyed with the commit it was pulled at: a re-pull at a new one starts afresh.
+    asr = ref("asr", settings.asr_model)
+    model = f"{identity(asr, ModelStore(settings.models_path))}|beam={settings.asr_beam_size}"
     return Key(digest.hexdigest(), model, language_hint or "")
 
 

@@ -3,9 +3,10 @@
 ``VODSCRIBE_TRANSLATION_BACKENDS`` lists them (default ``nmt,llm,whisper``); a language pair goes
 to the first one that can produce it:
 
-* ``nmt``: every CTranslate2 model directory in ``VODSCRIBE_NMT_MODELS`` (none by default);
+* ``nmt``: every model in ``VODSCRIBE_NMT_MODELS``, by catalogue name (``vodscribe models pull``)
+  or CTranslate2 directory (none by default);
 * ``llm``: the local LLM, when the ``vodscribe[llm]`` extra is installed (or ``VODSCRIBE_LLM_MODEL``
-  names a GGUF file);
+  names a pulled chat model or a GGUF file);
 * ``whisper``: Whisper's translate task, any language to English (always there);
 * ``openai``: an OpenAI-compatible chat server the operator runs or rents (``VODSCRIBE_OPENAI_*``;
   skipped while ``VODSCRIBE_OPENAI_BASE_URL`` is unset), offering ``VODSCRIBE_OPENAI_LANGUAGES``.
@@ -23,13 +24,15 @@ pair up front; the weights load in a worker on the first translation.
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 from pydantic import SecretStr
 
 from vodscribe.config import Settings
 from vodscribe.languages import Language, UnknownLanguageError, resolve
+from vodscribe.models.resolve import gguf_file, load_path, locate, ref, refs
+from vodscribe.models.store import ModelStore
 from vodscribe.speech.subtitle_translation import TextTranslation, Translator, WhisperTranslation, choose
 
 log = logging.getLogger(__name__)
@@ -69,7 +72,7 @@ def translators_for(settings: Settings) -> tuple[Translator, ...]:
         settings.llm_model,
         settings.llm_threads,
         settings.llm_gpu_layers,
-        settings.data_dir / "models",
+        settings.models_path,
         settings.openai_base_url or "",
         settings.openai_model,
         settings.openai_api_key,
@@ -95,6 +98,7 @@ def _translators(
     openai_timeout_s: float = 60.0,
     openai_languages: str = "",
 ) -> tuple[Translator, ...]:
+    store = ModelStore(model_cache)
     names = [name.strip().lower() for name in order.split(",") if name.strip()]
     unknown = [name for name in names if name not in BACKENDS]
     if unknown:
@@ -108,16 +112,15 @@ def _translators(
         elif name == "nmt":
             from vodscribe.engines.nmt import load_translators
 
-            for entry in (e.strip() for e in nmt_models.split(",")):
-                if not entry:
-                    continue
-                model_dir, _, pair = entry.partition("=")  # "dir" or "dir=en-de" (single-pair OPUS-MT)
+            # A name or a dir, each maybe with "=en-de" (the pair of a single-pair OPUS-MT dir).
+            for nmt, pair in refs("nmt", nmt_models):
                 [engine] = load_translators(
-                    [model_dir.strip()],
+                    [locate(nmt, store)],
                     device=nmt_device,
                     compute_type=nmt_compute_type,
                     beam_size=nmt_beam_size,
-                    pair=pair.strip() or None,
+                    pair=pair or None,
+                    before_load=partial(load_path, nmt, store),
                 )
                 result.append(TextTranslation(engine))
         elif name == "llm" and llm_model:
@@ -126,9 +129,20 @@ def _translators(
             if llm_model == "bundled" and not llm_available():
                 log.warning("LLM translation is off: %s", LLM_MISSING)
                 continue
-            llm = LlamaTranslator(
-                llm_model, cache_dir=model_cache, threads=llm_threads, gpu_layers=llm_gpu_layers
-            )
+            chat = ref("llm", llm_model)
+            if chat.model is None:
+                llm = LlamaTranslator(
+                    llm_model, cache_dir=model_cache, threads=llm_threads, gpu_layers=llm_gpu_layers
+                )
+            else:
+                llm = LlamaTranslator(
+                    str(gguf_file(locate(chat, store))),
+                    name=chat.model.name,
+                    threads=llm_threads,
+                    gpu_layers=llm_gpu_layers,
+                    languages=chat.model.chat_languages,
+                    before_load=partial(load_path, chat, store),
+                )
             result.append(TextTranslation(llm))
         elif name == "openai":
             if not openai_base_url.strip():

@@ -1,0 +1,193 @@
+"""A model hub on 127.0.0.1 that the real ``huggingface_hub`` client talks to (its endpoint setting).
+
+It serves the few routes a pull uses, as the Hugging Face hub answers them:
+
+* ``GET /api/models/{repo}/revision/{rev}``: the repository's commit and file list (``model_info``);
+* ``GET /api/models/{repo}/tree/{rev}?recursive=true``: the file tree (``snapshot_download``);
+* ``HEAD|GET /{repo}/resolve/{rev}/{path}``: a file with ``X-Repo-Commit``, ``X-Linked-Etag`` and
+  ``X-Linked-Size``, ``Range`` requests answered 206.
+
+Repositories are made by the tests (:meth:`Hub.publish`); each publish is a new commit. A file can
+be set to cut the connection after some bytes (:meth:`Hub.cut`), and every request is recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote, urlsplit
+
+from tests.conftest import free_port
+
+
+@dataclass
+class Repo:
+    commit: str
+    files: dict[str, bytes]
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    range: str | None
+
+
+@dataclass
+class Hub:
+    port: int
+    repos: dict[str, Repo] = field(default_factory=dict)
+    requests: list[Request] = field(default_factory=list)
+    cuts: dict[str, list[int]] = field(default_factory=dict)
+    """path -> byte counts: each GET of that file sends at most the next count, then hangs up."""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def publish(self, repo: str, files: dict[str, bytes]) -> str:
+        """Make ``files`` the new commit of ``repo``; returns the commit hash."""
+        digest = hashlib.sha1(repo.encode())
+        for name in sorted(files):
+            digest.update(name.encode() + hashlib.sha256(files[name]).digest())
+        commit = digest.hexdigest()
+        self.repos[repo] = Repo(commit, dict(files))
+        return commit
+
+    def cut(self, path: str, *after: int) -> None:
+        self.cuts[path] = list(after)
+
+    def gets(self, path_suffix: str) -> list[Request]:
+        return [r for r in self.requests if r.method == "GET" and r.path.endswith(path_suffix)]
+
+
+_INFO = re.compile(r"/api/models/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?$")
+_TREE = re.compile(r"/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?$")
+_RESOLVE = re.compile(r"/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
+
+
+def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _repo(self, name: str, rev: str | None) -> Repo | None:
+            repo = hub.repos.get(name)
+            if repo is None or rev not in (None, "main", repo.commit):
+                return None
+            return repo
+
+        def _json(self, body: object, status: int = 200) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        def _missing(self, what: str) -> None:
+            self.send_response(404)
+            self.send_header("X-Error-Code", "RepoNotFound" if "repo" in what else "EntryNotFound")
+            self.send_header("X-Error-Message", what)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_HEAD(self) -> None:
+            self.do_GET()
+
+        def do_GET(self) -> None:
+            path = unquote(urlsplit(self.path).path)
+            hub.requests.append(Request(self.command, path, self.headers.get("Range")))
+            if m := _TREE.match(path):
+                repo = self._repo(m["repo"], m["rev"])
+                if repo is None:
+                    return self._missing("repo not found")
+                return self._json(
+                    [
+                        {
+                            "type": "file",
+                            "oid": hashlib.sha1(data).hexdigest(),
+                            "size": len(data),
+                            "path": name,
+                            "lfs": {
+                                "oid": hashlib.sha256(data).hexdigest(),
+                                "size": len(data),
+                                "pointerSize": 134,
+                            },
+                        }
+                        for name, data in sorted(repo.files.items())
+                    ]
+                )
+            if m := _INFO.match(path):
+                repo = self._repo(m["repo"], m["rev"])
+                if repo is None:
+                    return self._missing("repo not found")
+                return self._json(
+                    {
+                        "_id": m["repo"],
+                        "id": m["repo"],
+                        "modelId": m["repo"],
+                        "sha": repo.commit,
+                        "private": False,
+                        "siblings": [{"rfilename": name} for name in sorted(repo.files)],
+                    }
+                )
+            if m := _RESOLVE.match(path):
+                repo = self._repo(m["repo"], m["rev"])
+                if repo is None:
+                    return self._missing("repo not found")
+                data = repo.files.get(m["path"])
+                if data is None:
+                    return self._missing("entry not found")
+                return self._file(path, repo, data)
+            return self._missing("repo not found")
+
+        def _file(self, path: str, repo: Repo, data: bytes) -> None:
+            start = 0
+            if (rng := self.headers.get("Range")) and (m := re.fullmatch(r"bytes=(\d+)-", rng.strip())):
+                start = int(m[1])
+            body = data[start:]
+            self.send_response(206 if start else 200)
+            self.send_header("X-Repo-Commit", repo.commit)
+            self.send_header("X-Linked-Etag", f'"{hashlib.sha256(data).hexdigest()}"')
+            self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+            self.send_header("X-Linked-Size", str(len(data)))
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Content-Length", str(len(body)))
+            if start:
+                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            self.end_headers()
+            if self.command == "HEAD":
+                return
+            cuts = hub.cuts.get(path.rsplit("/", 1)[-1])
+            if cuts:
+                limit = cuts.pop(0)
+                self.wfile.write(body[:limit])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            self.wfile.write(body)
+
+    return Handler
+
+
+@contextmanager
+def running_hub() -> Iterator[Hub]:
+    hub = Hub(free_port())
+    server = ThreadingHTTPServer(("127.0.0.1", hub.port), _handler(hub))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield hub
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,252 @@
+"""Models by name: the real ``huggingface_hub`` client pulls from a hub on 127.0.0.1 (``tests/hub.py``)
+that serves real models: the bundled Whisper base under its catalogue repository, a tiny
+transformers translation checkpoint made here (converted at pull time by CTranslate2's converter)
+and a tiny GGUF. Nothing leaves 127.0.0.1: the endpoint setting points the client there."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DATA, start_service, stop_service
+from tests.hub import Hub, running_hub
+from vodscribe.config import Settings
+from vodscribe.engines import bundled_model
+from vodscribe.models import catalogue
+from vodscribe.models.catalogue import UnknownModelError, find
+from vodscribe.models.pull import PullError, pull
+from vodscribe.models.resolve import configured, load_path, locate, ref
+from vodscribe.models.store import ModelChangedError, ModelNotPulledError, ModelStore, sha256_of
+
+WHISPER_REPO = "Systran/faster-whisper-base"
+
+
+@pytest.fixture(scope="module")
+def whisper_files() -> dict[str, bytes]:
+    """The real Whisper base files (the bundled model, hash-checked), as the hub serves them."""
+    return bundled_model.load_files() | {"README.md": b"# faster-whisper-base\n"}
+
+
+@pytest.fixture
+def hub(whisper_files: dict[str, bytes]) -> Iterator[Hub]:
+    with running_hub() as h:
+        h.publish(WHISPER_REPO, whisper_files)
+        yield h
+
+
+def cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``vodscribe ARGS`` as an operator runs it, on ``data_dir``."""
+    full = {
+        **os.environ,
+        "VODSCRIBE_DATA_DIR": str(data_dir),
+        "HF_HOME": str(data_dir / "hf-home"),
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        **(env or {}),
+    }
+    full.pop("HF_TOKEN", None)
+    return subprocess.run(
+        [sys.executable, "-m", "vodscribe.cli", *args], env=full, capture_output=True, text=True, timeout=600
+    )
+
+
+# --- the catalogue ------------------------------------------------------------------------------
+
+
+def test_speech_catalogue_is_faster_whispers_own_list() -> None:
+    """Every name faster-whisper knows maps to the same CTranslate2 repository here."""
+    from faster_whisper.utils import _MODELS
+
+    for name, repo in _MODELS.items():
+        assert find(name, "asr").repo == repo, name
+    assert {m.name for m in catalogue.SPEECH} <= set(_MODELS)
+
+
+def test_catalogue_entries_are_complete() -> None:
+    names = [m.name for m in catalogue.CATALOGUE]
+    assert len(names) == len(set(names))
+    for m in catalogue.CATALOGUE:
+        assert m.repo.count("/") == 1 and m.files and m.licence and m.size_gb > 0 and m.memory_gb > 0
+        assert m.kind != "llm" or m.chat_languages
+    assert not find("nllb-200-distilled-600m").commercial  # CC-BY-NC weights are flagged
+    assert find("m2m100-418m").commercial and find("m2m100-418m").convert
+    assert find("turbo").name == "large-v3-turbo" and find("large").name == "large-v3"
+    opus = find("opus-mt-en-de")
+    assert opus.repo == "Helsinki-NLP/opus-mt-en-de" and opus.convert and opus.kind == "nmt"
+    with pytest.raises(UnknownModelError, match="large-v3-turbo"):
+        find("large-v9", "asr")
+
+
+def test_a_setting_is_a_name_bundled_or_a_path(tmp_path: Path) -> None:
+    assert ref("asr", "large-v3-turbo").name == "large-v3-turbo"
+    assert ref("asr", "bundled").model is None
+    assert ref("asr", str(tmp_path)).model is None and ref("asr", "./models/x").model is None
+    (tmp_path / "mymodel").mkdir()
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert ref("asr", "mymodel").model is None  # an existing relative dir keeps working
+    finally:
+        os.chdir(cwd)
+    with pytest.raises(UnknownModelError):
+        ref("asr", "no-such-model")
+    settings = Settings(
+        data_dir=tmp_path, asr_model="large-v3", nmt_models="nllb-200-distilled-600m,/x/opus=en-de",
+        llm_model="qwen2.5-7b-instruct", translation_backends="nmt,llm,whisper",
+    )  # fmt: skip
+    assert [(r.kind, r.name) for r in configured(settings)] == [
+        ("asr", "large-v3"), ("nmt", "nllb-200-distilled-600m"), ("nmt", None),
+        ("llm", "qwen2.5-7b-instruct"),
+    ]  # fmt: skip
+    store = ModelStore(tmp_path / "models")
+    with pytest.raises(ModelNotPulledError, match=r"run: vodscribe models pull large-v3$"):
+        locate(ref("asr", "large-v3"), store)
+
+
+# --- pulling -------------------------------------------------------------------------------------
+
+
+def test_pull_records_hashes_and_the_model_transcribes_offline(hub: Hub, tmp_path: Path) -> None:
+    """``models pull`` through the real hub client, then the service side loads it by name with the
+    hub gone and HF_HUB_OFFLINE set: the offline route."""
+    done = cli(tmp_path, "models", "pull", "base", env={"VODSCRIBE_HF_ENDPOINT": hub.url})
+    assert done.returncode == 0, done.stderr
+    lock = json.loads((tmp_path / "models" / "models.lock.json").read_text())["models"]["base"]
+    assert lock["repo"] == WHISPER_REPO and lock["revision"] == hub.repos[WHISPER_REPO].commit
+    assert lock["files"]["model.bin"]["sha256"] == bundled_model.MODEL_SHA256
+    assert sorted(lock["files"]) == ["config.json", "model.bin", "tokenizer.json", "vocabulary.json"]
+    assert not (tmp_path / "models" / ".partial").exists()
+
+    again = cli(tmp_path, "models", "pull", "base", env={"VODSCRIBE_HF_ENDPOINT": hub.url})
+    assert again.returncode == 0 and "already pulled" in again.stderr
+    assert len(hub.gets("/model.bin")) == 1
+
+    listed = cli(tmp_path, "models", "list", env={"VODSCRIBE_ASR_MODEL": "base"}).stdout
+    row = next(line for line in listed.splitlines() if line.startswith("base "))
+    assert "yes" in row and "0.15G" in row and row.rstrip().endswith("asr")
+    as_json = [json.loads(line) for line in cli(tmp_path, "models", "list", "--json").stdout.splitlines()]
+    base = next(m for m in as_json if m["name"] == "base")
+    assert base["pulled"] and base["disk_bytes"] == sum(v["size"] for v in lock["files"].values())
+    assert base["revision"] == lock["revision"] and base["fits"] in ("CPU", "GPU")
+    assert next(m for m in as_json if m["name"] == "nllb-200-distilled-600m")["commercial"] is False
+
+    offline = {
+        "HF_HUB_OFFLINE": "1",
+        "VODSCRIBE_ASR_MODEL": "base",
+        "VODSCRIBE_HF_ENDPOINT": "http://127.0.0.1:9",
+    }
+    refused = cli(tmp_path, "models", "pull", "tiny", env=offline)
+    assert refused.returncode != 0 and "HF_HUB_OFFLINE" in refused.stderr
+    out = cli(tmp_path, "transcribe", str(DATA / "ldc93s1.wav"), "--format", "text", "--quiet", env=offline)
+    assert out.returncode == 0, out.stderr
+    assert "dark suit" in out.stdout.lower()
+    assert cli(tmp_path, "models", "verify").stdout.strip() == "base: ok"
+
+
+def test_pull_resumes_a_cut_transfer(hub: Hub, tmp_path: Path) -> None:
+    """Cut once mid-file, the client resumes with a Range request in the same pull; cut for good,
+    the pull fails and the next run resumes from the bytes already on disk."""
+    store = ModelStore(tmp_path / "models")
+    hub.cut("model.bin", 30_000_000)
+    pull(find("base"), store, endpoint=hub.url, progress=False)
+    first, second = hub.gets("/model.bin")
+    assert first.range is None and second.range == "bytes=30000000-"
+    assert sha256_of(store.folder("base") / "model.bin") == bundled_model.MODEL_SHA256
+
+    other = ModelStore(tmp_path / "other")
+    hub.requests.clear()
+    hub.cut("model.bin", 30_000_000, *[0] * 6)  # then the server keeps hanging up
+    with pytest.raises(PullError, match="Run the same command again to resume"):
+        pull(find("base"), other, endpoint=hub.url, progress=False)
+    assert other.entry("base") is None and not other.folder("base").exists()
+    hub.cuts.clear()
+    hub.requests.clear()
+    pull(find("base"), other, endpoint=hub.url, progress=False)
+    [resumed] = hub.gets("/model.bin")
+    assert resumed.range == "bytes=30000000-"  # from the bytes the failed run had written
+    assert other.problems("base") == []
+
+
+def test_a_changed_file_is_refused_and_named(hub: Hub, tmp_path: Path) -> None:
+    store = ModelStore(tmp_path / "models")
+    pull(find("base"), store, endpoint=hub.url, progress=False)
+    vocab = store.folder("base") / "vocabulary.json"
+    data = bytearray(vocab.read_bytes())
+    data[10] ^= 1  # same size, other bytes
+    vocab.write_bytes(bytes(data))
+    with pytest.raises(ModelChangedError, match=r"vocabulary\.json has sha256"):
+        load_path(ref("asr", "base"), store)
+    verify = cli(tmp_path, "models", "verify", "base")
+    assert verify.returncode == 1 and "vocabulary.json: sha256" in verify.stdout
+
+    from vodscribe.engines.whisper import engine_for
+
+    with pytest.raises(ModelChangedError, match=r"vocabulary\.json"):
+        engine_for(Settings(data_dir=tmp_path, asr_model="base"))
+
+    # A re-pull pinned to the locked commit must bring the locked bytes back: the hub changed the
+    # file under the same commit, so it is refused and the model left as it was.
+    vocab.write_bytes(hub.repos[WHISPER_REPO].files["vocabulary.json"])
+    hub.repos[WHISPER_REPO].files["config.json"] += b" "
+    (store.folder("base") / "config.json").unlink()
+    with pytest.raises(PullError, match=r"config\.json differs from the lock file"):
+        pull(find("base"), store, endpoint=hub.url, progress=False)
+    assert store.entry("base") is not None and not (store.folder("base") / "config.json").exists()
+
+
+def test_remove_and_unknown_names(hub: Hub, tmp_path: Path) -> None:
+    assert (
+        cli(tmp_path, "models", "pull", "base", "--quiet", env={"VODSCRIBE_HF_ENDPOINT": hub.url}).returncode
+        == 0
+    )
+    removed = cli(tmp_path, "models", "remove", "base")
+    assert removed.returncode == 0 and not (tmp_path / "models" / "base").exists()
+    assert json.loads((tmp_path / "models" / "models.lock.json").read_text())["models"] == {}
+    assert cli(tmp_path, "models", "remove", "base").returncode != 0
+    unknown = cli(tmp_path, "models", "pull", "whisper-huge", env={"VODSCRIBE_HF_ENDPOINT": hub.url})
+    assert unknown.returncode != 0 and "Unknown model 'whisper-huge'" in unknown.stderr
+    missing_repo = cli(tmp_path, "models", "pull", "tiny", env={"VODSCRIBE_HF_ENDPOINT": hub.url})
+    assert missing_repo.returncode != 0 and "Systran/faster-whisper-tiny" in missing_repo.stderr
+
+
+# --- serve and worker refuse names that are not pulled ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("VODSCRIBE_ASR_MODEL", "large-v3-turbo"),
+        ("VODSCRIBE_NMT_MODELS", "nllb-200-distilled-600m"),
+        ("VODSCRIBE_LLM_MODEL", "qwen2.5-7b-instruct"),
+    ],
+)
+def test_serve_and_worker_refuse_a_name_not_pulled(tmp_path: Path, setting: str, value: str) -> None:
+    for command in ("serve", "worker"):
+        done = cli(tmp_path, command, env={setting: value, "VODSCRIBE_PORT": "9"})
+        assert done.returncode != 0
+        assert f"run: vodscribe models pull {value}" in done.stderr, done.stderr
+    unknown = cli(tmp_path, "serve", env={setting: "no-such-model"})
+    assert unknown.returncode != 0 and "Unknown model 'no-such-model'" in unknown.stderr
+
+
+@pytest.mark.slow
+def test_serve_pulls_on_start_when_opted_in_and_uses_the_named_model(hub: Hub, tmp_path: Path) -> None:
+    svc = start_service(
+        tmp_path,
+        {
+            "VODSCRIBE_ASR_MODEL": "base",
+            "VODSCRIBE_MODELS_PULL_ON_START": "true",
+            "VODSCRIBE_HF_ENDPOINT": hub.url,
+        },
+    )
+    try:
+        assert ModelStore(tmp_path / "models").problems("base") == []
+        log = (tmp_path / "serve.log").read_text()
+        assert "VODSCRIBE_MODELS_PULL_ON_START: pulling base" in log
+    finally:
+        stop_service(svc)

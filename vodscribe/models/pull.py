@@ -1,0 +1,238 @@
+"""``vodscribe models pull``: fetch a catalogue model through ``huggingface_hub`` into the store.
+
+The hub client (``huggingface_hub``) resolves the revision to a commit, lists the files, builds
+their URLs and headers (``HF_TOKEN``) and reads each file's size. The files are fetched into
+``DATA_DIR/models/.partial/NAME`` as ``.part`` files that a ``Range`` request resumes, after a cut
+connection and in a later run (:func:`fetch_file`); then hashed, checked against the lock file when
+the name was pulled before (the same commit, the same bytes), converted to CTranslate2 for
+checkpoint entries, and only then moved into place and recorded: a pull that fails leaves the last
+good copy and the lock as they were.
+
+``HF_HUB_OFFLINE`` refuses to pull (load from a copied ``DATA_DIR/models`` instead);
+``VODSCRIBE_HF_ENDPOINT`` (or the hub client's own ``HF_ENDPOINT``) names a mirror.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from tqdm import tqdm
+
+from vodscribe.models.catalogue import CatalogueModel
+from vodscribe.models.store import LockedFile, LockEntry, ModelError, ModelStore, hash_files
+
+log = logging.getLogger(__name__)
+
+PARTIAL = ".partial"
+
+
+class PullError(ModelError):
+    """A pull that could not finish; what was fetched so far stays for the next try."""
+
+
+def hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _matching(files: list[str], patterns: tuple[str, ...]) -> list[str]:
+    """The repository's files that ``patterns`` name; of a checkpoint published both ways, only the
+    safetensors weights (the same tensors, half the download when both are there)."""
+    found = sorted(f for f in files if any(fnmatch.fnmatch(f, p) for p in patterns))
+    if any(f.endswith(".safetensors") for f in found):
+        found = [f for f in found if not fnmatch.fnmatch(f, "pytorch_model*.bin")]
+    return found
+
+
+def _compare(kind: str, found: dict[str, LockedFile], locked: dict[str, LockedFile]) -> None:
+    """The bytes a re-pull fetched must be the ones the first pull recorded."""
+    for name, want in sorted(locked.items()):
+        got = found.get(name)
+        if got is None:
+            raise PullError(f"The hub no longer has {kind} file {name} that the lock records")
+        if got != want:
+            raise PullError(
+                f"{kind.capitalize()} file {name} differs from the lock file (sha256 {got.sha256}, "
+                f"expected {want.sha256}); refusing it. If the change is expected: vodscribe models pull "
+                "--update NAME"
+            )
+
+
+def pull(
+    model: CatalogueModel,
+    store: ModelStore,
+    *,
+    endpoint: str | None = None,
+    update: bool = False,
+    progress: bool = True,
+    say: Callable[[str], None] = log.info,
+) -> LockEntry:
+    """Fetch (and convert) ``model`` into ``store``; returns its lock entry.
+
+    A name already in the lock is pinned to the recorded commit and must give the recorded bytes,
+    unless ``update`` (then the newest commit of the catalogue's revision is taken and recorded).
+    """
+    from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.utils._headers import build_hf_headers
+
+    if hub_offline():
+        raise PullError(
+            "HF_HUB_OFFLINE is set, so nothing can be pulled here. Pull on a machine that reaches the "
+            f"hub and copy its {store.root} folder (the lock file comes with it)."
+        )
+    previous = store.entry(model.name)
+    if previous is not None and not update and not store.problems(model.name):
+        say(f"{model.name} is already pulled (commit {previous.revision[:12]}) and intact")
+        return previous
+    pinned = previous is not None and not update
+    revision = previous.revision if previous is not None and pinned else (model.revision or "main")
+    api = HfApi(endpoint=endpoint)
+    try:
+        info = api.model_info(model.repo, revision=revision)
+    except Exception as exc:  # the client's HTTP errors: not found, unauthorised, unreachable
+        raise PullError(f"Cannot reach {model.repo}@{revision} on the hub: {exc}") from exc
+    commit = info.sha or revision
+    files = _matching([s.rfilename for s in info.siblings or ()], model.files)
+    if not files:
+        raise PullError(f"{model.repo}@{commit[:12]} has none of the files {', '.join(model.files)}")
+    say(f"pulling {model.name} from {model.repo}@{commit[:12]}: {', '.join(files)}")
+
+    staging = store.root / PARTIAL / model.name
+    staging.mkdir(parents=True, exist_ok=True)
+    headers = build_hf_headers(library_name="vodscribe")
+    for name in files:
+        url = hf_hub_url(model.repo, name, revision=commit, endpoint=endpoint)
+        try:
+            meta = get_hf_file_metadata(url, endpoint=endpoint, retry_on_errors=True)
+            fetch_file(meta.location, staging / name, size=meta.size, headers=headers, progress=progress)
+        except Exception as exc:  # a cut connection, an HTTP error, a full disk
+            raise PullError(
+                f"Pulling {model.name} stopped at {name}: {exc}. Run the same command again to resume "
+                "(what was fetched is kept)."
+            ) from exc
+    fetched = hash_files(staging, files)
+    if pinned and previous is not None:
+        try:
+            _compare("source" if model.convert else "model", fetched, previous.source or previous.files)
+        except PullError:
+            for name, want in (previous.source or previous.files).items():
+                if fetched.get(name) != want:
+                    (staging / name).unlink(missing_ok=True)  # fetched again by the next try
+            raise
+
+    if model.convert:
+        from vodscribe.models.convert import convert_checkpoint
+
+        output = store.root / PARTIAL / f"{model.name}.ct2"
+        say(f"converting {model.name} to CTranslate2 (float16)")
+        converter = convert_checkpoint(staging, output)
+        final_files, source, ready = hash_files(output), fetched, output
+    else:
+        converter, final_files, source, ready = None, fetched, {}, staging
+
+    entry = LockEntry(
+        name=model.name,
+        kind=model.kind,
+        repo=model.repo,
+        revision=commit,
+        files=final_files,
+        source=source,
+        converter=converter,
+        pulled_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    _install(ready, store.folder(model.name), files=list(final_files))
+    store.record(entry)
+    if ready is not staging:
+        shutil.rmtree(staging, ignore_errors=True)
+    _tidy(store.root / PARTIAL)
+    say(f"{model.name}: {len(final_files)} files, {entry.size / 1e9:.2f} GB in {store.folder(model.name)}")
+    return entry
+
+
+def fetch_file(
+    url: str, target: Path, *, size: int | None, headers: dict[str, str], progress: bool, tries: int = 6
+) -> None:
+    """Download ``url`` to ``target`` through ``target.part``, resuming with a ``Range`` request
+    from the bytes already there: after a cut connection in this run (up to ``tries`` times in a
+    row without progress) and in a later run. huggingface_hub 2.x itself no longer resumes across
+    runs (it writes each attempt to a new per-process temporary file), hence this loop."""
+    if target.is_file() and (size is None or target.stat().st_size == size):
+        return
+    part = target.with_name(target.name + ".part")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tqdm(
+        total=size, initial=0, unit="B", unit_scale=True, unit_divisor=1024, desc=target.name,
+        disable=not progress, file=sys.stderr, leave=False,
+    ) as bar:  # fmt: skip
+        failures = 0
+        while True:
+            have = part.stat().st_size if part.exists() else 0
+            if size is not None and have > size:
+                part.unlink()
+                have = 0
+            bar.n = have
+            bar.refresh()
+            if size is not None and have == size:
+                break
+            request = dict(headers, **({"Range": f"bytes={have}-"} if have else {}))
+            try:
+                with httpx.stream(
+                    "GET",
+                    url,
+                    headers=request,
+                    follow_redirects=True,
+                    timeout=httpx.Timeout(30.0, read=120.0),
+                ) as response:
+                    if response.status_code == 416 and size is None:
+                        break  # the server has no more bytes than we do
+                    response.raise_for_status()
+                    if have and response.status_code != 206:
+                        have = 0  # the server ignored the Range: start over
+                    with part.open("ab" if have else "wb") as out:
+                        for chunk in response.iter_bytes():  # as received: a cut keeps every byte
+                            out.write(chunk)
+                            bar.update(len(chunk))
+                            failures = 0
+                if size is None:
+                    break
+            except httpx.TransportError as exc:
+                failures += 1
+                log.warning("%s: %s; resuming (%d/%d)", target.name, exc, failures, tries - 1)
+                if failures >= tries:
+                    raise
+                time.sleep(min(2.0**failures / 4, 8.0))
+    os.replace(part, target)
+
+
+def _install(ready: Path, target: Path, *, files: list[str]) -> None:
+    """Move the model's files from ``ready`` to ``target``, replacing an older copy whole."""
+    fresh = target.with_name(f".{target.name}.new")
+    shutil.rmtree(fresh, ignore_errors=True)
+    fresh.mkdir(parents=True)
+    for rel in files:
+        dest = fresh / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(ready / rel, dest)
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(fresh, target)
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(ready, ignore_errors=True)
+
+
+def _tidy(partial: Path) -> None:
+    with suppress(OSError):
+        partial.rmdir()  # only when no other pull is under way or half done
