@@ -250,3 +250,94 @@ def test_serve_pulls_on_start_when_opted_in_and_uses_the_named_model(hub: Hub, t
         assert "VODSCRIBE_MODELS_PULL_ON_START: pulling base" in log
     finally:
         stop_service(svc)
+
+
+# --- translation checkpoints, converted at pull time ----------------------------------------------
+
+
+def test_a_translation_checkpoint_is_converted_at_pull_and_served_by_name(tmp_path: Path) -> None:
+    """A tiny M2M100 made with transformers, published as facebook/m2m100_418M: the pull converts
+    it with CTranslate2's converter, locks both the checkpoint and the converted files, and the
+    nmt backend then offers M2M100's languages under the name (what /ai/info answers from)."""
+    from tests.checkpoints import tiny_m2m100
+    from vodscribe.languages import resolve
+    from vodscribe.services.translation_backends import translators_for
+
+    with running_hub() as hub:
+        hub.publish("facebook/m2m100_418M", tiny_m2m100(tmp_path / "make"))
+        done = cli(
+            tmp_path, "models", "pull", "m2m100-418m", "--quiet", env={"VODSCRIBE_HF_ENDPOINT": hub.url}
+        )
+    assert done.returncode == 0, done.stderr
+    assert "converting m2m100-418m to CTranslate2" in done.stderr
+    store = ModelStore(tmp_path / "models")
+    entry = store.entry("m2m100-418m")
+    assert entry is not None and entry.converter is not None and entry.converter.startswith("ctranslate2 ")
+    assert {"model.bin", "shared_vocabulary.json", "sentencepiece.bpe.model"} <= set(entry.files)
+    assert {"model.safetensors", "vocab.json", "sentencepiece.bpe.model"} <= set(entry.source)
+    assert store.problems("m2m100-418m") == []
+
+    settings = Settings(data_dir=tmp_path, nmt_models="m2m100-418m", translation_backends="nmt,whisper")
+    nmt = translators_for(settings)[0]
+    assert nmt.name == "nmt:m2m100-418m"
+    targets = nmt.engine.targets()  # type: ignore[attr-defined]
+    assert len(targets) >= 80 and {"ger", "fre", "jpn", "swa"} <= targets
+    [translated] = nmt.engine.translate(["The quick brown fox."], resolve("eng"), resolve("ger"))  # type: ignore[attr-defined]
+    assert translated.strip()
+
+    listed = cli(tmp_path, "models", "list", env={"VODSCRIBE_NMT_MODELS": "m2m100-418m"}).stdout
+    row = next(line for line in listed.splitlines() if line.startswith("m2m100-418m "))
+    assert "yes" in row and row.rstrip().endswith("nmt")
+
+
+def test_converting_without_the_convert_extra_says_what_to_install(tmp_path: Path) -> None:
+    """Without torch (the ``convert`` extra), a checkpoint pull stops with the command that adds it."""
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from pathlib import Path\n"
+        "from vodscribe.models.convert import convert_checkpoint\n"
+        f"convert_checkpoint(Path({str(tmp_path)!r}), Path({str(tmp_path / 'out')!r}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "needs torch, which is not installed; add it with: pip install 'vodscribe[convert]'" in done.stderr
+
+
+# --- chat models (GGUF) ----------------------------------------------------------------------------
+
+
+def test_a_split_gguf_chat_model_is_pulled_and_loaded_by_name(tmp_path: Path) -> None:
+    """Qwen2.5 7B's repository layout (two split files among other quantisations): the pull takes
+    only the Q4_K_M split files, and the llm backend loads them by name through llama.cpp."""
+    from tests.gguf_models import tiny_gguf
+    from vodscribe.engines.text_translator import TranslationError
+    from vodscribe.languages import resolve
+    from vodscribe.services.translation_backends import translators_for
+
+    files = tiny_gguf(tmp_path / "make", "qwen2.5-7b-instruct-q4_k_m", split=True)
+    files |= tiny_gguf(tmp_path / "make", "qwen2.5-7b-instruct-q8_0")  # another quantisation
+    with running_hub() as hub:
+        hub.publish("Qwen/Qwen2.5-7B-Instruct-GGUF", files | {"README.md": b"# Qwen2.5-7B-Instruct-GGUF\n"})
+        done = cli(tmp_path, "models", "pull", "qwen2.5-7b-instruct", env={"VODSCRIBE_HF_ENDPOINT": hub.url})
+    assert done.returncode == 0, done.stderr
+    store = ModelStore(tmp_path / "models")
+    entry = store.entry("qwen2.5-7b-instruct")
+    assert entry is not None and sorted(entry.files) == [
+        "qwen2.5-7b-instruct-q4_k_m-00001-of-00002.gguf",
+        "qwen2.5-7b-instruct-q4_k_m-00002-of-00002.gguf",
+    ]
+
+    settings = Settings(data_dir=tmp_path, llm_model="qwen2.5-7b-instruct", translation_backends="llm")
+    [llm] = translators_for(settings)
+    assert llm.name == "llm:qwen2.5-7b-instruct"
+    assert llm.targets() == catalogue.QWEN_LANGUAGES
+    [out] = llm.engine.translate(["Hello."], resolve("eng"), resolve("ger"))  # type: ignore[attr-defined]
+    assert isinstance(out, str)  # a random model's words, but llama.cpp loaded both split files
+
+    second = store.folder("qwen2.5-7b-instruct") / "qwen2.5-7b-instruct-q4_k_m-00002-of-00002.gguf"
+    data = bytearray(second.read_bytes())
+    data[-1] ^= 1
+    second.write_bytes(bytes(data))
+    fresh = Settings(data_dir=tmp_path, llm_model="qwen2.5-7b-instruct", translation_backends="llm,whisper")
+    with pytest.raises(TranslationError, match=r"00002-of-00002\.gguf has sha256"):
+        translators_for(fresh)[0].engine.translate(["Hello."], resolve("eng"), resolve("ger"))  # type: ignore[attr-defined]

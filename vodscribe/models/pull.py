@@ -114,7 +114,7 @@ def pull(
     for name in files:
         url = hf_hub_url(model.repo, name, revision=commit, endpoint=endpoint)
         try:
-            meta = get_hf_file_metadata(url, endpoint=endpoint, retry_on_errors=True)
+            meta = get_hf_file_metadata(url, endpoint=endpoint)
             fetch_file(meta.location, staging / name, size=meta.size, headers=headers, progress=progress)
         except Exception as exc:  # a cut connection, an HTTP error, a full disk
             raise PullError(
