@@ -4,11 +4,13 @@ It serves the few routes a pull uses, as the Hugging Face hub answers them:
 
 * ``GET /api/models/{repo}/revision/{rev}``: the repository's commit and file list (``model_info``);
 * ``GET /api/models/{repo}/tree/{rev}?recursive=true``: the file tree (``snapshot_download``);
-* ``HEAD|GET /{repo}/resolve/{rev}/{path}``: a file with ``X-Repo-Commit``, ``X-Linked-Etag`` and
-  ``X-Linked-Size``, ``Range`` requests answered 206.
+* ``HEAD|GET /{repo}/resolve/{rev}/{path}``: a file with ``X-Repo-Commit`` and its hash as the hub
+  gives it (``X-Linked-Etag``: SHA-256 of a large file; ``ETag``: git blob SHA-1 of a small one),
+  ``Range`` requests answered 206.
 
 Repositories are made by the tests (:meth:`Hub.publish`); each publish is a new commit. A file can
-be set to cut the connection after some bytes (:meth:`Hub.cut`), and every request is recorded.
+be set to cut the connection after some bytes (:meth:`Hub.cut`) or to arrive damaged once
+(:meth:`Hub.damage`), and every request is recorded.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class Hub:
     requests: list[Request] = field(default_factory=list)
     cuts: dict[str, list[int]] = field(default_factory=dict)
     """path -> byte counts: each GET of that file sends at most the next count, then hangs up."""
+    damaged: set[str] = field(default_factory=set)
+    """File names whose next GET sends one byte changed (a transfer gone wrong)."""
 
     @property
     def url(self) -> str:
@@ -63,9 +67,16 @@ class Hub:
     def cut(self, path: str, *after: int) -> None:
         self.cuts[path] = list(after)
 
+    def damage(self, name: str) -> None:
+        self.damaged.add(name)
+
     def gets(self, path_suffix: str) -> list[Request]:
         return [r for r in self.requests if r.method == "GET" and r.path.endswith(path_suffix)]
 
+
+#: Files this large are served as the hub serves LFS files (ETag: SHA-256); smaller ones as git
+#: blobs (ETag: the blob's SHA-1).
+LFS_FROM = 1024 * 1024
 
 _INFO = re.compile(r"/api/models/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?$")
 _TREE = re.compile(r"/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?$")
@@ -158,9 +169,12 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
             body = data[start:]
             self.send_response(206 if start else 200)
             self.send_header("X-Repo-Commit", repo.commit)
-            self.send_header("X-Linked-Etag", f'"{hashlib.sha256(data).hexdigest()}"')
-            self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
-            self.send_header("X-Linked-Size", str(len(data)))
+            if len(data) >= LFS_FROM:  # as the hub: an LFS file's ETag is its SHA-256
+                self.send_header("X-Linked-Etag", f'"{hashlib.sha256(data).hexdigest()}"')
+                self.send_header("X-Linked-Size", str(len(data)))
+            else:  # a file in git: its blob's SHA-1
+                blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+                self.send_header("ETag", f'"{blob}"')
             self.send_header("Accept-Ranges", "bytes")
             self.send_header("Content-Length", str(len(body)))
             if start:
@@ -168,7 +182,11 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if self.command == "HEAD":
                 return
-            cuts = hub.cuts.get(path.rsplit("/", 1)[-1])
+            name = path.rsplit("/", 1)[-1]
+            if name in hub.damaged:
+                hub.damaged.discard(name)
+                body = bytes([body[0] ^ 1]) + body[1:]
+            cuts = hub.cuts.get(name)
             if cuts:
                 limit = cuts.pop(0)
                 self.wfile.write(body[:limit])

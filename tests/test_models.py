@@ -12,9 +12,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.conftest import DATA, start_service, stop_service
+from tests.conftest import DATA, MediaServer, start_service, stop_service, wait_for
 from tests.hub import Hub, running_hub
 from vodscribe.config import Settings
 from vodscribe.engines import bundled_model
@@ -341,3 +342,105 @@ def test_a_split_gguf_chat_model_is_pulled_and_loaded_by_name(tmp_path: Path) ->
     fresh = Settings(data_dir=tmp_path, llm_model="qwen2.5-7b-instruct", translation_backends="llm,whisper")
     with pytest.raises(TranslationError, match=r"00002-of-00002\.gguf has sha256"):
         translators_for(fresh)[0].engine.translate(["Hello."], resolve("eng"), resolve("ger"))  # type: ignore[attr-defined]
+
+
+# --- a service on named models, end to end ----------------------------------------------------------
+
+
+@pytest.mark.slow  # a vodscribe serve whose worker loads Whisper
+def test_a_service_on_named_models_answers_and_translates(
+    whisper_files: dict[str, bytes], tmp_path: Path, media_server: MediaServer
+) -> None:
+    """Whisper base and M2M100 pulled by name, the service started on the names: /ai/info follows
+    the installed translation model (Swahili: M2M100 has it, Whisper and Qwen do not), and a task
+    is recognised and translated by the named models."""
+    from tests.checkpoints import tiny_m2m100
+
+    with running_hub() as hub:
+        hub.publish(WHISPER_REPO, whisper_files)
+        hub.publish("facebook/m2m100_418M", tiny_m2m100(tmp_path / "make"))
+        endpoint = {"VODSCRIBE_HF_ENDPOINT": hub.url}
+        done = cli(tmp_path, "models", "pull", "base", "m2m100-418m", "--quiet", env=endpoint)
+    assert done.returncode == 0, done.stderr
+    svc = start_service(
+        tmp_path / "svc",
+        {
+            "VODSCRIBE_MODELS_DIR": str(tmp_path / "models"),
+            "VODSCRIBE_ASR_MODEL": "base",
+            "VODSCRIBE_NMT_MODELS": "m2m100-418m",
+            "VODSCRIBE_TRANSLATION_BACKENDS": "nmt,whisper",
+            "HF_HUB_OFFLINE": "1",
+        },
+    )
+    try:
+        with httpx.Client(base_url=svc.base_url, headers=svc.headers(), timeout=30) as api:
+            info = api.get(
+                "/streaming/ai/info",
+                params={"type": "language_support", "audio_language": "eng", "subtitles_language": "swa"},
+            ).json()
+            assert info["supported"] is True
+            listing = api.get("/streaming/ai/info", params={"type": "translation_languages"}).json()
+            assert "nmt:m2m100-418m" in json.dumps(listing)
+            r = api.post(
+                "/streaming/ai/tasks",
+                json={
+                    "url": media_server.url("ldc93s1.wav"),
+                    "audio_language": "eng",
+                    "subtitles_language": "ger",
+                },
+            )
+            task = wait_for(api, r.json()["task_id"])
+        assert task["status"] == "SUCCESS", task
+        assert task["result"]["languages"] == ["eng", "ger"]
+        assert task["result"]["vttContent"].startswith("WEBVTT")
+        log = (tmp_path / "svc" / "serve.log").read_text()
+        assert "Translation backends: nmt:m2m100-418m, whisper" in log
+    finally:
+        stop_service(svc)
+
+
+def test_what_fits_where() -> None:
+    from vodscribe.services.model_listing import Gpu, Hardware, hardware
+
+    cpu_only = Hardware(ram_bytes=24 * 10**9, gpus=())
+    assert cpu_only.fits(find("large-v3").memory_gb) == "CPU"
+    assert cpu_only.fits(find("qwen2.5-14b-instruct").memory_gb) == "CPU"
+    assert Hardware(ram_bytes=8 * 10**9, gpus=()).fits(find("large-v3").memory_gb) == "no"
+    h200 = Hardware(ram_bytes=128 * 10**9, gpus=(Gpu("NVIDIA H200", 141 * 10**9),))
+    assert h200.fits(find("nllb-200-3.3b").memory_gb) == "GPU"
+    small_gpu = Hardware(ram_bytes=32 * 10**9, gpus=(Gpu("GTX 1650", 4 * 10**9),))
+    assert (
+        small_gpu.fits(find("small").memory_gb) == "GPU"
+        and small_gpu.fits(find("large-v3").memory_gb) == "CPU"
+    )
+    here = hardware()
+    assert here.ram_bytes > 10**9 and "GB RAM" in here.describe()
+
+
+def test_transcribe_names_the_pull_command(tmp_path: Path) -> None:
+    done = cli(
+        tmp_path, "transcribe", str(DATA / "ldc93s1.wav"), "--quiet", env={"VODSCRIBE_ASR_MODEL": "small"}
+    )
+    assert done.returncode != 0 and "run: vodscribe models pull small" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_file_damaged_in_transfer_is_fetched_anew(hub: Hub, tmp_path: Path) -> None:
+    """Each file is checked against the hash the hub publishes for it (SHA-256 of model.bin, the
+    git blob SHA-1 of config.json): a damaged one is dropped and the next run fetches only it."""
+
+    def fetched() -> list[str]:
+        return [
+            r.path.rsplit("/", 1)[-1] for r in hub.requests if r.method == "GET" and "/resolve/" in r.path
+        ]
+
+    for name in ("model.bin", "config.json"):
+        store = ModelStore(tmp_path / name)
+        hub.damage(name)
+        with pytest.raises(PullError, match=rf"{name} of Systran/faster-whisper-base@\w+ arrived damaged"):
+            pull(find("base"), store, endpoint=hub.url, progress=False)
+        assert store.entry("base") is None
+        hub.requests.clear()
+        pull(find("base"), store, endpoint=hub.url, progress=False)
+        assert fetched() == [name]
+        assert store.problems("base") == []

@@ -231,6 +231,7 @@ def models_list(as_json: bool) -> None:
             f"{m.name:<26}{m.kind:<5}{pulled:<10}{size:>8}{f'{m.memory_gb:g}G':>8}  {row.fits:<5}"
             f"{licence:<14}{m.languages:<9}{row.in_use}"
         )
+    click.echo("Also: opus-mt-SRC-TGT, any Helsinki-NLP OPUS-MT pair (nmt, CC-BY-4.0), e.g. opus-mt-en-de.")
     click.echo("* not for commercial use. RUNS: where the model fits here (GPU: CUDA float16, CPU: int8).")
     click.echo("SIZE: on disk once pulled, else the download (~). Bundled in packages, in use now:")
     for line in bundled_in_use(settings) or ["none"]:
@@ -324,6 +325,8 @@ def transcribe(
     from vodscribe.engines.whisper import engine_for
     from vodscribe.errors import MediaError
     from vodscribe.media.fetch import download
+    from vodscribe.models.catalogue import UnknownModelError
+    from vodscribe.models.store import ModelError
     from vodscribe.services.translation_backends import translators_for
     from vodscribe.speech.segment import concatenated_text
     from vodscribe.speech.subtitle_formats import to_srt, to_subtitles_json, to_vtt
@@ -366,6 +369,9 @@ def transcribe(
     except MediaError as exc:
         bar.close()
         raise click.ClickException(exc.message) from exc
+    except (ModelError, UnknownModelError) as exc:  # a name not pulled, or a changed file
+        bar.close()
+        raise click.ClickException(str(exc)) from exc
     bar.close()
     cues = list(result.cues)
     if fmt == "vtt":

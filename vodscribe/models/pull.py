@@ -15,8 +15,10 @@ good copy and the lock as they were.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -55,17 +57,17 @@ def _matching(files: list[str], patterns: tuple[str, ...]) -> list[str]:
     return found
 
 
-def _compare(kind: str, found: dict[str, LockedFile], locked: dict[str, LockedFile]) -> None:
+def _compare(name: str, kind: str, found: dict[str, LockedFile], locked: dict[str, LockedFile]) -> None:
     """The bytes a re-pull fetched must be the ones the first pull recorded."""
-    for name, want in sorted(locked.items()):
-        got = found.get(name)
+    for file, want in sorted(locked.items()):
+        got = found.get(file)
         if got is None:
-            raise PullError(f"The hub no longer has {kind} file {name} that the lock records")
+            raise PullError(f"The hub no longer has {kind} file {file} that the lock records")
         if got != want:
             raise PullError(
-                f"{kind.capitalize()} file {name} differs from the lock file (sha256 {got.sha256}, "
+                f"{kind.capitalize()} file {file} differs from the lock file (sha256 {got.sha256}, "
                 f"expected {want.sha256}); refusing it. If the change is expected: vodscribe models pull "
-                "--update NAME"
+                f"--update {name}"
             )
 
 
@@ -83,14 +85,27 @@ def pull(
     A name already in the lock is pinned to the recorded commit and must give the recorded bytes,
     unless ``update`` (then the newest commit of the catalogue's revision is taken and recorded).
     """
-    from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url
-    from huggingface_hub.utils._headers import build_hf_headers
-
     if hub_offline():
         raise PullError(
             "HF_HUB_OFFLINE is set, so nothing can be pulled here. Pull on a machine that reaches the "
             f"hub and copy its {store.root} folder (the lock file comes with it)."
         )
+    with store.pulling(model.name):
+        return _pull(model, store, endpoint=endpoint, update=update, progress=progress, say=say)
+
+
+def _pull(
+    model: CatalogueModel,
+    store: ModelStore,
+    *,
+    endpoint: str | None,
+    update: bool,
+    progress: bool,
+    say: Callable[[str], None],
+) -> LockEntry:
+    from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.utils._headers import build_hf_headers
+
     previous = store.entry(model.name)
     if previous is not None and not update and not store.problems(model.name):
         say(f"{model.name} is already pulled (commit {previous.revision[:12]}) and intact")
@@ -109,8 +124,12 @@ def pull(
     say(f"pulling {model.name} from {model.repo}@{commit[:12]}: {', '.join(files)}")
 
     staging = store.root / PARTIAL / model.name
+    if (staging / ".commit").is_file() and (staging / ".commit").read_text() != commit:
+        shutil.rmtree(staging)  # parts of another commit resume nothing
     staging.mkdir(parents=True, exist_ok=True)
+    (staging / ".commit").write_text(commit)
     headers = build_hf_headers(library_name="vodscribe")
+    etags: dict[str, str | None] = {}
     for name in files:
         url = hf_hub_url(model.repo, name, revision=commit, endpoint=endpoint)
         try:
@@ -121,10 +140,19 @@ def pull(
                 f"Pulling {model.name} stopped at {name}: {exc}. Run the same command again to resume "
                 "(what was fetched is kept)."
             ) from exc
+        etags[name] = meta.etag
     fetched = hash_files(staging, files)
+    for name, etag in etags.items():
+        if not matches_etag(staging / name, etag, fetched[name].sha256):
+            (staging / name).unlink()
+            raise PullError(
+                f"{name} of {model.repo}@{commit[:12]} arrived damaged (it does not match the hub's "
+                f"hash {etag}); run the same command again to fetch it anew."
+            )
     if pinned and previous is not None:
         try:
-            _compare("source" if model.convert else "model", fetched, previous.source or previous.files)
+            kind = "source" if model.convert else "model"
+            _compare(model.name, kind, fetched, previous.source or previous.files)
         except PullError:
             for name, want in (previous.source or previous.files).items():
                 if fetched.get(name) != want:
@@ -158,6 +186,22 @@ def pull(
     _tidy(store.root / PARTIAL)
     say(f"{model.name}: {len(final_files)} files, {entry.size / 1e9:.2f} GB in {store.folder(model.name)}")
     return entry
+
+
+def matches_etag(path: Path, etag: str | None, sha256: str) -> bool:
+    """Whether ``path`` (whose SHA-256 is ``sha256``) is what the hub says it serves: its ETag is
+    the SHA-256 of a large (LFS or Xet) file and the git blob SHA-1 of a small one; another form
+    cannot be checked here."""
+    etag = (etag or "").removeprefix("W/").strip('"').lower()
+    if re.fullmatch(r"[0-9a-f]{64}", etag):
+        return sha256 == etag
+    if re.fullmatch(r"[0-9a-f]{40}", etag):
+        blob = hashlib.sha1(f"blob {path.stat().st_size}\0".encode(), usedforsecurity=False)
+        with path.open("rb") as f:
+            while chunk := f.read(8 * 1024 * 1024):
+                blob.update(chunk)
+        return blob.hexdigest() == etag
+    return True
 
 
 def fetch_file(

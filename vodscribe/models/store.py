@@ -9,6 +9,7 @@ offline route): the lock travels with the files.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -163,15 +164,20 @@ class ModelStore:
         return self.entries().get(name)
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Serialise read-modify-write of the lock file between processes (two pulls at once)."""
+    def _locked(self, name: str = ".lock") -> Iterator[None]:
+        """An exclusive lock between processes on ``root/name`` (waits for the holder)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / ".lock").open("a") as handle:
+        with (self.root / name).open("a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def pulling(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """Held while ``name`` is pulled: a second pull of it (another worker pulling on start)
+        waits, then finds it pulled, instead of writing the same partial files."""
+        return self._locked(f".{name}.pull-lock")
 
     def _write(self, entries: dict[str, LockEntry]) -> None:
         body = {
