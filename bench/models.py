@@ -49,8 +49,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from huggingface_hub import snapshot_download
     from faster_whisper import WhisperModel
+    from huggingface_hub import snapshot_download
 
     files = bundled_model.load_files()
     size = sum(len(v) for v in files.values())

@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 from vodscribe.atomic import leftovers, replacing, write_atomic
+from vodscribe.models.store import sha256_of
 
 MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 MODEL_SIZE = 1_117_320_768
@@ -57,7 +58,7 @@ def model_path(cache_dir: Path) -> Path:
     if target.is_file() and _stamp_of(target) == _read_stamp(stamp):
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
-    if target.is_file() and target.stat().st_size == MODEL_SIZE and _sha256(target) == MODEL_SHA256:
+    if target.is_file() and target.stat().st_size == MODEL_SIZE and sha256_of(target) == MODEL_SHA256:
         _write_stamp(stamp, target)
         return target
     _remove_stale_joins(target)
@@ -87,14 +88,6 @@ def _remove_stale_joins(target: Path, older_than_s: float = 3600.0) -> None:
                 leftover.unlink()
         except OSError:
             pass
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _stamp_of(path: Path) -> dict[str, object]:

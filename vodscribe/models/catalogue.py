@@ -25,66 +25,17 @@ Kind = Literal["asr", "nmt", "llm"]
 KINDS: tuple[Kind, ...] = ("asr", "nmt", "llm")
 
 #: Qwen2.5's languages (its model card: 29+), as ISO 639-2/B codes vodscribe knows.
-QWEN_LANGUAGES = frozenset(
-    [
-        "eng",
-        "chi",
-        "fre",
-        "spa",
-        "por",
-        "ger",
-        "ita",
-        "rus",
-        "jpn",
-        "kor",
-        "vie",
-        "tha",
-        "ara",
-        "dut",
-        "pol",
-        "cze",
-        "tur",
-        "per",
-        "heb",
-        "ind",
-        "may",
-        "hin",
-        "ben",
-        "urd",
-        "tgl",
-        "khm",
-        "lao",
-        "bur",
-    ]
-)
+# fmt: off
+QWEN_LANGUAGES = frozenset([
+    "eng", "chi", "fre", "spa", "por", "ger", "ita", "rus", "jpn", "kor", "vie", "tha", "ara", "dut",
+    "pol", "cze", "tur", "per", "heb", "ind", "may", "hin", "ben", "urd", "tgl", "khm", "lao", "bur",
+])
 #: Aya Expanse's 23 languages (its model card), as ISO 639-2/B codes.
-AYA_LANGUAGES = frozenset(
-    [
-        "ara",
-        "chi",
-        "cze",
-        "dut",
-        "eng",
-        "fre",
-        "ger",
-        "gre",
-        "heb",
-        "hin",
-        "ind",
-        "ita",
-        "jpn",
-        "kor",
-        "per",
-        "pol",
-        "por",
-        "rum",
-        "rus",
-        "spa",
-        "tur",
-        "ukr",
-        "vie",
-    ]
-)
+AYA_LANGUAGES = frozenset([
+    "ara", "chi", "cze", "dut", "eng", "fre", "ger", "gre", "heb", "hin", "ind", "ita", "jpn", "kor",
+    "per", "pol", "por", "rum", "rus", "spa", "tur", "ukr", "vie",
+])
+# fmt: on
 
 #: Files faster-whisper fetches for a CTranslate2 Whisper model (``download_model``'s patterns).
 WHISPER_FILES = ("config.json", "preprocessor_config.json", "model.bin", "tokenizer.json", "vocabulary.*")
@@ -161,6 +112,7 @@ def _whisper(
 
 
 _SYSTRAN = "Systran/faster-whisper-"
+# fmt: off
 SPEECH: tuple[CatalogueModel, ...] = (
     _whisper("tiny", _SYSTRAN + "tiny", 0.08, 1, "Whisper tiny (39M): fastest, least accurate"),
     _whisper("tiny.en", _SYSTRAN + "tiny.en", 0.08, 1, "Whisper tiny, English only", english=True),
@@ -172,63 +124,23 @@ SPEECH: tuple[CatalogueModel, ...] = (
     _whisper("medium.en", _SYSTRAN + "medium.en", 1.5, 5, "Whisper medium, English only", english=True),
     _whisper("large-v1", _SYSTRAN + "large-v1", 3.1, 10, "Whisper large-v1 (1550M)"),
     _whisper("large-v2", _SYSTRAN + "large-v2", 3.1, 10, "Whisper large-v2 (1550M)"),
-    _whisper(
-        "large-v3",
-        _SYSTRAN + "large-v3",
-        3.1,
-        10,
-        "Whisper large-v3 (1550M): most accurate",
-        aliases=("large",),
-    ),
-    _whisper(
-        "large-v3-turbo",
-        "mobiuslabsgmbh/faster-whisper-large-v3-turbo",
-        1.6,
-        6,
-        "Whisper large-v3-turbo (809M): large-v3's encoder, 4 decoder layers; ~8x large's speed",
-        aliases=("turbo",),
-    ),
-    _whisper(
-        "distil-large-v2",
-        "Systran/faster-distil-whisper-large-v2",
-        1.5,
-        6,
-        "Distil-Whisper large-v2 (756M), English only",
-        english=True,
-    ),
-    _whisper(
-        "distil-large-v3",
-        "Systran/faster-distil-whisper-large-v3",
-        1.5,
-        6,
-        "Distil-Whisper large-v3 (756M), English only",
-        english=True,
-    ),
-    _whisper(
-        "distil-large-v3.5",
-        "distil-whisper/distil-large-v3.5-ct2",
-        1.5,
-        6,
-        "Distil-Whisper large-v3.5 (756M), English only",
-        english=True,
-    ),
-    _whisper(
-        "distil-medium.en",
-        "Systran/faster-distil-whisper-medium.en",
-        0.79,
-        3,
-        "Distil-Whisper medium (394M), English only",
-        english=True,
-    ),
-    _whisper(
-        "distil-small.en",
-        "Systran/faster-distil-whisper-small.en",
-        0.33,
-        2,
-        "Distil-Whisper small (166M), English only",
-        english=True,
-    ),
+    _whisper("large-v3", _SYSTRAN + "large-v3", 3.1, 10, "Whisper large-v3 (1550M): most accurate",
+             aliases=("large",)),
+    _whisper("large-v3-turbo", "mobiuslabsgmbh/faster-whisper-large-v3-turbo", 1.6, 6,
+             "Whisper large-v3-turbo (809M): large-v3's encoder, 4 decoder layers; ~8x large's speed",
+             aliases=("turbo",)),
+    _whisper("distil-large-v2", "Systran/faster-distil-whisper-large-v2", 1.5, 6,
+             "Distil-Whisper large-v2 (756M), English only", english=True),
+    _whisper("distil-large-v3", "Systran/faster-distil-whisper-large-v3", 1.5, 6,
+             "Distil-Whisper large-v3 (756M), English only", english=True),
+    _whisper("distil-large-v3.5", "distil-whisper/distil-large-v3.5-ct2", 1.5, 6,
+             "Distil-Whisper large-v3.5 (756M), English only", english=True),
+    _whisper("distil-medium.en", "Systran/faster-distil-whisper-medium.en", 0.79, 3,
+             "Distil-Whisper medium (394M), English only", english=True),
+    _whisper("distil-small.en", "Systran/faster-distil-whisper-small.en", 0.33, 2,
+             "Distil-Whisper small (166M), English only", english=True),
 )
+# fmt: on
 
 
 def _checkpoint(
@@ -256,58 +168,20 @@ def _checkpoint(
     )
 
 
+# fmt: off
 TRANSLATION: tuple[CatalogueModel, ...] = (
-    _checkpoint(
-        "m2m100-418m",
-        "facebook/m2m100_418M",
-        "MIT",
-        True,
-        "100",
-        1.9,
-        2,
-        "M2M100 418M: any of 100 languages to any other",
-    ),
-    _checkpoint(
-        "m2m100-1.2b",
-        "facebook/m2m100_1.2B",
-        "MIT",
-        True,
-        "100",
-        5.0,
-        4,
-        "M2M100 1.2B: any of 100 languages to any other",
-    ),
-    _checkpoint(
-        "nllb-200-distilled-600m",
-        "facebook/nllb-200-distilled-600M",
-        "CC-BY-NC-4.0",
-        False,
-        "202",
-        2.5,
-        2,
-        "NLLB-200 distilled 600M: 200 languages, strong on low-resource ones",
-    ),
-    _checkpoint(
-        "nllb-200-distilled-1.3b",
-        "facebook/nllb-200-distilled-1.3B",
-        "CC-BY-NC-4.0",
-        False,
-        "202",
-        5.5,
-        4,
-        "NLLB-200 distilled 1.3B: 200 languages",
-    ),
-    _checkpoint(
-        "nllb-200-3.3b",
-        "facebook/nllb-200-3.3B",
-        "CC-BY-NC-4.0",
-        False,
-        "202",
-        17.6,
-        9,
-        "NLLB-200 3.3B: 200 languages, the most accurate NLLB",
-    ),
+    _checkpoint("m2m100-418m", "facebook/m2m100_418M", "MIT", True, "100", 1.9, 2,
+                "M2M100 418M: any of 100 languages to any other"),
+    _checkpoint("m2m100-1.2b", "facebook/m2m100_1.2B", "MIT", True, "100", 5.0, 4,
+                "M2M100 1.2B: any of 100 languages to any other"),
+    _checkpoint("nllb-200-distilled-600m", "facebook/nllb-200-distilled-600M", "CC-BY-NC-4.0", False, "202",
+                2.5, 2, "NLLB-200 distilled 600M: 200 languages, strong on low-resource ones"),
+    _checkpoint("nllb-200-distilled-1.3b", "facebook/nllb-200-distilled-1.3B", "CC-BY-NC-4.0", False, "202",
+                5.5, 4, "NLLB-200 distilled 1.3B: 200 languages"),
+    _checkpoint("nllb-200-3.3b", "facebook/nllb-200-3.3B", "CC-BY-NC-4.0", False, "202", 17.6, 9,
+                "NLLB-200 3.3B: 200 languages, the most accurate NLLB"),
 )
+# fmt: on
 
 #: OPUS-MT pairs are a family, not a list: ``opus-mt-en-de`` is ``Helsinki-NLP/opus-mt-en-de``.
 _OPUS_MT = re.compile(r"opus-mt-(?:tc-big-)?[a-z]{2,3}(?:_[a-z]+)?-[a-z]{2,3}(?:_[a-z]+)?")
@@ -349,52 +223,19 @@ def _gguf(
     )
 
 
+# fmt: off
 CHAT: tuple[CatalogueModel, ...] = (
-    _gguf(
-        "qwen2.5-1.5b-instruct",
-        "Qwen/Qwen2.5-1.5B-Instruct-GGUF",
-        "qwen2.5-1.5b-instruct-q4_k_m.gguf",
-        "Apache-2.0",
-        True,
-        QWEN_LANGUAGES,
-        1.1,
-        2,
-        "Qwen2.5 1.5B Instruct, Q4_K_M",
-    ),
-    _gguf(
-        "qwen2.5-7b-instruct",
-        "Qwen/Qwen2.5-7B-Instruct-GGUF",
-        "qwen2.5-7b-instruct-q4_k_m*.gguf",
-        "Apache-2.0",
-        True,
-        QWEN_LANGUAGES,
-        4.7,
-        6,
-        "Qwen2.5 7B Instruct, Q4_K_M (two split files)",
-    ),
-    _gguf(
-        "qwen2.5-14b-instruct",
-        "Qwen/Qwen2.5-14B-Instruct-GGUF",
-        "qwen2.5-14b-instruct-q4_k_m*.gguf",
-        "Apache-2.0",
-        True,
-        QWEN_LANGUAGES,
-        9.0,
-        11,
-        "Qwen2.5 14B Instruct, Q4_K_M (split files)",
-    ),
-    _gguf(
-        "aya-expanse-8b",
-        "bartowski/aya-expanse-8b-GGUF",
-        "aya-expanse-8b-Q4_K_M.gguf",
-        "CC-BY-NC-4.0",
-        False,
-        AYA_LANGUAGES,
-        5.1,
-        7,
-        "Cohere Aya Expanse 8B, Q4_K_M (bartowski's quantisation): made for translation, 23 languages",
-    ),
+    _gguf("qwen2.5-1.5b-instruct", "Qwen/Qwen2.5-1.5B-Instruct-GGUF", "qwen2.5-1.5b-instruct-q4_k_m.gguf",
+          "Apache-2.0", True, QWEN_LANGUAGES, 1.1, 2, "Qwen2.5 1.5B Instruct, Q4_K_M"),
+    _gguf("qwen2.5-7b-instruct", "Qwen/Qwen2.5-7B-Instruct-GGUF", "qwen2.5-7b-instruct-q4_k_m*.gguf",
+          "Apache-2.0", True, QWEN_LANGUAGES, 4.7, 6, "Qwen2.5 7B Instruct, Q4_K_M (two split files)"),
+    _gguf("qwen2.5-14b-instruct", "Qwen/Qwen2.5-14B-Instruct-GGUF", "qwen2.5-14b-instruct-q4_k_m*.gguf",
+          "Apache-2.0", True, QWEN_LANGUAGES, 9.0, 11, "Qwen2.5 14B Instruct, Q4_K_M (split files)"),
+    _gguf("aya-expanse-8b", "bartowski/aya-expanse-8b-GGUF", "aya-expanse-8b-Q4_K_M.gguf",
+          "CC-BY-NC-4.0", False, AYA_LANGUAGES, 5.1, 7,
+          "Cohere Aya Expanse 8B, Q4_K_M (bartowski's quantisation): made for translation, 23 languages"),
 )
+# fmt: on
 
 CATALOGUE: tuple[CatalogueModel, ...] = SPEECH + TRANSLATION + CHAT
 
