@@ -231,6 +231,11 @@ def test_serve_and_worker_refuse_a_name_not_pulled(tmp_path: Path, setting: str,
         done = cli(tmp_path, command, env={setting: value, "VODSCRIBE_PORT": "9"})
         assert done.returncode != 0
         assert f"run: vodscribe models pull {value}" in done.stderr, done.stderr
+    # A media-only worker needs no model: it gets past the check and stops at the (unreachable) database.
+    nodb = {setting: value, "VODSCRIBE_DATABASE_URL": "postgresql+psycopg://u@127.0.0.1:9/x"}
+    media_only = cli(tmp_path, "worker", "-Q", "media", env=nodb)
+    assert media_only.returncode != 0 and "models pull" not in media_only.stderr
+    assert "127.0.0.1" in media_only.stderr and "9" in media_only.stderr
     unknown = cli(tmp_path, "serve", env={setting: "no-such-model"})
     assert unknown.returncode != 0 and "Unknown model 'no-such-model'" in unknown.stderr
 

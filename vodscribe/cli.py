@@ -179,8 +179,9 @@ def worker(queues: str, concurrency: int | None, pool: str) -> None:
     from vodscribe.db.session import migrate as run
 
     settings = get_settings()
-    _check_models(settings)
-    _check_translation(settings)
+    if "asr" in {q.strip() for q in queues.split(",")}:  # media-only workers need no models
+        _check_models(settings)
+        _check_translation(settings)
     run(settings.db_url)
     cmd = _worker_command(queues, concurrency or settings.worker_concurrency, pool)
     os.execv(cmd[0], cmd)
@@ -202,11 +203,15 @@ def models() -> None:
 def models_list(as_json: bool) -> None:
     """The catalogue: what is pulled, its size on disk, what it needs and which one each backend
     uses now."""
+    from vodscribe.models.store import ModelError
     from vodscribe.services.model_listing import bundled_in_use, hardware, rows
 
     settings = get_settings()
     machine = hardware()
-    listed = rows(settings, machine)
+    try:
+        listed = rows(settings, machine)
+    except ModelError as exc:  # an unreadable lock file
+        raise click.ClickException(str(exc)) from exc
     if as_json:
         for row in listed:
             m = row.model
