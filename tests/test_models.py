@@ -449,3 +449,29 @@ def test_a_file_damaged_in_transfer_is_fetched_anew(hub: Hub, tmp_path: Path) ->
         pull(find("base"), store, endpoint=hub.url, progress=False)
         assert fetched() == [name]
         assert store.problems("base") == []
+
+
+def test_two_pulls_of_one_name_fetch_it_once(hub: Hub, tmp_path: Path) -> None:
+    """Two processes pulling the same name (workers pulling on start): the second waits for the
+    first, then finds the model pulled and intact."""
+    env = {"VODSCRIBE_HF_ENDPOINT": hub.url}
+    full = {**os.environ, "VODSCRIBE_DATA_DIR": str(tmp_path), "HF_HUB_DISABLE_TELEMETRY": "1", **env}
+    command = [sys.executable, "-m", "vodscribe.cli", "models", "pull", "base", "--quiet"]
+    procs = [subprocess.Popen(command, env=full, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert sum("already pulled" in out for out in outputs) == 1
+    assert len(hub.gets("/model.bin")) == 1
+    assert ModelStore(tmp_path / "models").problems("base") == []
+
+
+def test_a_pull_the_disk_cannot_hold_is_refused_before_fetching(
+    hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: real(path)._replace(free=50_000_000))
+    with pytest.raises(PullError, match=r"base needs 0\.2 GB more on .*, which has 0\.1 GB free"):
+        pull(find("base"), ModelStore(tmp_path / "models"), endpoint=hub.url, progress=False)
+    assert hub.gets("/model.bin") == []

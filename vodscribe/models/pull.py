@@ -129,18 +129,23 @@ def _pull(
     staging.mkdir(parents=True, exist_ok=True)
     (staging / ".commit").write_text(commit)
     headers = build_hf_headers(library_name="vodscribe")
-    etags: dict[str, str | None] = {}
+    metas = {}
     for name in files:
         url = hf_hub_url(model.repo, name, revision=commit, endpoint=endpoint)
         try:
-            meta = get_hf_file_metadata(url, endpoint=endpoint)
+            metas[name] = get_hf_file_metadata(url, endpoint=endpoint)
+        except Exception as exc:  # the client's HTTP errors
+            raise PullError(f"Cannot read {name} of {model.repo}@{commit[:12]} on the hub: {exc}") from exc
+    _check_room(model, staging, {name: meta.size for name, meta in metas.items()})
+    for name, meta in metas.items():
+        try:
             fetch_file(meta.location, staging / name, size=meta.size, headers=headers, progress=progress)
         except Exception as exc:  # a cut connection, an HTTP error, a full disk
             raise PullError(
                 f"Pulling {model.name} stopped at {name}: {exc}. Run the same command again to resume "
                 "(what was fetched is kept)."
             ) from exc
-        etags[name] = meta.etag
+    etags = {name: meta.etag for name, meta in metas.items()}
     fetched = hash_files(staging, files)
     for name, etag in etags.items():
         if not matches_etag(staging / name, etag, fetched[name].sha256):
@@ -186,6 +191,24 @@ def _pull(
     _tidy(store.root / PARTIAL)
     say(f"{model.name}: {len(final_files)} files, {entry.size / 1e9:.2f} GB in {store.folder(model.name)}")
     return entry
+
+
+def _check_room(model: CatalogueModel, staging: Path, sizes: dict[str, int | None]) -> None:
+    """Refuse before fetching what the disk cannot hold: the files still to fetch, and for a
+    checkpoint its float16 conversion too (at most the checkpoint's size again)."""
+    have = 0
+    for name in sizes:
+        for path in (staging / name, staging / f"{name}.part"):
+            if path.is_file():
+                have += path.stat().st_size
+    total = sum(size or 0 for size in sizes.values())
+    needed = total - have + (total if model.convert else 0)
+    free = shutil.disk_usage(staging).free
+    if needed > free:
+        raise PullError(
+            f"{model.name} needs {needed / 1e9:.1f} GB more on {staging.parent.parent}, which has "
+            f"{free / 1e9:.1f} GB free"
+        )
 
 
 def matches_etag(path: Path, etag: str | None, sha256: str) -> bool:
