@@ -1,23 +1,27 @@
 """Where hosted videos' files live: the local data directory (default) or an S3-compatible bucket.
 
 A video's files sit under its key ``{client_id}_{slug}``: renditions (``vod240p.mp4``), HLS playlists
-and segments, ``screenshot.jpg``, ``hls.json`` (packaging facts) and ``subs/`` (subtitle playlists).
-Workers produce them in a local folder (:meth:`MediaStore.producing`); subtitle changes rewrite a few
-small playlists (:meth:`MediaStore.put_texts`). With S3 the bucket is the truth and any machine can do
+and segments, ``screenshot.jpg``, ``hls.json`` (packaging facts) and ``subs/`` (subtitle playlists),
+and for a while ``source/origin``, the downloaded origin its AI tasks start from
+(:mod:`vodscribe.services.video_sources`; never public). Workers produce them in a local folder
+(:meth:`MediaStore.producing`); subtitle changes rewrite a few small playlists
+(:meth:`MediaStore.put_texts`). With S3 the bucket is the truth and any machine can do
 either; URLs then point at ``s3_public_url`` (a CDN or the bucket's endpoint).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import mimetypes
+import os
 import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from vodscribe.atomic import write_atomic
+from vodscribe.atomic import replacing, write_atomic
 from vodscribe.config import Settings
 
 CONTENT_TYPES = {
@@ -61,8 +65,14 @@ class MediaStore(Protocol):
     def put_texts(self, key: str, texts: Mapping[str, str], *, prune: str | None = None) -> None:
         """Write small text files; with ``prune`` (a folder), delete that folder's other files."""
 
+    def put_file(self, key: str, relative: str, path: Path) -> None:
+        """Store a local file, streamed (it can be large), whole or not at all, and not public."""
+
     def fetch(self, key: str, relative: str, scratch: Path) -> Path | None:
         """A local path to read the file from (downloaded into ``scratch`` if need be), or None."""
+
+    def delete_file(self, key: str, relative: str) -> None:
+        """Remove one file (nothing happens if it is not there)."""
 
     def delete(self, key: str) -> None: ...
 
@@ -131,8 +141,24 @@ class LocalStore:
                 if path.is_file() and path not in keep:
                     path.unlink()
 
+    def put_file(self, key: str, relative: str, path: Path) -> None:
+        target = self.folder(key) / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with replacing(target) as temp:
+            try:
+                os.link(path, temp)  # the scratch folder is usually on the same file system: no copy
+            except OSError:
+                shutil.copyfile(path, temp)
+
     def fetch(self, key: str, relative: str, scratch: Path) -> Path | None:
         return self.local_file(key, relative)
+
+    def delete_file(self, key: str, relative: str) -> None:
+        path = self.folder(key) / relative
+        path.unlink(missing_ok=True)
+        if path.parent != self.folder(key):
+            with contextlib.suppress(OSError):  # not empty, or gone already
+                path.parent.rmdir()
 
     def delete(self, key: str) -> None:
         shutil.rmtree(self.folder(key), ignore_errors=True)
@@ -211,6 +237,11 @@ class S3Store:
             stale = [k for k in self._list(self._key(key, prune.strip("/")) + "/") if k not in keep]
             self._delete_keys(stale)
 
+    def put_file(self, key: str, relative: str, path: Path) -> None:
+        # No ACL: private to the bucket's owner even where s3_object_acl makes video files public.
+        extra = {"ContentType": "application/octet-stream"}
+        self.client.upload_file(str(path), self.bucket, self._key(key, relative), ExtraArgs=extra)
+
     def fetch(self, key: str, relative: str, scratch: Path) -> Path | None:
         dest = scratch / Path(relative).name
         try:
@@ -218,6 +249,9 @@ class S3Store:
         except Exception:
             return None
         return dest
+
+    def delete_file(self, key: str, relative: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key, relative))
 
     def delete(self, key: str) -> None:
         self._delete_keys(self._list(self._key(key) + "/"))
