@@ -11,21 +11,68 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, NoReturn
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from tests.waiting import eventually
 
 DATA = Path(__file__).parent / "data"
 REQUIRE_SERVICES = os.environ.get("VODSCRIBE_TEST_REQUIRE_SERVICES") == "1"
+PG_URL = os.environ.get("VODSCRIBE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("VODSCRIBE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+#: moto's S3 server (:func:`s3_endpoint`): the bucket and the credentials it accepts.
+BUCKET = "vodscribe-media"
+S3_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
+
+
+def unavailable(what: str, exc: Exception) -> NoReturn:
+    """Skip a test whose service is missing; CI (VODSCRIBE_TEST_REQUIRE_SERVICES=1) fails it instead."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{what} is required here (VODSCRIBE_TEST_REQUIRE_SERVICES=1) but unreachable: {exc}")
+    pytest.skip(f"{what} not reachable: {exc}")
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """The URL of a fresh PostgreSQL database, dropped afterwards."""
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    name = f"vodscribe_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as c:
+            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        unavailable("PostgreSQL", exc)
+    try:
+        yield sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1, with :data:`BUCKET` created."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    boto3.client("s3", endpoint_url=endpoint, **S3_CREDENTIALS).create_bucket(Bucket=BUCKET)
+    yield endpoint
+    server.stop()
 
 
 def llm_model_file() -> Path:

@@ -3,6 +3,7 @@ subtitles; driven through the official Gcore SDK and plain HTTP; files checked w
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -110,6 +111,13 @@ def test_video_with_speech_gets_hls_renditions_and_ai_subtitles(
     tasks = [t for t in sdk.streaming.ai_tasks.list(limit=100) if t.task_data.url == rendition.mp4_url]
     assert len(tasks) == 1 and tasks[0].status == "SUCCESS"
     assert f'"video_id": {video.id}' in tasks[0].task_data.client_entity_data
+    # Requested as soon as the origin was checked, before the video was ready (its updated_at); the
+    # origin kept for the task is deleted once the task and the job have both ended.
+    with sqlite3.connect(service.data_dir / "vodscribe.db") as db:
+        query = "select t.created_at < v.updated_at from ai_tasks t join videos v on v.id = t.video_id"
+        assert db.execute(f"{query} where t.id = ?", (tasks[0].task_id,)).fetchone() == (1,)
+    source = service.data_dir / "videos" / f"{video.client_id}_{video.slug}" / "source"
+    eventually(lambda: not source.exists(), timeout=30, interval=0.2, what="the kept origin deleted")
     # A client's own AI task on the mp4_url (as Gcore documents) works and attaches nothing.
     own = sdk.streaming.ai_tasks.create(task_name="transcription", url=rendition.mp4_url)
     with httpx.Client(base_url=service.base_url, headers=service.headers()) as api:

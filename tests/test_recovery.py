@@ -21,6 +21,8 @@ from vodscribe.db.session import migrate, session_scope
 from vodscribe.services.ai_task_runner import claim, run_task
 from vodscribe.services.clients import create_client
 from vodscribe.services.reaper import reap
+from vodscribe.services.video_sources import SOURCE
+from vodscribe.storage.media import media_store
 
 
 def _row(service: Service, task_id: str) -> tuple[str, int, str]:
@@ -158,6 +160,40 @@ def test_reaper_recovers_video_jobs(settings: Settings) -> None:
     assert state["lost"] == ("queued", "empty")
     messages = "".join(p.read_text() for p in (settings.broker_dir / "queue").iterdir())
     assert messages.count("vodscribe.process_video") == 2  # dead + lost, each sent once
+
+
+def test_reaper_deletes_a_kept_origin_that_nothing_needs(settings: Settings, tmp_path: Path) -> None:
+    """A worker that died between its task's end and deleting the video's kept origin leaves it
+    behind: the reaper deletes it, but not one that an unfinished task still reads."""
+    with session_scope(settings.db_url) as s:
+        client, _ = create_client(s, "v")
+        videos = {
+            name: Video(client_id=client.id, slug=name, name=name, status="ready", job_state="done",
+                        asr_source=SOURCE)
+            for name in ("ended", "busy")
+        }  # fmt: skip
+        s.add_all(videos.values())
+        s.flush()
+        s.add_all(
+            [
+                AITask(client_id=client.id, task_data={}, status="SUCCESS", video_id=videos["ended"].id),
+                AITask(client_id=client.id, task_data={}, status="STARTED", attempts=1,
+                       heartbeat_at=utcnow(), video_id=videos["busy"].id),
+            ]
+        )  # fmt: skip
+        ids = {name: (v.id, v.key) for name, v in videos.items()}
+    origin = tmp_path / "origin.mp4"
+    origin.write_bytes(b"\0" * 1024)
+    for _, key in ids.values():
+        media_store(settings).put_file(key, SOURCE, origin)
+    reap(settings)
+    kept = {name: (settings.data_dir / "videos" / key / SOURCE).exists() for name, (_, key) in ids.items()}
+    assert kept == {"ended": False, "busy": True}
+    with session_scope(settings.db_url) as s:
+        assert {name: s.get(Video, i).asr_source for name, (i, _) in ids.items()} == {
+            "ended": None,
+            "busy": SOURCE,
+        }
 
 
 def test_a_retry_whose_message_is_lost_is_sent_again(tmp_path: Path) -> None:

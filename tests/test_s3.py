@@ -9,26 +9,10 @@ import httpx
 import pytest
 from gcore import Gcore
 
-from tests.conftest import MediaServer, Service, free_port, start_service, stop_service
+from tests.conftest import BUCKET, S3_CREDENTIALS, MediaServer, Service, start_service, stop_service
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow  # a vodscribe serve whose worker loads Whisper
-
-BUCKET = "vodscribe-media"
-CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    boto3.client("s3", endpoint_url=endpoint, **CREDENTIALS).create_bucket(Bucket=BUCKET)
-    yield endpoint
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +32,7 @@ def s3_service(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str) -> It
 
 
 def _objects(endpoint: str, prefix: str) -> list[str]:
-    s3 = boto3.client("s3", endpoint_url=endpoint, **CREDENTIALS)
+    s3 = boto3.client("s3", endpoint_url=endpoint, **S3_CREDENTIALS)
     return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", []))
 
 
@@ -81,6 +65,13 @@ def test_video_files_live_in_the_bucket(
         what=f"an AI subtitle on video {video.id}",
     )
     assert subs[0].name == "English (AI-generated)"
+    # the origin kept for the AI task went once the task and the job had both ended
+    eventually(
+        lambda: not [o for o in _objects(s3_endpoint, f"videos/{key}/") if "/source/" in o],
+        timeout=30,
+        interval=0.3,
+        what="the stored origin deleted",
+    )
     with httpx.Client(timeout=30) as http:
         master = http.get(video.hls_url)
         assert master.headers["content-type"] == "application/vnd.apple.mpegurl"

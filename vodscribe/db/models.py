@@ -108,6 +108,13 @@ class Video(Base):
     origin_audio_channels: Mapped[int | None] = mapped_column(Integer, nullable=True)
     has_audio: Mapped[bool | None] = mapped_column(nullable=True)
     screenshot: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    #: The AI subtitles of ``auto_transcribe_audio_language`` were requested (set in the transaction
+    #: that creates their tasks, so a re-run of the media job never requests them twice); cleared
+    #: when a client changes that plan before the job has requested it.
+    auto_ai_requested: Mapped[bool] = mapped_column(default=False)
+    #: The downloaded origin, kept in the media store under the video's key while its AI tasks may
+    #: need it (:mod:`vodscribe.services.video_sources`); None when there is none.
+    asr_source: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
     job_state: Mapped[str] = mapped_column(String(16), default=JobState.IDLE)
     job_attempts: Mapped[int] = mapped_column(Integer, default=0)
     job_worker: Mapped[str | None] = mapped_column(String(200), nullable=True)

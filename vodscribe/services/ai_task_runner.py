@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from vodscribe import languages
 from vodscribe.config import Settings
-from vodscribe.db.models import AITask, Rendition, Subtitle, Video, utcnow
+from vodscribe.db.models import AITask, Rendition, Video, utcnow
 from vodscribe.db.session import changed, session_scope
 from vodscribe.db.statuses import RenditionStatus, TaskStatus
 from vodscribe.engines.whisper import engine_for
@@ -26,10 +25,10 @@ from vodscribe.errors import Cancelled, MediaError, UnsupportedTranslation
 from vodscribe.media.fetch import download
 from vodscribe.models.store import ModelError
 from vodscribe.queue import dispatch_transcription
-from vodscribe.services import jobs, recognitions, translation_backends
+from vodscribe.services import jobs, recognitions, translation_backends, video_sources
 from vodscribe.services.ai_tasks import release_waiting
 from vodscribe.services.jobs import AI_TASKS
-from vodscribe.services.subtitles import SubtitleError, ai_subtitle_name, check_room, publish
+from vodscribe.services.subtitles import attach_ai_result, publish
 from vodscribe.services.translation_backends import translators_for
 from vodscribe.speech.segment import concatenated_text
 from vodscribe.speech.subtitle_formats import to_subtitles_json, to_vtt
@@ -116,6 +115,14 @@ def run_task(settings: Settings, task_id: str) -> str:
     if claimed is None:
         log.info("task %s is not claimable; skipping", task_id)
         return "SKIPPED"
+    status = _run(settings, claimed)
+    if claimed.video_id is not None:  # the last of the video's tasks deletes its stored source
+        video_sources.release(settings, claimed.video_id)
+    return status
+
+
+def _run(settings: Settings, claimed: Claim) -> str:
+    task_id = claimed.task_id
     with Watcher(settings, claimed) as watcher:
         try:
             result = _execute(settings, claimed, watcher)
@@ -125,16 +132,16 @@ def run_task(settings: Settings, task_id: str) -> str:
         except UnsupportedTranslation as exc:
             hint = translation_backends.missing(settings)
             message = f"{exc.message} On this server {hint}." if hint else exc.message
-            return _finish(settings, claimed, TaskStatus.FAILURE, {"error": message})
+            return finish_task(settings, claimed, TaskStatus.FAILURE, {"error": message})
         except MediaError as exc:
-            return _finish(settings, claimed, TaskStatus.FAILURE, {"error": exc.message})
+            return finish_task(settings, claimed, TaskStatus.FAILURE, {"error": exc.message})
         except ModelError as exc:  # a pulled model changed on disk: no retry loads it any better
             log.error("task %s: %s", task_id, exc)
-            return _finish(settings, claimed, TaskStatus.FAILURE, {"error": f"Server model error: {exc}"})
+            return finish_task(settings, claimed, TaskStatus.FAILURE, {"error": f"Server model error: {exc}"})
         except Exception as exc:
             log.exception("task %s failed with an internal error", task_id)
             return _retry_or_fail(settings, claimed, exc)
-    return _finish(settings, claimed, TaskStatus.SUCCESS, result)
+    return finish_task(settings, claimed, TaskStatus.SUCCESS, result)
 
 
 def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> dict[str, Any]:
@@ -187,21 +194,27 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> dict[str, 
 
 
 def _video_source(settings: Settings, video_id: int, scratch: Path) -> Path:
-    """A hosted video's lowest complete rendition, read from storage instead of over HTTP."""
+    """A hosted video's media, read from storage instead of over HTTP: the origin its media job
+    stored (so recognition need not wait for the renditions; every task of the video reads the same
+    bytes and so reuses one recognition), else, once that is gone or for a video processed before
+    it was kept, the lowest complete rendition."""
     with session_scope(settings.db_url) as s:
         video = s.get(Video, video_id)
+        if video is None:
+            raise MediaError("The video was deleted.")
         rendition = s.scalars(
             select(Rendition)
             .where(Rendition.video_id == video_id, Rendition.status == RenditionStatus.COMPLETE)
             .order_by(Rendition.height)
         ).first()
-        if video is None or rendition is None:
-            raise MediaError("The video was deleted or has no transcoded rendition.")
-        key, filename = video.key, rendition.filename
-    path = media_store(settings).fetch(key, filename, scratch)
-    if path is None:
-        raise MediaError("The video's rendition file is missing.")
-    return path
+        key = video.key
+        names = [name for name in (video.asr_source, rendition.filename if rendition else None) if name]
+    store = media_store(settings)
+    for name in names:
+        path = store.fetch(key, name, scratch)
+        if path is not None:
+            return path
+    raise MediaError("The video has no stored source or transcoded rendition to read.")
 
 
 def _lang(code: object) -> languages.Language | None:
@@ -226,8 +239,9 @@ def build_result(
     }
 
 
-def _finish(settings: Settings, claimed: Claim, status: str, result: dict[str, Any]) -> str:
-    """Store the outcome if the task is still ours; a video's subtitle is attached in the same commit."""
+def finish_task(settings: Settings, claimed: Claim, status: str, result: dict[str, Any]) -> str:
+    """Store the outcome if the task is still ours; a ready video's subtitle is attached in the same
+    commit (one still being processed gets it from its media job as it becomes ready)."""
     attached = False
     with session_scope(settings.db_url) as s:
         updated = changed(
@@ -235,8 +249,8 @@ def _finish(settings: Settings, claimed: Claim, status: str, result: dict[str, A
         )
         if not updated:
             return s.scalar(select(AITask.status).where(AITask.id == claimed.task_id)) or "GONE"
-        if status == TaskStatus.SUCCESS and claimed.attach_subtitle:
-            attached = _attach(s, claimed, result)
+        if status == TaskStatus.SUCCESS and claimed.attach_subtitle and claimed.video_id is not None:
+            attached = attach_ai_result(s, claimed.video_id, claimed.task_id, claimed.task_data, result)
     with session_scope(settings.db_url) as s:
         release_waiting(s, settings, claimed.task_id)
     if attached:
@@ -247,32 +261,9 @@ def _finish(settings: Settings, claimed: Claim, status: str, result: dict[str, A
     return status
 
 
-def _attach(session: Session, claimed: Claim, result: dict[str, Any]) -> bool:
-    named = ai_subtitle_name(claimed.task_data, result)
-    video = session.get(Video, claimed.video_id)
-    if named is None or video is None:
-        return False
-    try:
-        check_room(session, video, text=len(result["vttContent"]))
-    except SubtitleError as exc:  # the task keeps its result; the video has no room for another track
-        log.warning("task %s: subtitle not attached to video %s: %s", claimed.task_id, video.id, exc.message)
-        return False
-    name, language = named
-    session.add(
-        Subtitle(
-            video_id=claimed.video_id,
-            name=name,
-            language=language,
-            vtt=result["vttContent"],
-            ai_task_id=claimed.task_id,
-        )
-    )
-    return True
-
-
 def _retry_or_fail(settings: Settings, claimed: Claim, exc: Exception) -> str:
     if claimed.attempt >= settings.max_attempts:
-        return _finish(
+        return finish_task(
             settings, claimed, TaskStatus.FAILURE, {"error": jobs.internal_error(claimed.attempt, exc)}
         )
 

@@ -21,6 +21,7 @@ from vodscribe.db.statuses import FINISHED, UNFINISHED, TaskStatus
 from vodscribe.errors import URLNotAllowedError
 from vodscribe.media.fetch import check_url
 from vodscribe.queue import dispatch_transcription
+from vodscribe.services import video_sources
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +193,8 @@ def cancel_task(session: Session, settings: Settings, client: Client, task_id: s
     if not updated:
         raise TaskError(f"Cannot cancel task because it is already in status {task.status}.", 412)
     release_waiting(session, settings, task.id)  # translations that waited for it run on their own
+    if task.video_id is not None:  # a task cancelled before a worker took it: nobody else would
+        video_sources.release(settings, task.video_id)
     return task
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -176,19 +177,38 @@ def request_ai_subtitles(
     session: Session, settings: Settings, video: Video, plan: AIPlan, *, from_api: bool = True
 ) -> list[AITask]:
     """One transcription task, plus one per translation target (Gcore: separate tasks), each attached
-    to the video when it succeeds. A video still processing gets them when its renditions are ready.
+    to the video when it succeeds. A video still processing keeps the plan for its media job.
 
     Asked by a client (``from_api``), a broker that refuses the tasks withdraws them all and raises
     503; asked by a worker, tasks not sent stay RECEIVED for the reaper to send."""
     if video.status not in (VideoStatus.VIEWABLE, VideoStatus.READY):
-        video.auto_transcribe_audio_language = plan.audio_language.b if plan.audio_language else "auto"
-        video.auto_translate_subtitles_language = ",".join(t.b for t in plan.targets) or "disable"
+        keep_plan(video, plan)
         session.commit()
         return []
     if video.has_audio is False:
         raise SubtitleError("Unprocessable Entity. The video has no audio track to transcribe.")
     source = _asr_rendition(session, video)
     url = media_store(settings).url(settings.base_url, video.key, source.filename)
+    return create_ai_tasks(session, settings, video, plan, url, from_api=from_api)
+
+
+def keep_plan(video: Video, plan: AIPlan) -> None:
+    """Store ``plan`` as the video's auto-subtitle plan. The media job requests it, once: a plan that
+    differs from the stored one is requested anew (tasks of the earlier one, if already requested,
+    still run); the same plan again changes nothing."""
+    audio = plan.audio_language.b if plan.audio_language else "auto"
+    targets = ",".join(t.b for t in plan.targets) or "disable"
+    if (audio, targets) != (video.auto_transcribe_audio_language, video.auto_translate_subtitles_language):
+        video.auto_ai_requested = False
+    video.auto_transcribe_audio_language = audio
+    video.auto_translate_subtitles_language = targets
+
+
+def create_ai_tasks(
+    session: Session, settings: Settings, video: Video, plan: AIPlan, url: str, *, from_api: bool
+) -> list[AITask]:
+    """The tasks of ``plan``, stored (with what the session holds) and the first one sent; ``url`` is
+    the rendition named in their ``task_data`` (the worker reads the video from storage)."""
     tasks = []
     wanted: list[languages.Language | None] = [None, *plan.targets]
     if from_api:
@@ -237,6 +257,63 @@ def _asr_rendition(session: Session, video: Video) -> Rendition:
     return rendition
 
 
+def attach_ai_result(
+    session: Session, video_id: int, task_id: str, task_data: dict[str, Any], result: dict[str, Any]
+) -> bool:
+    """Attach a succeeded AI task's subtitle to its video, if the video is ready; True if attached.
+
+    A video still being processed gets it from its media job as it becomes ready
+    (:func:`attach_finished`); one whose processing failed never does (the result stays the task's).
+    The video's row is locked first, as the media job locks it to turn the video ready: of a task and
+    a job ending at the same moment, the one that goes second sees what the other did, so the
+    subtitle is attached exactly once."""
+    status = session.scalar(select(Video.status).where(Video.id == video_id).with_for_update())
+    video = session.get(Video, video_id)
+    if status != VideoStatus.READY or video is None:
+        return False
+    return _add_ai_subtitle(session, video, task_id, task_data, result)
+
+
+def attach_finished(session: Session, video: Video) -> int:
+    """Attach the subtitles of the video's AI tasks that succeeded before it was ready (the caller
+    holds the video's row lock and is turning it ready); returns how many were attached."""
+    attached = exists().where(Subtitle.ai_task_id == AITask.id)
+    waiting = session.scalars(
+        select(AITask)
+        .where(
+            AITask.video_id == video.id,
+            AITask.attach_subtitle.is_(True),
+            AITask.status == TaskStatus.SUCCESS,
+            ~attached,
+        )
+        .order_by(AITask.created_at, AITask.id)
+    )
+    return sum(
+        _add_ai_subtitle(session, video, task.id, task.task_data, task.result or {}) for task in list(waiting)
+    )
+
+
+def _add_ai_subtitle(
+    session: Session, video: Video, task_id: str, task_data: dict[str, Any], result: dict[str, Any]
+) -> bool:
+    named = ai_subtitle_name(task_data, result)
+    if named is None:
+        return False
+    try:
+        check_room(session, video, text=len(result["vttContent"]))
+    except SubtitleError as exc:  # the task keeps its result; the video has no room for another track
+        log.warning("task %s: subtitle not attached to video %s: %s", task_id, video.id, exc.message)
+        return False
+    name, language = named
+    session.add(
+        Subtitle(
+            video_id=video.id, name=name, language=language, vtt=result["vttContent"], ai_task_id=task_id
+        )
+    )
+    session.flush()
+    return True
+
+
 def ai_subtitle_name(task_data: dict[str, Any], result: dict[str, Any]) -> tuple[str, str] | None:
     """(name, ISO 639-2/B code) of the subtitle an AI task result becomes, or None (no speech)."""
     if not result.get("speech_detected"):
@@ -253,34 +330,42 @@ def ai_subtitle_name(task_data: dict[str, Any], result: dict[str, Any]) -> tuple
 
 
 # --- HLS --------------------------------------------------------------------------------------------
-def publish(settings: Settings, session: Session, video: Video) -> None:
+def publish(
+    settings: Settings, session: Session, video: Video, *, changes: Callable[[Session], None] | None = None
+) -> None:
     """Rewrite the subtitle playlists and ``master.m3u8`` from the database (no-op before packaging).
 
     The playlists are built in a scratch folder and stored together; the video's row is locked for the
-    read-and-write so two machines publishing at once cannot store an older subtitle list last."""
+    read-and-write so two machines publishing at once cannot store an older subtitle list last.
+    ``changes`` runs under that lock first, and commits with it: the playlists show what it did by the
+    time anyone can see it (the media job turns the video ready and attaches subtitles this way)."""
     store = media_store(settings)
     with store.locked(video.key):
         meta_text = store.read_text(video.key, HLS_META)
-        if meta_text is None:
+        if meta_text is None and changes is None:
             return
-        meta = json.loads(meta_text)
-        variants = [HlsVariant(**v) for v in meta["variants"]]
         session.execute(select(Video.id).where(Video.id == video.id).with_for_update())
         session.expire_all()
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            tracks: list[tuple[SubtitleTrack, str]] = []
-            for i, sub in enumerate(list_subtitles(session, video)):
-                lang = languages.resolve(sub.language)
-                track = SubtitleTrack(f"sub{sub.id}", sub.name, lang.iso1 or lang.b, default=i == 0)
-                vtt = to_vtt(parse_subtitles(sub.vtt))
-                duration, mpegts = meta["duration"], meta["mpegts"]
-                tracks.append(
-                    (track, write_subtitle_playlist(folder, track, vtt, duration=duration, mpegts=mpegts))
-                )
-            write_master(folder, variants, tracks)
-            texts = {
-                p.relative_to(folder).as_posix(): p.read_text() for p in folder.rglob("*") if p.is_file()
-            }
-        store.put_texts(video.key, texts, prune="subs")
+        if changes is not None:
+            changes(session)
+        if meta_text is not None:
+            store.put_texts(video.key, _playlists(session, video, json.loads(meta_text)), prune="subs")
         session.commit()
+
+
+def _playlists(session: Session, video: Video, meta: dict[str, Any]) -> dict[str, str]:
+    """The master playlist and each subtitle's playlist and WebVTT file: relative name -> text."""
+    variants = [HlsVariant(**v) for v in meta["variants"]]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        tracks: list[tuple[SubtitleTrack, str]] = []
+        for i, sub in enumerate(list_subtitles(session, video)):
+            lang = languages.resolve(sub.language)
+            track = SubtitleTrack(f"sub{sub.id}", sub.name, lang.iso1 or lang.b, default=i == 0)
+            vtt = to_vtt(parse_subtitles(sub.vtt))
+            duration, mpegts = meta["duration"], meta["mpegts"]
+            tracks.append(
+                (track, write_subtitle_playlist(folder, track, vtt, duration=duration, mpegts=mpegts))
+            )
+        write_master(folder, variants, tracks)
+        return {p.relative_to(folder).as_posix(): p.read_text() for p in folder.rglob("*") if p.is_file()}

@@ -1,8 +1,11 @@
-"""Processing a hosted video in a worker: download the origin, transcode the renditions, package HLS,
-take a screenshot, publish the master playlist, then ask for AI subtitles.
+"""Processing a hosted video in a worker: download and check the origin, keep it in the media store
+and request the AI subtitles right away (an ASR worker recognises the speech while this job makes the
+renditions), transcode the renditions, package HLS, take a screenshot, then turn the video ready with
+the AI subtitles that finished meanwhile attached and the master playlist published.
 
 Like AI tasks, a run is claimed with a conditional update and keeps a heartbeat; the reaper sends a
-video whose worker died to another one. Every step overwrites its own outputs, so a re-run is harmless.
+video whose worker died to another one. Every step overwrites its own outputs, so a re-run is harmless,
+and the AI subtitles are requested once (a re-run finds them requested).
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from vodscribe.config import Settings
 from vodscribe.db.models import Rendition, Video, utcnow
@@ -24,10 +29,18 @@ from vodscribe.media.hls import mpegts_start, package_hls
 from vodscribe.media.probe import MediaInfo, check_duration, probe
 from vodscribe.media.transcode import plan_renditions, screenshot, transcode
 from vodscribe.queue import dispatch_video
-from vodscribe.services import jobs
+from vodscribe.services import jobs, video_sources
 from vodscribe.services.heartbeat import Heartbeat
 from vodscribe.services.jobs import VIDEO_JOBS
-from vodscribe.services.subtitles import HLS_META, SubtitleError, parse_ai_plan, publish, request_ai_subtitles
+from vodscribe.services.subtitles import (
+    HLS_META,
+    AIPlan,
+    SubtitleError,
+    attach_finished,
+    create_ai_tasks,
+    parse_ai_plan,
+    publish,
+)
 from vodscribe.storage.media import media_store
 from vodscribe.storage.workspace import workspace
 
@@ -66,7 +79,13 @@ def run_video(settings: Settings, video_id: int) -> str:
     run = _claim(settings, video_id)
     if run is None:
         return "SKIPPED"
-    attempt = run.attempt
+    outcome = _run(settings, run)
+    video_sources.release(settings, video_id)  # once the video's AI tasks have ended too
+    return outcome
+
+
+def _run(settings: Settings, run: _Run) -> str:
+    video_id, attempt = run.video_id, run.attempt
     watch = jobs.JobWatch(settings.db_url, VIDEO_JOBS, video_id, attempt, beat_s=settings.heartbeat_s)
     with watch as beat:
         try:
@@ -109,6 +128,7 @@ def _process(settings: Settings, run: _Run, beat: Heartbeat) -> None:
             **_origin_fields(info, fetched.size),
         )
         rows = _rendition_rows(settings, video_id, info)
+        _start_ai(settings, run, fetched.path)
 
         def progress(fraction: float) -> None:
             with session_scope(settings.db_url) as s:
@@ -143,19 +163,33 @@ def _process(settings: Settings, run: _Run, beat: Heartbeat) -> None:
                 .values(size=made.size, bitrate=made.bitrate, progress=100, status=RenditionStatus.COMPLETE)
             )
     _set(settings, video_id, attempt, status=VideoStatus.VIEWABLE)
+    complete(settings, video_id, attempt)
+    _request_ai(settings, video_id)  # a plan not requested yet: one a client changed meanwhile
+
+
+def complete(settings: Settings, video_id: int, attempt: int) -> None:
+    """Turn the video ready, attach the AI subtitles that finished before it was, and publish the
+    master playlist, in one commit under the video's row lock: an AI task ending at the same moment
+    on another machine either is seen here or sees the video ready and attaches its subtitle itself
+    (:func:`vodscribe.services.subtitles.attach_ai_result`), and READY always comes with its playlist."""
+
+    def ready(session: Session) -> None:
+        done = _ours(video_id, attempt).values(
+            status=VideoStatus.READY,
+            screenshot="screenshot.jpg",
+            job_state=JobState.DONE,
+            updated_at=utcnow(),
+        )
+        video = session.get(Video, video_id) if changed(session, done) else None
+        if video is None:
+            raise Cancelled
+        attach_finished(session, video)
+
     with session_scope(settings.db_url) as s:
         video = s.get(Video, video_id)
-        assert video is not None
-        publish(settings, s, video)
-    _set(
-        settings,
-        video_id,
-        attempt,
-        status=VideoStatus.READY,
-        screenshot="screenshot.jpg",
-        job_state=JobState.DONE,
-    )
-    _request_ai(settings, video_id)
+        if video is None:
+            raise Cancelled
+        publish(settings, s, video, changes=ready)
 
 
 def _origin_fields(info: MediaInfo, size: int) -> dict[str, Any]:
@@ -184,21 +218,51 @@ def _rendition_rows(settings: Settings, video_id: int, info: MediaInfo) -> list[
         return [r.id for r in rows]
 
 
+def _start_ai(settings: Settings, run: _Run, origin: Path) -> None:
+    """Keep the checked origin where any ASR worker can read it, then request the video's AI subtitles
+    now rather than after transcoding (as Gcore does): recognition and transcoding run side by side.
+    Nothing for a video without audio or AI subtitles, nor again on a re-run that finds them requested
+    (the origin it kept is still there: it goes only once the job has ended)."""
+    with session_scope(settings.db_url) as s:
+        video = s.get(Video, run.video_id)
+        if video is None or video.auto_ai_requested or _auto_plan(settings, video) is None:
+            return
+    source = video_sources.store(settings, run.key, origin)
+    _set(settings, run.video_id, run.attempt, asr_source=source)
+    _request_ai(settings, run.video_id)
+
+
+def _auto_plan(settings: Settings, video: Video) -> AIPlan | None:
+    """The AI subtitles the video asks for (``auto_transcribe_audio_language``), or None."""
+    if not video.has_audio:
+        return None
+    audio = video.auto_transcribe_audio_language
+    if audio == "auto" and not settings.auto_transcribe_by_default:
+        return None
+    try:
+        return parse_ai_plan(audio, video.auto_translate_subtitles_language)
+    except SubtitleError:
+        log.exception("video %s: its AI subtitle plan cannot be read", video.id)
+        return None
+
+
 def _request_ai(settings: Settings, video_id: int) -> None:
-    """Gcore: with auto_transcribe_audio_language set, an AI task starts right after transcoding."""
+    """Create and send the video's AI tasks, once: ``auto_ai_requested`` is claimed in the transaction
+    that creates them, so a re-run of the job (a retry, a redelivery) finds them requested."""
     with session_scope(settings.db_url) as s:
         video = s.get(Video, video_id)
-        if video is None or not video.has_audio:
+        if video is None or video.auto_ai_requested:
             return
-        audio = video.auto_transcribe_audio_language
-        if audio == "auto" and not settings.auto_transcribe_by_default:
+        plan = _auto_plan(settings, video)
+        lowest = s.scalars(select(Rendition).where(Rendition.video_id == video_id).order_by(Rendition.height))
+        rendition = lowest.first()
+        if plan is None or rendition is None:
             return
-        try:
-            plan = parse_ai_plan(audio, video.auto_translate_subtitles_language)
-            if plan is not None:
-                request_ai_subtitles(s, settings, video, plan, from_api=False)
-        except SubtitleError:
-            log.exception("could not request AI subtitles for video %s", video_id)
+        claim = update(Video).where(Video.id == video_id, Video.auto_ai_requested.is_(False))
+        if changed(s, claim.values(auto_ai_requested=True)):
+            # The tasks name the rendition they would read as Gcore's do, even before it exists.
+            url = media_store(settings).url(settings.base_url, video.key, rendition.filename)
+            create_ai_tasks(s, settings, video, plan, url, from_api=False)
 
 
 def _fail(settings: Settings, video_id: int, attempt: int, message: str, *, empty: bool) -> None:

@@ -25,6 +25,8 @@ from vodscribe.storage.media import MediaStore, media_store
 log = logging.getLogger(__name__)
 
 _SLUG_ALPHABET = string.ascii_letters + string.digits
+#: The fields that say which AI subtitles the media job requests for a video.
+AI_PLAN_FIELDS = ("auto_transcribe_audio_language", "auto_translate_subtitles_language")
 
 
 class QueueUnavailable(Exception):
@@ -125,6 +127,8 @@ def get_video(session: Session, client: Client, video_id: int) -> Video | None:
 def update_video(session: Session, settings: Settings, video: Video, f: VideoFields) -> Video:
     values = _validate(settings, f, creating=False)
     values.pop("origin_url", None)  # only used before transcoding, as on Gcore
+    if any(key in values and values[key] != getattr(video, key) for key in AI_PLAN_FIELDS):
+        video.auto_ai_requested = False  # a new plan: the media job requests it (if it still runs)
     for key, value in values.items():
         setattr(video, key, value)
     video.updated_at = utcnow()
