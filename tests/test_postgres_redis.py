@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,54 +17,42 @@ import sqlalchemy as sa
 from gcore import Gcore
 
 from tests.conftest import (
-    REQUIRE_SERVICES,
+    REDIS_URL,
     MediaServer,
     Service,
+    postgres_database,
     start_service,
     start_worker,
     stop_process,
     stop_service,
+    unavailable,
     wait_for,
 )
+from tests.waiting import eventually
 
 # a vodscribe serve and workers (which load Whisper) on PostgreSQL and Redis
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
-
-PG_URL = os.environ.get("VODSCRIBE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("VODSCRIBE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def _unavailable(what: str, exc: Exception) -> None:
-    if REQUIRE_SERVICES:
-        pytest.fail(f"{what} is required here (VODSCRIBE_TEST_REQUIRE_SERVICES=1) but unreachable: {exc}")
-    pytest.skip(f"{what} not reachable: {exc}")
 
 
 @pytest.fixture(scope="module")
 def pg_database() -> Iterator[str]:
     """A fresh PostgreSQL database for this module, dropped afterwards."""
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    name = f"vodscribe_{uuid.uuid4().hex[:10]}"
+    with postgres_database() as url:
+        yield url
+
+
+def _redis_database(number: int) -> str:
+    url = REDIS_URL.rsplit("/", 1)[0] + f"/{number}"
     try:
-        with admin.connect() as c:
-            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        redis.Redis.from_url(url).flushdb()
     except Exception as exc:
-        _unavailable("PostgreSQL", exc)
-    url = sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    yield url
-    with admin.connect() as c:
-        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+        unavailable("Redis", exc)
+    return url
 
 
 @pytest.fixture(scope="module")
 def redis_url() -> str:
-    url = REDIS_URL.rsplit("/", 1)[0] + "/9"
-    try:
-        redis.Redis.from_url(url).flushdb()
-    except Exception as exc:
-        _unavailable("Redis", exc)
-    return url
+    return _redis_database(9)
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +174,68 @@ def test_api_server_restart_loses_nothing(scaled: Service, media_server: MediaSe
         stop_service(second)
     assert [t["status"] for t in results] == ["SUCCESS"] * 3
     assert [t["result"]["languages"] for t in results] == [["eng"], ["fre"], ["chi"]]
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, str]]:
+    """Media and ASR on separate workers (as on separate machines: they share only the database, the
+    broker and the media store); yields the service and its database."""
+    with postgres_database() as database:
+        svc = start_service(
+            tmp_path_factory.mktemp("split"),
+            {"VODSCRIBE_DATABASE_URL": database, "VODSCRIBE_BROKER_URL": _redis_database(10)},
+            args=("serve", "--no-worker"),
+        )
+        workers = [start_worker(svc, "-Q", queue, "--concurrency", "1") for queue in ("media", "asr")]
+        yield svc, database
+        for worker in workers:
+            stop_process(worker)
+        stop_service(svc)
+
+
+def test_ai_subtitles_start_from_the_origin_on_the_asr_worker(
+    split: tuple[Service, str], media_server: MediaServer
+) -> None:
+    """The AI task is requested as soon as the origin is checked, runs on the `asr` worker, and its
+    subtitle is attached once (whichever of the two jobs ends last), listed in the master playlist;
+    the origin kept for it is deleted afterwards."""
+    svc, database = split
+    sdk = Gcore(api_key=svc.api_key, base_url=svc.base_url, max_retries=0)
+    created = sdk.streaming.videos.create(
+        video={"name": "split", "origin_url": media_server.url("jfk_librivox.mp4")}
+    )
+
+    def attached() -> list:
+        subs = sdk.streaming.videos.subtitles.list(created.id)
+        assert subs, "no subtitle yet"
+        return subs
+
+    [sub] = eventually(attached, timeout=180, interval=0.3, what=f"video {created.id} with its subtitle")
+    assert sub.name == "English (AI-generated)" and "fellow americans" in sub.vtt.lower()
+    video = sdk.streaming.videos.get(created.id)
+    assert video.status == "ready"
+    engine = sa.create_engine(database)
+    try:
+        with engine.connect() as c:
+            rows = c.execute(
+                sa.text(
+                    "select t.created_at < v.updated_at, t.worker, v.job_worker from ai_tasks t"
+                    " join videos v on v.id = t.video_id where v.id = :id"
+                ),
+                {"id": created.id},
+            ).all()
+            [(requested_before_ready, asr_worker, media_worker)] = rows
+            assert requested_before_ready, "the AI task was created before the video was ready"
+            assert asr_worker != media_worker
+
+            def source_deleted() -> bool:
+                query = sa.text("select asr_source from videos where id = :id")
+                return c.execute(query, {"id": created.id}).scalar() is None
+
+            eventually(source_deleted, timeout=30, interval=0.3, what="the stored origin released")
+    finally:
+        engine.dispose()
+    key = f"{video.client_id}_{video.slug}"
+    assert not (svc.data_dir / "videos" / key / "source").exists()
+    master = httpx.get(video.hls_url, timeout=30).text
+    assert master.count('NAME="English (AI-generated)"') == 1
