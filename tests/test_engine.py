@@ -86,7 +86,10 @@ def test_short_unsure_spans_take_their_neighbours_language() -> None:
     filled = _fill_unknown([(a, None), (b, "de"), (c, None), (d, "en")])
     assert [lang for _, lang in filled] == ["de", "de", "de", "en"]
     runs = _merge_runs(filled)
-    assert runs == [LanguageRun(Span(0, 3.0), "de", 3.0), LanguageRun(Span(3, 4.0), "en", 1.0)]
+    assert runs == [
+        LanguageRun(Span(0, 3.0), "de", 3.0, (a, b, c)),
+        LanguageRun(Span(3, 4.0), "en", 1.0, (d,)),
+    ]
 
 
 def _music(seconds_per_note: float = 0.4) -> np.ndarray:

@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     asr_device: Literal["auto", "cpu", "cuda"] = "auto"
     asr_compute_type: str = Field(default="auto", description="auto = int8 on CPU, float16 on CUDA")
     asr_beam_size: int = 5
+    asr_batch_size: int = Field(
+        default=-1,
+        ge=-1,
+        le=256,
+        description="Clips Whisper decodes at once (BatchedInferencePipeline); 0 = sequential, "
+        "-1 = auto: 8 on CUDA, sequential on CPU",
+    )
     asr_cpu_threads: int = 0
 
     # --- subtitle translation -------------------------------------------------------------------

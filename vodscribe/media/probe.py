@@ -388,7 +388,25 @@ def decode_audio(
     max_seconds: float | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> np.ndarray:
-    """Decode the first audio track to mono float32 PCM at ``sampling_rate`` Hz.
+    """The whole first audio track as mono float32 PCM at ``sampling_rate`` Hz (see
+    :func:`stream_audio`; for long media prefer that, which holds one block at a time)."""
+    blocks = stream_audio(
+        path, info, sampling_rate=sampling_rate, max_seconds=max_seconds, should_stop=should_stop
+    )
+    return np.concatenate(list(blocks))
+
+
+def stream_audio(
+    path: Path,
+    info: MediaInfo,
+    *,
+    sampling_rate: int = 16000,
+    block_seconds: float = 30.0,
+    max_seconds: float | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[np.ndarray]:
+    """Decode the first audio track to mono float32 PCM at ``sampling_rate`` Hz, lazily, in blocks of
+    ``block_seconds`` (the last one shorter), so memory does not grow with the duration.
 
     Sample 0 is the first audio sample, which plays at ``info.audio_start`` on the media timeline.
     Raises NoAudioError, CorruptMediaError, TooLongError past ``max_seconds`` (checked against the
@@ -400,25 +418,48 @@ def decode_audio(
     check_duration(info, max_seconds)
     stop = StopCheck(should_stop, Cancelled)
     resampler = _Resampler(sampling_rate)
-    chunks: list[np.ndarray] = []
+    block = _BlockBuilder(max(1, int(block_seconds * sampling_rate)))
     limit = math.inf if not max_seconds else max_seconds * sampling_rate
-    decoded = 0
     try:
         with open_media(path, info.kind) as container:
             for frame in _audio_frames(container, container.streams.audio[0]):
                 stop.check()
-                for chunk in resampler.push(frame):
-                    decoded += len(chunk)
-                    chunks.append(chunk)
-                if decoded > limit:
+                yield from block.add(resampler.push(frame))
+                if block.total > limit:
                     assert max_seconds
                     raise too_long(max_seconds)
-        chunks.extend(resampler.flush())
+        yield from block.add(resampler.flush())
     except av.FFmpegError as exc:
         raise CorruptMediaError("The audio track is damaged and cannot be decoded.") from exc
-    if not chunks:
+    if block.total == 0:
         raise CorruptMediaError("The audio track is damaged or empty and cannot be decoded.")
-    return np.concatenate(chunks).astype(np.float32, copy=False)
+    yield from block.rest()
+
+
+class _BlockBuilder:
+    """Gathers decoded chunks into blocks of a fixed number of samples."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.total = 0
+        self._chunks: list[np.ndarray] = []
+        self._held = 0
+
+    def add(self, chunks: list[np.ndarray]) -> Iterator[np.ndarray]:
+        for chunk in chunks:
+            self._chunks.append(chunk)
+            self._held += len(chunk)
+            self.total += len(chunk)
+        while self._held >= self.size:
+            joined = np.concatenate(self._chunks).astype(np.float32, copy=False)
+            yield joined[: self.size]
+            rest = joined[self.size :]
+            self._chunks, self._held = ([rest] if len(rest) else []), len(rest)
+
+    def rest(self) -> Iterator[np.ndarray]:
+        if self._held:
+            yield np.concatenate(self._chunks).astype(np.float32, copy=False)
+            self._chunks, self._held = [], 0
 
 
 def check_duration(info: MediaInfo, max_seconds: float | None) -> None:

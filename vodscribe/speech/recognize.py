@@ -46,18 +46,8 @@ class LanguageRun:
     span: Span
     language: str
     speech_seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """How far the transcription is, in seconds of speech done out of the total."""
-
-    done: float
-    total: float
-
-    @property
-    def fraction(self) -> float:
-        return 1.0 if self.total <= 0 else min(1.0, self.done / self.total)
+    spans: tuple[Span, ...] = ()
+    """The speech inside ``span`` (VAD's spans); empty when unknown (all of ``span`` is decoded)."""
 
 
 def plan_runs(
@@ -134,9 +124,10 @@ def _merge_runs(labelled: Sequence[tuple[Span, str | None]]) -> list[LanguageRun
         assert lang is not None
         if runs and runs[-1].language == lang:
             last = runs[-1]
-            runs[-1] = LanguageRun(Span(last.span.start, span.end), lang, last.speech_seconds + span.duration)
+            whole = Span(last.span.start, span.end)
+            runs[-1] = LanguageRun(whole, lang, last.speech_seconds + span.duration, (*last.spans, span))
         else:
-            runs.append(LanguageRun(span, lang, span.duration))
+            runs.append(LanguageRun(span, lang, span.duration, (span,)))
     return runs
 
 
@@ -150,33 +141,30 @@ def transcribe_runs(
     runs: Sequence[LanguageRun],
     *,
     to_english: Callable[[LanguageRun], bool] | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
+    offset: float = 0.0,
+    on_segment: Callable[[LanguageRun, SpeechSegment], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[tuple[LanguageRun, list[SpeechSegment]]]:
     """Lazily transcribe each run in its language, or translate it to English where ``to_english``
-    says so (Whisper's ``translate`` task); yields each run with its segments."""
-    total = sum(r.speech_seconds for r in runs)
-    done_before = 0.0
+    says so (Whisper's ``translate`` task); yields each run with its segments, whose times are
+    ``offset`` plus seconds into ``audio``."""
     for run in runs:
         task: Task = "translate" if to_english is not None and to_english(run) else "transcribe"
-        # Pad a little so words at the run's edges are not clipped; clamp to the file.
-        pad = 0.2
-        span = Span(max(0.0, run.span.start - pad), min(len(audio) / SAMPLE_RATE, run.span.end + pad))
+        # Only the VAD spans are decoded (they already carry VAD's 200 ms padding): no second VAD.
+        span = run.span
+        inside = [Span(s.start - span.start, s.end - span.start) for s in run.spans] or None
         segments: list[SpeechSegment] = []
         for seg in engine.transcribe(
             slice_audio(audio, span),
             language=run.language,
             task=task,
-            offset=span.start,
+            offset=offset + span.start,
+            spans=inside,
             should_stop=should_stop,
         ):
-            if on_progress is not None:
-                within = min(run.speech_seconds, max(0.0, seg.end - run.span.start))
-                on_progress(Progress(done_before + within, total))
+            if on_segment is not None:
+                on_segment(run, seg)
             segments.append(seg)
-        done_before += run.speech_seconds
-        if on_progress is not None:
-            on_progress(Progress(done_before, total))
         yield run, segments
 
 

@@ -1,28 +1,29 @@
 """The transcription pipeline for one local media file: probe -> decode -> detect speech ->
-plan languages -> recognise -> segment into cues. Used by the worker and by the CLI."""
+plan languages -> recognise -> segment into cues. Used by the worker and by the CLI.
+
+Audio is decoded lazily and handled one window of a few minutes at a time (:mod:`.windows`), so a
+four-hour file needs no more memory than a ten-minute one; only the recognised words are kept."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
 from vodscribe import languages
 from vodscribe.engines.base import Cue, SpeechSegment
-from vodscribe.engines.whisper import EngineStopped, WhisperEngine
+from vodscribe.engines.whisper import EngineStopped, Span, WhisperEngine
 from vodscribe.errors import Cancelled
 from vodscribe.languages import Language
-from vodscribe.media.probe import MediaInfo, decode_audio, probe, require_audio
-from vodscribe.speech.recognize import LanguageRun, Progress, plan_runs, rank_languages, transcribe_runs
+from vodscribe.media.probe import MediaInfo, probe, require_audio, stream_audio
+from vodscribe.speech.recognize import LanguageRun, plan_runs, rank_languages, transcribe_runs
 from vodscribe.speech.recognized import Recognized
 from vodscribe.speech.segment import build_cues
 from vodscribe.speech.subtitle_translation import Translator, WhisperTranslation, require
+from vodscribe.speech.windows import SpeechWindow, speech_windows
 
-#: Share of the progress bar each step takes (the rest is speech recognition).
-DECODE_SHARE = 0.05
-PLAN_SHARE = 0.10
-#: Share of the rest that text translation takes, when a text backend is used.
+#: Share of a run's progress that text translation takes, when a text backend translates it.
 TRANSLATE_SHARE = 0.3
 
 
@@ -61,7 +62,7 @@ def transcribe_file(
     With ``target``, speech in any other language is translated into it by the first of
     ``translators`` that supports the pair (each language run of a code-switching file on its own;
     speech already in ``target`` is kept as spoken). :class:`UnsupportedTranslation` is raised as
-    soon as a run's language has no backend, before any recognition work is spent on it.
+    soon as a run's language has no backend, before any recognition work is spent on that run.
 
     ``reuse`` is an earlier recognition of the same file: the speech is then not recognised again,
     only translated (unless a run needs Whisper's own translation, which works on the audio).
@@ -71,52 +72,84 @@ def transcribe_file(
         if on_progress is not None:
             on_progress(fraction)
 
-    def check() -> None:
-        if should_stop is not None and should_stop():
-            raise Cancelled
-
     info = probe(path)
     require_audio(info)
     if reuse is not None:
         backends = {run: _backend(run, target, translators) for run, _ in reuse.runs}
         if not any(b is not None and b.from_speech for b in backends.values()):
             return _from_recognized(info, reuse, backends, target, language, report, should_stop)
-    audio = decode_audio(path, info, max_seconds=max_seconds, should_stop=should_stop)
-    report(DECODE_SHARE)
-    check()
-    spans = engine.speech_spans(audio)
+    blocks = stream_audio(path, info, max_seconds=max_seconds, should_stop=should_stop)
+    progress = _Position(report, info.duration)
+    runs: list[LanguageRun] = []
+    backends = {}
+    segments: list[SpeechSegment] = []
+    spoken: list[tuple[LanguageRun, tuple[SpeechSegment, ...]]] = []
     try:
-        runs = plan_runs(engine, audio, spans, language=language, should_stop=should_stop)
-        report(DECODE_SHARE + PLAN_SHARE)
-        backends = {run: _backend(run, target, translators) for run in runs}
-        by_text = [run for run in runs if (b := backends[run]) is not None and not b.from_speech]
-        progress = _RunProgress(report, runs, by_text)
-        segments: list[SpeechSegment] = []
-        spoken: list[tuple[LanguageRun, tuple[SpeechSegment, ...]]] = []
-        for run, run_segments in transcribe_runs(
-            engine,
-            audio,
-            runs,
-            to_english=lambda run: (b := backends[run]) is not None and b.from_speech,
-            on_progress=progress.asr,
-            should_stop=should_stop,
-        ):
-            backend = backends[run]
-            spoken.append((run, tuple(run_segments)))
-            if run in by_text and backend is not None and target is not None:
-                run_segments = backend.translate(
-                    run_segments,
-                    languages.from_whisper(run.language),
-                    target,
-                    on_progress=partial(progress.translation, run),
-                    should_stop=should_stop,
-                )
-            segments += run_segments
+        for window in speech_windows(blocks, engine.speech_spans):
+            progress.window(window)
+            for run, run_segments, backend in _recognise(
+                engine, window, language, target, translators, progress, should_stop
+            ):
+                runs.append(run)
+                backends[run] = backend
+                spoken.append((run, tuple(run_segments)))
+                if backend is not None and not backend.from_speech and target is not None:
+                    run_segments = backend.translate(
+                        run_segments,
+                        languages.from_whisper(run.language),
+                        target,
+                        on_progress=partial(progress.translation, run),
+                        should_stop=should_stop,
+                    )
+                segments += run_segments
+            progress.done_to(window.end)
     except EngineStopped as exc:
         raise Cancelled from exc
     from_speech = any(b is not None and b.from_speech for b in backends.values())
     recognized = None if from_speech else Recognized(tuple(spoken))
     return _finish(info, segments, runs, backends, language, recognized, report)
+
+
+def _recognise(
+    engine: WhisperEngine,
+    window: SpeechWindow,
+    language: str | None,
+    target: Language | None,
+    translators: Sequence[Translator],
+    progress: _Position,
+    should_stop: Callable[[], bool] | None,
+) -> Iterator[tuple[LanguageRun, list[SpeechSegment], Translator | None]]:
+    """One window: plan its language runs, then recognise each (runs and times on the file's clock).
+
+    A run's translation backend is chosen before it is recognised, so a language no backend takes
+    fails the task before recognition is spent on it (:class:`UnsupportedTranslation`)."""
+    planned = plan_runs(engine, window.audio, window.spans, language=language, should_stop=should_stop)
+    backends = {run: _backend(_moved(run, window.start), target, translators) for run in planned}
+    for run, backend in backends.items():
+        if backend is not None and not backend.from_speech:
+            progress.expect_translation(_moved(run, window.start))
+    for run, run_segments in transcribe_runs(
+        engine,
+        window.audio,
+        planned,
+        to_english=lambda run: (b := backends[run]) is not None and b.from_speech,
+        offset=window.start,
+        on_segment=lambda run, seg: progress.recognition(_moved(run, window.start), seg.end),
+        should_stop=should_stop,
+    ):
+        moved = _moved(run, window.start)
+        yield moved, run_segments, backends[run]
+
+
+def _moved(run: LanguageRun, by: float) -> LanguageRun:
+    """``run`` of a window, on the file's clock."""
+    if not by:
+        return run
+    return replace(
+        run,
+        span=Span(run.span.start + by, run.span.end + by),
+        spans=tuple(Span(s.start + by, s.end + by) for s in run.spans),
+    )
 
 
 def _from_recognized(
@@ -130,9 +163,7 @@ def _from_recognized(
 ) -> Transcript:
     """The subtitles of an earlier recognition: only the runs in another language are translated."""
     runs = [run for run, _ in recognized.runs]
-    by_text = [run for run in runs if backends[run] is not None]
-    progress = _RunProgress(report, runs, by_text)
-    progress.asr(Progress(progress.asr_total, progress.asr_total))  # nothing left to recognise
+    progress = _Position(report, info.duration, translate_share=1.0)  # nothing left to recognise
     segments: list[SpeechSegment] = []
     for run, spoken in recognized.runs:
         backend = backends[run]
@@ -176,35 +207,51 @@ def _finish(
     )
 
 
-class _RunProgress:
-    """One progress figure over recognition and text translation, run by run.
+class _Position:
+    """Progress as the position in the file that recognition (and translation) has reached.
 
-    After decoding and planning, recognition takes the rest of the bar, or ``1 - TRANSLATE_SHARE``
-    of it when some runs are translated as text; each part advances by seconds of speech done.
-    """
+    Media time is known before any audio is decoded, so the bar moves steadily on a long file,
+    jumping over silence; a run translated as text takes ``1 - TRANSLATE_SHARE`` of its stretch for
+    recognition and the rest for the translation."""
 
     def __init__(
-        self, report: Callable[[float], None], runs: Sequence[LanguageRun], by_text: Sequence[LanguageRun]
+        self, report: Callable[[float], None], duration: float, translate_share: float = TRANSLATE_SHARE
     ) -> None:
         self.report = report
-        self.asr_total = sum(run.speech_seconds for run in runs) or 1.0
-        self.mt_total = sum(run.speech_seconds for run in by_text) or 1.0
-        self.mt_weight = TRANSLATE_SHARE if by_text else 0.0
-        self.asr_done = 0.0
-        self.mt_done: dict[LanguageRun, float] = {}
+        self.share = translate_share
+        self.duration = duration if duration > 0 else 0.0
+        self.reached = 0.0
+        self.translated: set[LanguageRun] = set()
 
-    def asr(self, p: Progress) -> None:
-        self.asr_done = p.done
-        self._emit()
+    def window(self, window: SpeechWindow) -> None:
+        self._emit(window.start)
+
+    def done_to(self, seconds: float) -> None:
+        self._emit(seconds)
+
+    def recognition(self, run: LanguageRun, seconds: float) -> None:
+        share = 1.0 - self.share if run in self.translated else 1.0
+        self._at(run, share * _within(run, seconds))
+
+    def expect_translation(self, run: LanguageRun) -> None:
+        self.translated.add(run)
 
     def translation(self, run: LanguageRun, fraction: float) -> None:
-        self.mt_done[run] = run.speech_seconds * fraction
-        self._emit()
+        self._at(run, 1.0 - self.share + self.share * fraction)
 
-    def _emit(self) -> None:
-        done = (1 - self.mt_weight) * min(1.0, self.asr_done / self.asr_total)
-        done += self.mt_weight * min(1.0, sum(self.mt_done.values()) / self.mt_total)
-        self.report(DECODE_SHARE + PLAN_SHARE + (1 - DECODE_SHARE - PLAN_SHARE) * done)
+    def _at(self, run: LanguageRun, fraction: float) -> None:
+        self._emit(run.span.start + fraction * run.span.duration)
+
+    def _emit(self, seconds: float) -> None:
+        self.reached = max(self.reached, seconds)
+        if self.duration:
+            self.report(min(0.99, self.reached / self.duration))
+
+
+def _within(run: LanguageRun, seconds: float) -> float:
+    if run.span.duration <= 0:
+        return 1.0
+    return min(1.0, max(0.0, (seconds - run.span.start) / run.span.duration))
 
 
 def _backend(
