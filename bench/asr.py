@@ -37,11 +37,18 @@ from typing import TYPE_CHECKING, Any
 
 import jiwer
 import webvtt
+from faster_whisper import BatchedInferencePipeline
 from whisper_normalizer.basic import BasicTextNormalizer
 from whisper_normalizer.english import EnglishTextNormalizer
 
 from vodscribe.config import get_settings
-from vodscribe.engines.whisper import WhisperEngine, get_engine
+from vodscribe.engines.whisper import (
+    CUDA_BATCH_SIZE,
+    WhisperEngine,
+    get_engine,
+    resolve_batch_size,
+    resolve_device,
+)
 from vodscribe.media.probe import probe
 from vodscribe.speech.segment import concatenated_text
 from vodscribe.speech.transcription import transcribe_file
@@ -170,10 +177,19 @@ def language_ok(clip: Clip, detected: tuple[str, ...]) -> bool:
 
 
 # --- in-process transcription ---------------------------------------------------------------------
-def load_engine(beam_size: int) -> tuple[WhisperEngine, float]:
+def load_engine(
+    beam_size: int, device: str | None = None, batch_size: int | None = None
+) -> tuple[WhisperEngine, float]:
     s = get_settings()
     started = time.perf_counter()
-    engine = get_engine(s.asr_model, s.asr_device, s.asr_compute_type, s.asr_cpu_threads, beam_size)
+    engine = get_engine(
+        s.asr_model,
+        device or s.asr_device,
+        s.asr_compute_type,
+        s.asr_cpu_threads,
+        beam_size,
+        s.asr_batch_size if batch_size is None else batch_size,
+    )
     return engine, time.perf_counter() - started
 
 
@@ -215,6 +231,88 @@ def run_clip(engine: WhisperEngine, clip: Clip) -> ClipRun:
         "reference": clip.reference[:TEXT_PREVIEW],
     }
     return ClipRun(clip, hypothesis, report)
+
+
+def raw_transcribe(engine: WhisperEngine, path: Path, batch_size: int) -> tuple[str, float]:
+    """Plain faster-whisper on ``path`` with the engine's model bytes and beam size, its defaults
+    otherwise (sequential: no VAD, conditioned on previous text; batched: its own VAD); the text
+    and the wall seconds, decoding included."""
+    started = time.perf_counter()
+    if batch_size > 0:
+        pipeline = BatchedInferencePipeline(engine.model)
+        segments, _ = pipeline.transcribe(str(path), beam_size=engine.beam_size, batch_size=batch_size)
+    else:
+        segments, _ = engine.model.transcribe(str(path), beam_size=engine.beam_size)
+    text = " ".join(segment.text.strip() for segment in segments)
+    return text, time.perf_counter() - started
+
+
+def raw_clips(engine: WhisperEngine, clips: list[Clip], batch_size: int) -> list[ClipRun]:
+    """The same clips through plain faster-whisper, scored the same way."""
+    runs = []
+    for clip in clips:
+        hypothesis, elapsed = raw_transcribe(engine, clip.path, batch_size)
+        reference = normalise(clip.reference, clip.expected)
+        score = error_rate(reference, normalise(hypothesis, clip.expected), clip.metric)
+        duration = probe(clip.path).duration
+        report = {
+            "file": clip.file,
+            "lang": clip.lang,
+            "duration_s": round(duration, 3),
+            "processing_s": round(elapsed, 3),
+            clip.metric: None if score is None else round(score, 4),
+            "hypothesis": hypothesis[:TEXT_PREVIEW],
+        }
+        log(f"  raw {clip.file} {clip.metric}={report[clip.metric]}: {hypothesis}")
+        runs.append(ClipRun(clip, hypothesis, report))
+    return runs
+
+
+def pooled_by_language(runs: list[ClipRun]) -> dict[str, float | None]:
+    """Error rate per manifest language over all its clips at once (errors / reference words)."""
+    pooled: dict[str, float | None] = {}
+    for lang in dict.fromkeys(run.clip.lang for run in runs):
+        group = [run for run in runs if run.clip.lang == lang]
+        pairs = [
+            (normalise(r.clip.reference, r.clip.expected), normalise(r.hypothesis, r.clip.expected))
+            for r in group
+        ]
+        pairs = [(ref, hyp) for ref, hyp in pairs if ref.strip()]
+        if not pairs:
+            pooled[lang] = None
+            continue
+        measure = jiwer.cer if group[0].clip.metric == "cer" else jiwer.wer
+        pooled[lang] = round(float(measure([p[0] for p in pairs], [p[1] for p in pairs])), 4)
+    return pooled
+
+
+def mode_summary(runs: list[ClipRun]) -> dict[str, Any]:
+    audio = sum(run.report["duration_s"] for run in runs)
+    processing = sum(run.report["processing_s"] for run in runs)
+    return {
+        "pooled_error_by_language": pooled_by_language(runs),
+        "audio_s": round(audio, 2),
+        "processing_s": round(processing, 2),
+        "rtf": round(processing / audio, 4) if audio else None,
+        "throughput_x_realtime": round(audio / processing, 2) if processing else None,
+    }
+
+
+def compare_to_raw(pipeline: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+    """Per language: the pipeline's pooled error is at most raw's (the target); throughput ratio."""
+    ours, theirs = pipeline["pooled_error_by_language"], raw["pooled_error_by_language"]
+    languages = {
+        lang: {"pipeline": ours[lang], "raw": theirs[lang], "at_most_raw": ours[lang] <= theirs[lang] + 1e-9}
+        for lang in ours
+        if ours.get(lang) is not None and theirs.get(lang) is not None
+    }
+    return {
+        "languages": languages,
+        "all_at_most_raw": all(entry["at_most_raw"] for entry in languages.values()),
+        "throughput_ratio": round(pipeline["throughput_x_realtime"] / raw["throughput_x_realtime"], 3)
+        if pipeline["throughput_x_realtime"] and raw["throughput_x_realtime"]
+        else None,
+    }
 
 
 def run_clips(engine: WhisperEngine, clips: list[Clip]) -> list[ClipRun]:
@@ -365,14 +463,18 @@ def e2e_reference(testdata: Path) -> str:
     return next(str(e["reference"]) for e in manifest if e["file"] == E2E_CLIP)
 
 
-def run_e2e(testdata: Path, beam_size: int) -> dict[str, Any]:
+def run_e2e(testdata: Path, beam_size: int, engine: WhisperEngine, batch_size: int) -> dict[str, Any]:
     from gcore import Gcore
 
     helpers = service_helpers()
     duration = probe(testdata / E2E_CLIP).duration
     with tempfile.TemporaryDirectory(prefix="vodscribe-bench-") as tmp, media_server(testdata) as base:
         log("starting vodscribe serve ...")
-        env = {"VODSCRIBE_ASR_BEAM_SIZE": str(beam_size), "VODSCRIBE_RATE_LIMIT_PER_S": "0"}  # polls fast
+        env = {
+            "VODSCRIBE_ASR_BEAM_SIZE": str(beam_size),
+            "VODSCRIBE_ASR_BATCH_SIZE": str(batch_size),
+            "VODSCRIBE_RATE_LIMIT_PER_S": "0",  # polls fast
+        }
         service = helpers.start_service(Path(tmp), env)
         try:
             client = Gcore(api_key=service.api_key, base_url=service.base_url, max_retries=0)
@@ -387,6 +489,8 @@ def run_e2e(testdata: Path, beam_size: int) -> dict[str, Any]:
             left = wait_gone(members)
             if left:
                 log(f"warning: service processes still running: {left}")
+    log(f"plain faster-whisper on {E2E_CLIP}, the baseline ...")
+    _, raw_wall = raw_transcribe(engine, testdata / E2E_CLIP, batch_size)
     total = task.processing_time.total_time_sec if task.processing_time else None
     result = transcription_of(task)
     text = result.concatenated_text or ""
@@ -398,6 +502,9 @@ def run_e2e(testdata: Path, beam_size: int) -> dict[str, Any]:
         "wall_s": round(wall, 3),
         "total_time_sec": total,
         "e2e_rtf": round(wall / duration, 4),
+        "raw_wall_s": round(raw_wall, 3),
+        "e2e_over_raw_wall": round(wall / raw_wall, 3),
+        "target_e2e_over_raw_wall": 1.0,
         "processing_rtf": round(total / duration, 4) if total is not None else None,
         "target_e2e_rtf": 0.15,
         "languages": list(result.languages or []),
@@ -439,9 +546,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="DIR",
         help="test-data folder with manifest.json (default: shared/testdata beside the repository)",
     )
+    parser.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], default=None, help="default: the setting"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="clips per batch for the batched runs (default 8); on CUDA both sequential and batched run",
+    )
     parser.add_argument("--skip-e2e", action="store_true", help="do not start `vodscribe serve`")
     parser.add_argument("--clips", help="only manifest files matching this glob (or containing it)")
     return parser.parse_args(argv)
+
+
+def modes(device: str, batch_size: int | None) -> dict[str, int]:
+    """The decoding modes to run: sequential, plus batched on CUDA or when a batch size is given."""
+    chosen = {"sequential": 0}
+    if device == "cuda" or (batch_size or 0) > 0:
+        chosen["batched"] = batch_size if batch_size and batch_size > 0 else CUDA_BATCH_SIZE
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -449,22 +573,53 @@ def main(argv: list[str] | None = None) -> int:
     load_average = os.getloadavg()[0]  # other processes on the machine skew the timings
     testdata = find_testdata(args.data)
     clips = load_clips(testdata, args.clips)
-    log(f"{len(clips)} clips from {testdata}, beam size {args.beam_size}")
-    engine, load_s = load_engine(args.beam_size)
-    warmup_s = warm_up(engine, testdata)
-    runs = run_clips(engine, clips)
+    device = resolve_device(args.device or get_settings().asr_device)
+    service_batch = resolve_batch_size(get_settings().asr_batch_size, device)
+    log(f"{len(clips)} clips from {testdata}, beam size {args.beam_size}, {device}")
+    per_mode: dict[str, list[ClipRun]] = {}
+    raw_per_mode: dict[str, list[ClipRun]] = {}
+    load_s = warmup_s = None
+    engine = None
+    for name, batch_size in modes(device, args.batch_size).items():
+        mode_engine, seconds = load_engine(args.beam_size, device, batch_size)
+        if engine is None:
+            engine, load_s = mode_engine, seconds
+            warmup_s = warm_up(engine, testdata)
+        log(f"pipeline, {name} (batch size {batch_size}) ...")
+        per_mode[name] = run_clips(mode_engine, clips)
+        log(f"plain faster-whisper, {name} ...")
+        raw_per_mode[name] = raw_clips(mode_engine, clips, batch_size)
+    assert engine is not None
+    main_mode = "batched" if service_batch > 0 and "batched" in per_mode else "sequential"
+    runs = per_mode[main_mode]
     summary = summarise(runs)
+    mode_figures = {name: mode_summary(r) for name, r in per_mode.items()}
+    raw_figures = {name: mode_summary(r) for name, r in raw_per_mode.items()}
     report: dict[str, Any] = {
         "config": config(engine, args.beam_size, load_average),
-        "model_load_s": round(load_s, 3),
+        "model_load_s": round(load_s or 0.0, 3),
         "warmup_s": None if warmup_s is None else round(warmup_s, 3),
         "clips": [run.report for run in runs],
+        "raw_clips": [run.report for run in raw_per_mode[main_mode]],
         "summary": summary,
+        "modes": mode_figures,
+        "raw": raw_figures,
+        "versus_raw": {name: compare_to_raw(mode_figures[name], raw_figures[name]) for name in mode_figures},
     }
+    if "batched" in mode_figures:
+        batched, raw_batched = mode_figures["batched"], raw_figures["batched"]
+        report["batched_over_raw_batched_throughput"] = report["versus_raw"]["batched"]["throughput_ratio"]
+        report["target_batched_over_raw_batched"] = 0.9
+        report["batched_speedup_over_sequential"] = round(
+            batched["throughput_x_realtime"] / mode_figures["sequential"]["throughput_x_realtime"], 3
+        )
+        report["raw_batched_speedup_over_raw_sequential"] = round(
+            raw_batched["throughput_x_realtime"] / raw_figures["sequential"]["throughput_x_realtime"], 3
+        )
     status = 0
     if not args.skip_e2e:
         try:
-            report["e2e"] = run_e2e(testdata, args.beam_size)
+            report["e2e"] = run_e2e(testdata, args.beam_size, engine, service_batch)
         except Exception as exc:  # keep the clip figures; say why the API run failed
             log(f"e2e failed: {exc!r}")
             report["e2e"] = {"error": repr(exc)}

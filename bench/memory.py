@@ -103,6 +103,7 @@ def main() -> None:
             "VODSCRIBE_ASR_MODEL": str(model),
             "VODSCRIBE_ASR_DEVICE": "cpu",
             "VODSCRIBE_DATA_DIR": str(work),
+            "VODSCRIBE_MAX_MEDIA_DURATION_S": str(int(args.hours * 3600 * 1.5)),  # the default stops at 3 h
         }
         runs: dict[str, dict[str, Any]] = {}
         for name, path in (("10min", ten), ("long", long)):

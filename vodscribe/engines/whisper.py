@@ -164,12 +164,14 @@ class WhisperEngine:
                     raise EngineStopped
                 if _is_hallucination(seg.no_speech_prob, seg.avg_logprob, seg.text):
                     continue
+                # float(): times mapped back by faster-whisper come as numpy scalars.
                 words = tuple(
-                    Word(offset + w.start, offset + w.end, w.word, w.probability) for w in (seg.words or ())
+                    Word(offset + float(w.start), offset + float(w.end), w.word, float(w.probability))
+                    for w in (seg.words or ())
                 )
                 yield SpeechSegment(
-                    start=offset + seg.start,
-                    end=offset + seg.end,
+                    start=offset + float(seg.start),
+                    end=offset + float(seg.end),
                     text=seg.text.strip(),
                     language=language if task == "transcribe" else "en",
                     words=words,
