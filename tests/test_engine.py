@@ -12,7 +12,15 @@ import pytest
 from vodscribe.engines import bundled_model
 from vodscribe.engines.whisper import SAMPLE_RATE, Span, get_engine, merge_spans
 from vodscribe.media.probe import decode_audio, probe
-from vodscribe.speech.recognize import LanguageRun, _fill_unknown, _merge_runs, plan_runs, rank_languages
+from vodscribe.speech.recognize import (
+    LanguageRun,
+    _fill_unknown,
+    _merge_runs,
+    identify_start,
+    plan_runs,
+    rank_languages,
+    transcribe_assuming,
+)
 from vodscribe.speech.transcription import transcribe_file
 
 DATA = Path(__file__).parent / "data"
@@ -118,3 +126,46 @@ def test_music_produces_no_text(tmp_path: Path) -> None:
     transcript = transcribe_file(path, get_engine())
     assert transcript.speech_detected is False
     assert transcript.cues == () and transcript.languages == ()
+
+
+@pytest.mark.slow  # loads Whisper
+def test_a_run_taken_to_go_on_in_english_stops_where_german_begins() -> None:
+    engine = get_engine()
+    audio = _audio("multilingual_en_de.mp3")
+    spans = engine.speech_spans(audio)
+    language, _, checked = identify_start(engine, audio, spans)  # the first 30 s of speech: English
+    assert language == "en"
+    run, segments, rest = transcribe_assuming(engine, audio, spans, "en", checked_from=checked)
+    assert run is not None and run.language == "en" and run.spans == tuple(s for s in spans if s not in rest)
+    assert "permission is hereby granted" in " ".join(s.text for s in segments).lower()
+    assert rest and 25 < rest[0].start < 35  # German starts at about 30 s
+    assert all(s.end <= rest[0].start + 1e-3 for s in segments), "no segment is kept past the stop"
+    assert [r.language for r in plan_runs(engine, audio, rest)] == ["de"]
+
+
+@pytest.mark.slow  # loads Whisper
+def test_a_run_in_one_language_holds_to_the_end() -> None:
+    engine = get_engine()
+    audio = _audio("jfk_librivox.mp4")
+    spans = engine.speech_spans(audio)
+    run, segments, rest = transcribe_assuming(engine, audio, spans, "en")
+    assert rest == [] and run is not None and run.spans == tuple(spans)
+    assert "dashwood" in " ".join(s.text for s in segments).lower()
+
+
+@pytest.mark.slow  # loads Whisper
+def test_one_language_id_pass_for_a_file_in_one_language(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = get_engine()
+    passes: list[int] = []
+    detect = engine.detect_language
+
+    def counted(audio: np.ndarray) -> list[tuple[str, float]]:
+        passes.append(len(audio))
+        return detect(audio)
+
+    monkeypatch.setattr(engine, "detect_language", counted)
+    transcript = transcribe_file(DATA / "jfk_librivox.mp4", engine)
+    assert transcript.languages == ("en",) and len(passes) == 1  # as plain faster-whisper
+    passes.clear()
+    transcript = transcribe_file(DATA / "multilingual_en_de.mp3", engine)
+    assert transcript.languages == ("en", "de")

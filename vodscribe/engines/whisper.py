@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -143,8 +144,13 @@ class WhisperEngine:
         offset: float = 0.0,
         spans: Sequence[Span] | None = None,
         should_stop: Callable[[], bool] | None = None,
-    ) -> Iterator[SpeechSegment]:
+        on_window: Callable[[list[tuple[str, float]]], None] | None = None,
+    ) -> Generator[SpeechSegment]:
         """Lazily yield segments of ``audio`` (one language) with absolute word timings.
+
+        ``on_window`` (sequential mode only) receives the language probabilities of each 30 s window
+        Whisper encodes, before that window's segments are yielded: language ID from the encoder pass
+        the transcription makes anyway, one decoder step instead of another encoder pass.
 
         ``spans`` (seconds into ``audio``) are where the speech is, as :meth:`speech_spans` found it:
         only they are decoded, joined end to end as faster-whisper's own VAD filter joins them, and
@@ -155,7 +161,7 @@ class WhisperEngine:
         if chunks is not None and not chunks:
             return
         speech = audio if chunks is None else np.concatenate([audio[c["start"] : c["end"]] for c in chunks])
-        with self._lock:
+        with self._lock, self._watching(on_window if self.batch_size == 0 else None):
             segments = self._decode(speech, language, task)
             if chunks is not None:
                 segments = restore_speech_timestamps(segments, chunks, SAMPLE_RATE)
@@ -179,6 +185,29 @@ class WhisperEngine:
                     no_speech_prob=seg.no_speech_prob,
                     compression_ratio=seg.compression_ratio,
                 )
+
+    @contextmanager
+    def _watching(self, on_window: Callable[[list[tuple[str, float]]], None] | None) -> Iterator[None]:
+        """While decoding, pass the language ID of every encoder output to ``on_window``."""
+        if on_window is None:
+            yield
+            return
+        encode = self.model.encode
+
+        def watched(features: np.ndarray) -> ctranslate2.StorageView:
+            output = encode(features)
+            on_window(self._languages(output))
+            return output
+
+        self.model.encode = watched
+        try:
+            yield
+        finally:
+            del self.model.encode  # the class's method again
+
+    def _languages(self, encoded: ctranslate2.StorageView) -> list[tuple[str, float]]:
+        results = self.model.model.detect_language(encoded)[0]
+        return [(str(token)[2:-2], float(p)) for token, p in results]
 
     def _decode(self, speech: np.ndarray, language: str, task: Task) -> Iterable[Segment]:
         """Whisper over speech already cut to its spans: sequential, or batched in 30 s clips."""

@@ -168,6 +168,96 @@ def transcribe_runs(
         yield run, segments
 
 
+def identify_start(
+    engine: WhisperEngine, audio: np.ndarray, spans: Sequence[Span]
+) -> tuple[str, float, float]:
+    """The language of the first ≤30 s of speech in ``spans`` (seen with its pauses and context,
+    as :func:`plan_runs` sees it): the language, its probability and where that speech ends."""
+    first = merge_spans(spans)[0]
+    best, p = engine.detect_language(_view(audio, first))[0]
+    return best, p, first[-1].end
+
+
+def transcribe_assuming(
+    engine: WhisperEngine,
+    audio: np.ndarray,
+    spans: Sequence[Span],
+    language: str,
+    *,
+    checked_from: float = 0.0,
+    task: Task = "transcribe",
+    offset: float = 0.0,
+    on_segment: Callable[[LanguageRun, SpeechSegment], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[LanguageRun | None, list[SpeechSegment], list[Span]]:
+    """Transcribe ``spans`` as one run in ``language``, checking it as Whisper goes.
+
+    Each 30 s window Whisper encodes is language-identified from that encoding (no extra encoder
+    pass, unlike :func:`plan_runs`); the first window after ``checked_from`` that does not confirm
+    ``language`` (best language, at least :data:`CONFIDENT`) stops the run there. Returns the run
+    that held (None if nothing did), its segments, and the spans from the stop on, which need a
+    plan of their own (empty when the language held throughout). A segment is never half kept: the
+    stop moves back to the start of the span where the first segment not kept begins.
+    """
+    run = _run_of(spans, language)
+    latest: list[tuple[str, float]] = []
+
+    def seen(probabilities: list[tuple[str, float]]) -> None:
+        latest[:] = probabilities
+
+    segments: list[SpeechSegment] = []
+    stopped_at: float | None = None
+    inside = [Span(s.start - run.span.start, s.end - run.span.start) for s in spans]
+    decoding = engine.transcribe(
+        slice_audio(audio, run.span),
+        language=language,
+        task=task,
+        offset=offset + run.span.start,
+        spans=inside,
+        should_stop=should_stop,
+        on_window=seen,
+    )
+    try:
+        for seg in decoding:
+            if seg.end - offset > checked_from and not _confirms(latest, language):
+                stopped_at = seg.start - offset
+                break
+            if on_segment is not None:
+                on_segment(run, seg)
+            segments.append(seg)
+    finally:
+        decoding.close()
+    if stopped_at is None:
+        return run, segments, []
+    cut = _span_start(spans, stopped_at)
+    while True:  # move the cut back until no kept segment reaches past it
+        kept = [seg for seg in segments if seg.end - offset <= cut + 1e-3]
+        dropped = [seg.start - offset for seg in segments[len(kept) :]]
+        earlier = _span_start(spans, min(dropped)) if dropped else cut
+        if earlier >= cut:
+            break
+        cut = earlier
+    before = [s for s in spans if s.start < cut]
+    rest = [s for s in spans if s.start >= cut]
+    return (_run_of(before, language) if before else None), kept, rest
+
+
+def _confirms(probabilities: Sequence[tuple[str, float]], language: str) -> bool:
+    return bool(probabilities) and probabilities[0][0] == language and probabilities[0][1] >= CONFIDENT
+
+
+def _span_start(spans: Sequence[Span], at: float) -> float:
+    """The start of the first span not over by ``at``: the one holding it, or, when ``at`` falls
+    in a pause (mapped times can), the next one."""
+    return next((s.start for s in spans if s.end > at), at)
+
+
+def _run_of(spans: Sequence[Span], language: str) -> LanguageRun:
+    return LanguageRun(
+        Span(spans[0].start, spans[-1].end), language, sum(s.duration for s in spans), tuple(spans)
+    )
+
+
 def rank_languages(runs: Sequence[LanguageRun], limit: int = 5) -> list[str]:
     """Languages by seconds of speech, most spoken first (Gcore shows at most 5)."""
     seconds: dict[str, float] = {}

@@ -17,7 +17,15 @@ from vodscribe.engines.whisper import EngineStopped, Span, WhisperEngine
 from vodscribe.errors import Cancelled
 from vodscribe.languages import Language
 from vodscribe.media.probe import MediaInfo, probe, require_audio, stream_audio
-from vodscribe.speech.recognize import LanguageRun, plan_runs, rank_languages, transcribe_runs
+from vodscribe.speech.recognize import (
+    CONFIDENT,
+    LanguageRun,
+    identify_start,
+    plan_runs,
+    rank_languages,
+    transcribe_assuming,
+    transcribe_runs,
+)
 from vodscribe.speech.recognized import Recognized
 from vodscribe.speech.segment import build_cues
 from vodscribe.speech.subtitle_translation import Translator, WhisperTranslation, require
@@ -87,8 +95,9 @@ def transcribe_file(
     try:
         for window in speech_windows(blocks, engine.speech_spans):
             progress.window(window)
+            assumed = runs[-1].language if runs else None
             for run, run_segments, backend in _recognise(
-                engine, window, language, target, translators, progress, should_stop
+                engine, window, language, target, translators, progress, should_stop, assumed
             ):
                 runs.append(run)
                 backends[run] = backend
@@ -118,12 +127,50 @@ def _recognise(
     translators: Sequence[Translator],
     progress: _Position,
     should_stop: Callable[[], bool] | None,
+    assumed: str | None,
 ) -> Iterator[tuple[LanguageRun, list[SpeechSegment], Translator | None]]:
-    """One window: plan its language runs, then recognise each (runs and times on the file's clock).
+    """One window's language runs with their segments and backends (on the file's clock).
+
+    With the spoken language unknown, the window is first taken to go on in ``assumed`` (the last
+    run's language), or, at the start of the file, in the language of its first 30 s of speech;
+    Whisper's own encoding of each later window checks that as it goes
+    (:func:`transcribe_assuming`), and from where it does not hold, the rest is planned as
+    :func:`plan_runs` plans (a language-ID pass per ≤30 s of speech, span by span where unsure).
+    So a file in one language costs one language-ID pass, as plain faster-whisper's does.
 
     A run's translation backend is chosen before it is recognised, so a language no backend takes
     fails the task before recognition is spent on it (:class:`UnsupportedTranslation`)."""
-    planned = plan_runs(engine, window.audio, window.spans, language=language, should_stop=should_stop)
+    spans: Sequence[Span] = window.spans
+    if language is None and engine.batch_size == 0 and spans:
+        checked_from = 0.0
+        if assumed is None:
+            assumed, p, checked_from = identify_start(engine, window.audio, spans)
+            if p < CONFIDENT:
+                assumed = None  # unsure from the start: the plan decides span by span
+        if assumed is not None:
+            whole = _run_in(window, spans, assumed)
+            backend = _backend(whole, target, translators)
+            if backend is not None and not backend.from_speech:
+                progress.expect_translation(whole)
+            run, run_segments, spans = transcribe_assuming(
+                engine,
+                window.audio,
+                spans,
+                assumed,
+                checked_from=checked_from,
+                task="translate" if backend is not None and backend.from_speech else "transcribe",
+                offset=window.start,
+                on_segment=lambda _, seg: progress.recognition(whole, seg.end),
+                should_stop=should_stop,
+            )
+            if run is not None:
+                moved = _moved(run, window.start)
+                if backend is not None and not backend.from_speech:
+                    progress.expect_translation(moved)
+                yield moved, run_segments, backend
+    if not spans:
+        return
+    planned = plan_runs(engine, window.audio, spans, language=language, should_stop=should_stop)
     backends = {run: _backend(_moved(run, window.start), target, translators) for run in planned}
     for run, backend in backends.items():
         if backend is not None and not backend.from_speech:
@@ -139,6 +186,16 @@ def _recognise(
     ):
         moved = _moved(run, window.start)
         yield moved, run_segments, backends[run]
+
+
+def _run_in(window: SpeechWindow, spans: Sequence[Span], language: str) -> LanguageRun:
+    """All of ``spans`` (seconds into the window) as one run on the file's clock."""
+    return _moved(
+        LanguageRun(
+            Span(spans[0].start, spans[-1].end), language, sum(s.duration for s in spans), tuple(spans)
+        ),
+        window.start,
+    )
 
 
 def _moved(run: LanguageRun, by: float) -> LanguageRun:
