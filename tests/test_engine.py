@@ -16,6 +16,7 @@ from vodscribe.speech.recognize import (
     LanguageRun,
     _fill_unknown,
     _merge_runs,
+    _span_start,
     identify_start,
     plan_runs,
     rank_languages,
@@ -169,3 +170,10 @@ def test_one_language_id_pass_for_a_file_in_one_language(monkeypatch: pytest.Mon
     passes.clear()
     transcript = transcribe_file(DATA / "multilingual_en_de.mp3", engine)
     assert transcript.languages == ("en", "de")
+
+
+def test_a_stop_moves_to_the_start_of_a_span_never_past_the_last() -> None:
+    spans = [Span(0.0, 2.0), Span(3.0, 5.0)]
+    assert _span_start(spans, 1.0) == 0.0  # inside a span: its start
+    assert _span_start(spans, 2.5) == 3.0  # in a pause: the next span
+    assert _span_start(spans, 9.0) == 3.0  # past the end: the last span is still redone

@@ -248,8 +248,8 @@ def _confirms(probabilities: Sequence[tuple[str, float]], language: str) -> bool
 
 def _span_start(spans: Sequence[Span], at: float) -> float:
     """The start of the first span not over by ``at``: the one holding it, or, when ``at`` falls
-    in a pause (mapped times can), the next one."""
-    return next((s.start for s in spans if s.end > at), at)
+    in a pause (mapped times can), the next one; past the end, the last one (never nothing to redo)."""
+    return next((s.start for s in spans if s.end > at), spans[-1].start)
 
 
 def _run_of(spans: Sequence[Span], language: str) -> LanguageRun:
