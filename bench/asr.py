@@ -345,25 +345,12 @@ def language_summary(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]
     return summary
 
 
-def pooled_english_wer(runs: list[ClipRun]) -> float | None:
-    """WER over all English clips at once (jiwer on the lists), on the full, untruncated texts."""
-    pairs = [
-        (normalise(run.clip.reference, ("en",)), normalise(run.hypothesis, ("en",)))
-        for run in runs
-        if run.clip.lang == "en"
-    ]
-    pairs = [(ref, hyp) for ref, hyp in pairs if ref.strip()]
-    if not pairs:
-        return None
-    return round(float(jiwer.wer([p[0] for p in pairs], [p[1] for p in pairs])), 4)
-
-
 def summarise(runs: list[ClipRun]) -> dict[str, Any]:
     results = [run.report for run in runs]
     single = [r for r in results if r["lang"] != "multi"]
     return {
         "languages": language_summary(results),
-        "english_wer": pooled_english_wer(runs),
+        "english_wer": pooled_by_language(runs).get("en"),
         "all_single_language_clips_correct": all(r["language_ok"] for r in single),
         "language_failures": [r["file"] for r in results if not r["language_ok"]],
         "total_audio_s": round(sum(r["duration_s"] for r in results), 2),

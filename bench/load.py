@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -38,7 +37,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import start_service, start_worker, stop_process, stop_service  # noqa: E402
+from tests.conftest import reachable, start_service, start_worker, stop_process, stop_service  # noqa: E402
 from vodscribe.db.session import migrate, session_scope  # noqa: E402
 from vodscribe.services.clients import create_client  # noqa: E402
 
@@ -80,17 +79,9 @@ class _Quiet(SimpleHTTPRequestHandler):
         pass
 
 
-def _reachable(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 def _backend(choice: str) -> tuple[str, dict[str, str], str | None]:
     """(name, service env, database to drop afterwards)."""
-    if choice == "embedded" or (choice == "auto" and not (_reachable(5432) and _reachable(6379))):
+    if choice == "embedded" or (choice == "auto" and not (reachable(5432) and reachable(6379))):
         return "sqlite+filesystem", {}, None
     name = f"vodscribe_load_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(PG, isolation_level="AUTOCOMMIT")

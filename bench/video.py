@@ -26,14 +26,12 @@ import argparse
 import json
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -45,17 +43,23 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import imageio_ffmpeg  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
 from gcore import Gcore  # noqa: E402
 
-from tests.conftest import Service, start_service, start_worker, stop_process, stop_service  # noqa: E402
+from tests.conftest import (  # noqa: E402
+    Service,
+    postgres_database,
+    reachable,
+    start_service,
+    start_worker,
+    stop_process,
+    stop_service,
+)
 from vodscribe.media.hls import package_hls  # noqa: E402
 from vodscribe.media.probe import probe  # noqa: E402
 from vodscribe.media.transcode import screenshot, transcode  # noqa: E402
 
 CLIP = "video/jfk_librivox.mp4"
 LONG_SPEECH = "en/long_en_concat.wav"  # 84 s of English read speech
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS = "redis://127.0.0.1:6379/12"
 #: The project's test data: ``shared/testdata`` beside the repository checkout (``--data`` overrides it).
 DEFAULT_TESTDATA = ROOT.parent / "shared" / "testdata"
@@ -204,31 +208,14 @@ def _service(topology: str) -> Iterator[Service]:
                 stop_service(svc)
 
 
-def _reachable(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @contextmanager
 def _postgres_redis() -> Iterator[dict[str, str]]:
     """The service settings of a fresh PostgreSQL database (dropped afterwards) and an empty Redis db."""
     import redis
 
-    name = f"vodscribe_video_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    redis.Redis.from_url(REDIS).flushdb()
-    try:
-        url = sa.engine.make_url(PG).set(database=name).render_as_string(hide_password=False)
+    with postgres_database() as url:
+        redis.Redis.from_url(REDIS).flushdb()
         yield {"VODSCRIBE_DATABASE_URL": url, "VODSCRIBE_BROKER_URL": REDIS}
-    finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _run(sdk: Gcore, url: str, label: str, poll_s: float = 0.1, limit_s: float = 1800) -> Run:
@@ -301,7 +288,7 @@ def bench_topologies(source: Path, warm_up: Path, runs: int, which: str) -> dict
     for topology in ("embedded", "split"):
         if which not in ("both", topology):
             continue
-        if topology == "split" and not (_reachable(5432) and _reachable(6379)):
+        if topology == "split" and not (reachable(5432) and reachable(6379)):
             results[topology] = {"skipped": "PostgreSQL or Redis does not answer on 127.0.0.1"}
             continue
         results[topology] = bench_e2e(source, warm_up, runs, topology)

@@ -89,6 +89,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def reachable(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:``port`` (the benchmarks' PostgreSQL and Redis)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 @dataclass
 class Transfer:
     """What the media server sent for one ``/endless/`` request (``MediaServer.transfer``)."""

@@ -199,7 +199,7 @@ def transcribe_assuming(
     plan of their own (empty when the language held throughout). A segment is never half kept: the
     stop moves back to the start of the span where the first segment not kept begins.
     """
-    run = _run_of(spans, language)
+    run = run_of(spans, language)
     latest: list[tuple[str, float]] = []
 
     def seen(probabilities: list[tuple[str, float]]) -> None:
@@ -239,7 +239,7 @@ def transcribe_assuming(
         cut = earlier
     before = [s for s in spans if s.start < cut]
     rest = [s for s in spans if s.start >= cut]
-    return (_run_of(before, language) if before else None), kept, rest
+    return (run_of(before, language) if before else None), kept, rest
 
 
 def _confirms(probabilities: Sequence[tuple[str, float]], language: str) -> bool:
@@ -252,7 +252,8 @@ def _span_start(spans: Sequence[Span], at: float) -> float:
     return next((s.start for s in spans if s.end > at), spans[-1].start)
 
 
-def _run_of(spans: Sequence[Span], language: str) -> LanguageRun:
+def run_of(spans: Sequence[Span], language: str) -> LanguageRun:
+    """All of ``spans`` as one run in ``language``."""
     return LanguageRun(
         Span(spans[0].start, spans[-1].end), language, sum(s.duration for s in spans), tuple(spans)
     )

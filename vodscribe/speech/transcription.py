@@ -23,6 +23,7 @@ from vodscribe.speech.recognize import (
     identify_start,
     plan_runs,
     rank_languages,
+    run_of,
     transcribe_assuming,
     transcribe_runs,
 )
@@ -148,7 +149,7 @@ def _recognise(
             if p < CONFIDENT:
                 assumed = None  # unsure from the start: the plan decides span by span
         if assumed is not None:
-            whole = _run_in(window, spans, assumed)
+            whole = _moved(run_of(spans, assumed), window.start)
             backend = _backend(whole, target, translators)
             if backend is not None and not backend.from_speech:
                 progress.expect_translation(whole)
@@ -186,16 +187,6 @@ def _recognise(
     ):
         moved = _moved(run, window.start)
         yield moved, run_segments, backends[run]
-
-
-def _run_in(window: SpeechWindow, spans: Sequence[Span], language: str) -> LanguageRun:
-    """All of ``spans`` (seconds into the window) as one run on the file's clock."""
-    return _moved(
-        LanguageRun(
-            Span(spans[0].start, spans[-1].end), language, sum(s.duration for s in spans), tuple(spans)
-        ),
-        window.start,
-    )
 
 
 def _moved(run: LanguageRun, by: float) -> LanguageRun:
