@@ -21,25 +21,27 @@ def as_wav(source: Path, out: Path) -> Path:
     return out
 
 
-def quiet(out: Path, seconds: float) -> Path:
-    """Faint pink noise (a room, not digital silence), 16 kHz mono WAV."""
+def quiet(out: Path, seconds: float, seed: int = 0) -> Path:
+    """Faint pink noise (a room, not digital silence), 16 kHz mono WAV; the same for the same
+    ``seed`` (ffmpeg's own default is a new noise every run)."""
+    noise = f"anoisesrc=color=pink:amplitude=0.003:sample_rate=16000:duration={seconds}:seed={seed}"
     _ffmpeg(
-        "-f", "lavfi", "-i", f"anoisesrc=color=pink:amplitude=0.003:sample_rate=16000:duration={seconds}",
+        "-f", "lavfi", "-i", noise,
         "-ac", "1", "-c:a", "pcm_s16le", str(out),
     )  # fmt: skip
     return out
 
 
 def spread_speech(
-    out: Path, clips: Sequence[Path], total_seconds: float, *, gap_seconds: float
+    out: Path, clips: Sequence[Path], total_seconds: float, *, gap_seconds: float, seed: int = 0
 ) -> list[float]:
-    """Write ``out`` (FLAC, 16 kHz mono): ``clips`` in turn, each followed by ``gap_seconds`` of quiet,
-    repeated until ``total_seconds``. Returns where each clip starts (seconds)."""
+    """Write ``out`` (FLAC, 16 kHz mono): ``clips`` in turn, each followed by ``gap_seconds`` of quiet
+    (noise from ``seed``), repeated until ``total_seconds``. Returns where each clip starts (seconds)."""
     starts: list[float] = []
     with tempfile.TemporaryDirectory(prefix="long-media-") as tmp:
         folder = Path(tmp)
         wavs = [as_wav(clip, folder / f"clip{i}.wav") for i, clip in enumerate(clips)]
-        gap = quiet(folder / "gap.wav", gap_seconds)
+        gap = quiet(folder / "gap.wav", gap_seconds, seed)
         durations = [_seconds(w) for w in wavs]
         lines, at, i = [], 0.0, 0
         while at < total_seconds:

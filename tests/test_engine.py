@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import wave
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
+from faster_whisper.transcribe import Segment
 
 from vodscribe.engines import bundled_model
 from vodscribe.engines.whisper import SAMPLE_RATE, Span, get_engine, merge_spans
@@ -170,6 +173,38 @@ def test_one_language_id_pass_for_a_file_in_one_language(monkeypatch: pytest.Mon
     passes.clear()
     transcript = transcribe_file(DATA / "multilingual_en_de.mp3", engine)
     assert transcript.languages == ("en", "de")
+
+
+@pytest.mark.slow  # loads Whisper
+def test_speech_whisper_ended_a_window_before_is_decoded_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whisper can end a window with end-of-text while speech is left (a real loss is in the
+    long-media test); here the joined decode is made to lose its last sentence."""
+    engine = get_engine()
+    audio = _audio("jfk_librivox.mp4")
+    spans = engine.speech_spans(audio)
+    decode = engine._decode
+    decoded: list[float] = []
+    lose_last = [True]
+
+    def counted(
+        speech: np.ndarray, language: str, task: Literal["transcribe", "translate"]
+    ) -> Iterable[Segment]:
+        decoded.append(len(speech) / SAMPLE_RATE)
+        segments = list(decode(speech, language, task))
+        return segments[:-1] if lose_last[0] and len(decoded) == 1 else segments
+
+    monkeypatch.setattr(engine, "_decode", counted)
+    segments = list(engine.transcribe(audio, language="en", spans=spans, offset=100.0))
+    assert "ill-disposed young man" in segments[-1].text  # the last sentence, decoded on its own
+    assert segments[-1].start == pytest.approx(100 + 20.3, abs=0.5)
+    assert [s.start for s in segments] == sorted(s.start for s in segments)
+    assert len(decoded) == 2 and decoded[1] == pytest.approx(
+        spans[-1].duration, abs=0.01
+    )  # only what was lost
+    decoded.clear()
+    lose_last[0] = False
+    assert len(list(engine.transcribe(audio, language="en", spans=spans))) == len(segments)
+    assert len(decoded) == 1, "nothing is decoded again when nothing was lost"
 
 
 def test_a_stop_moves_to_the_start_of_a_span_never_past_the_last() -> None:
