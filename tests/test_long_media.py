@@ -33,7 +33,7 @@ def long_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[floa
 
     With this noise (seed 6), Whisper ends the first window's joined speech before its last
     sentence (``greasy`` at 94 s), which is then decoded again on its own: without that, the
-    transcription test fails (2 of 12 seeds tried here did so)."""
+    transcription test fails (2 of 18 seeds tried here did so)."""
     out = tmp_path_factory.mktemp("long") / "ten-minutes.flac"
     return out, spread_speech(out, CLIPS, 600, gap_seconds=70, seed=6)
 

@@ -203,7 +203,7 @@ class WhisperEngine:
 
         Whisper sometimes ends a window with end-of-text while speech is left in it, and that
         speech is then never decoded: on a joined window of 19 s of one speaker followed by a 3 s
-        sentence of another, the sentence was lost in 2 of 12 variants of the noise around them
+        sentence of another, the sentence was lost in 2 of 18 variants of the noise around them
         (faster-whisper's own ``vad_filter`` joins speech the same way). Speech spans that no
         segment reached, at least :data:`MISSED_SECONDS` of them, are decoded again on their own,
         and come in time order, before the first segment after them."""
