@@ -95,6 +95,9 @@ class Video(Base):
     name: Mapped[str] = mapped_column(String(1024))
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     origin_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: ``Name: value`` lines sent with the download of ``origin_url`` (a credential: never shown in
+    #: the API nor written to a log).
+    origin_http_headers: Mapped[str | None] = mapped_column(Text, nullable=True)
     client_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     auto_transcribe_audio_language: Mapped[str] = mapped_column(String(16), default="auto")

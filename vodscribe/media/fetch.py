@@ -11,6 +11,11 @@
 
 ``allow_private`` (``Settings.allow_private_urls``) switches the address checks off and uses a
 plain httpx client; it exists for tests that serve media from 127.0.0.1 and is off by default.
+
+* :func:`parse_headers` checks a video's ``origin_http_headers`` (Gcore: ``"Authorization: Bearer
+  ABC"``); :func:`download` sends them only to the origin (scheme, host and port) of the URL it was
+  given, on every hop that goes there, as curl does with credentials: a redirect to another origin
+  does not get them.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import re
 import socket
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from http import HTTPStatus
@@ -43,6 +48,7 @@ from vodscribe.config import Settings
 from vodscribe.errors import (
     DownloadCancelled,
     FetchError,
+    MediaError,
     StopCheck,
     TooLargeError,
     URLNotAllowedError,
@@ -50,7 +56,7 @@ from vodscribe.errors import (
 from vodscribe.media.probe import SNIFF_BYTES, MediaKind, sniff_or_raise
 from vodscribe.media.public_address import PublicOnlyPolicy
 
-__all__ = ["USER_AGENT", "DownloadCancelled", "FetchResult", "check_url", "download"]
+__all__ = ["USER_AGENT", "DownloadCancelled", "FetchResult", "check_url", "download", "parse_headers"]
 
 USER_AGENT = "vodscribe/0.1"
 MAX_URL_LENGTH = 2048
@@ -65,6 +71,21 @@ _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 # Hosts made of numbers only (2130706433, 0x7f000001, 0177.0.0.1, 127.1) that are not a plain
 # dotted-quad: legacy encodings of IP addresses, used to sneak past naive filters.
 _NUMERIC_HOST = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]*))*\.?", re.IGNORECASE)
+
+#: ``origin_http_headers``: at most this many lines, this many characters in all.
+MAX_HEADERS = 10
+MAX_HEADERS_LENGTH = 8192
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
+_HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")  # visible ASCII, space and tab: no CR, LF or NUL
+#: Headers that describe the connection or the message rather than ask for the file, or that the
+#: download itself relies on (an identity encoding, the whole file): refused, never sent.
+_RESERVED_HEADERS = frozenset(
+    {
+        "accept-encoding", "connection", "content-length", "content-encoding", "content-type", "expect",
+        "host", "http2-settings", "if-range", "keep-alive", "proxy-authenticate", "proxy-authorization",
+        "proxy-connection", "range", "te", "trailer", "transfer-encoding", "upgrade",
+    }
+)  # fmt: skip
 
 _PRIVATE_MESSAGE = (
     "The URL points to a private, loopback, link-local or cloud-metadata address ({host}); "
@@ -180,6 +201,58 @@ def _refusal(exc: SSRFGuardError, host: str) -> URLNotAllowedError | FetchError:
     return URLNotAllowedError(f"The URL (or one it redirects to) is not allowed (host '{host}').")
 
 
+def parse_headers(text: str) -> dict[str, str]:
+    """The ``Name: value`` lines of ``origin_http_headers`` (one, as Gcore documents, or several
+    separated by newlines); raises ValueError with a message for the user. Strict, because the text
+    becomes request headers: token names, printable ASCII values (no CR/LF to inject more), no
+    repeated names, none of :data:`_RESERVED_HEADERS`. Messages never quote a value (a credential)."""
+    if len(text) > MAX_HEADERS_LENGTH:
+        raise ValueError(f"is too long (maximum is {MAX_HEADERS_LENGTH} characters)")
+    lines = text.strip("\r\n").split("\n")
+    if len(lines) > MAX_HEADERS:
+        raise ValueError(f"has too many lines (maximum is {MAX_HEADERS} headers)")
+    headers: dict[str, str] = {}
+    for number, raw in enumerate(lines, 1):
+        line = raw.removesuffix("\r")
+        name, colon, value = line.partition(":")
+        where = f"line {number}" if len(lines) > 1 else "the header"
+        if not colon or not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f'{where} must be "Name: value" with a valid header name')
+        value = value.strip(" \t")
+        if not _HEADER_VALUE.fullmatch(value):
+            raise ValueError(f"{where}: the value of {name} may hold only printable ASCII characters")
+        if not value:
+            raise ValueError(f"{where}: the value of {name} is empty")
+        if name.lower() in _RESERVED_HEADERS:
+            raise ValueError(f"{where}: the {name} header cannot be set")
+        if name.lower() in (known.lower() for known in headers):
+            raise ValueError(f"{where}: the {name} header is given twice")
+        headers[name] = value
+    return headers
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
+
+
+def _to_origin_only(url: str, headers: Mapping[str, str]) -> Callable[[httpx.Request], None]:
+    """A request hook (httpx calls it for every hop, redirects included) that puts ``headers`` on
+    requests to ``url``'s origin and takes them off any other. The client carries them on each hop
+    itself; this decides, so what httpx strips by itself (only ``Authorization``) does not matter."""
+    origin = _origin(httpx.URL(url))
+
+    def hook(request: httpx.Request) -> None:
+        same = _origin(request.url) == origin
+        for name, value in headers.items():
+            if same:
+                request.headers[name] = value
+            else:
+                request.headers.pop(name, None)
+
+    return hook
+
+
 # --- download -------------------------------------------------------------------------------------
 
 
@@ -190,8 +263,12 @@ def download(
     settings: Settings,
     on_progress: Callable[[int, int | None], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> FetchResult:
     """Download ``url`` to ``dest`` (written under a temporary name, renamed when complete).
+
+    ``headers`` (from :func:`parse_headers`) go to ``url``'s origin only, never to another one a
+    redirect leads to; error messages never contain their values.
 
     ``on_progress(done_bytes, total_bytes_or_None)`` is called at most every 0.25 s and once at the
     end with ``(size, size)``. ``should_stop()`` is polled between chunks (at most every 0.25 s);
@@ -211,14 +288,15 @@ def download(
     # into place once the connection is closed.
     with (
         replacing(dest) as part,
+        _redacted(list((headers or {}).values())),
         _translated_errors(parts.hostname or ""),
-        _client(settings) as client,
+        _client(settings, _to_origin_only(normalised, headers or {})) as client,
     ):
         result = _fetch(client, normalised, part, settings, on_progress, stop)
     return replace(result, path=dest)
 
 
-def _client(settings: Settings) -> httpx.Client:
+def _client(settings: Settings, hook: Callable[[httpx.Request], None]) -> httpx.Client:
     # Read timeout = longest wait for the next bytes; the total time is enforced in _limited.
     timeout = httpx.Timeout(
         min(settings.fetch_timeout_s, _STALL_TIMEOUT_S), connect=settings.fetch_connect_timeout_s
@@ -233,6 +311,7 @@ def _client(settings: Settings) -> httpx.Client:
             max_redirects=settings.fetch_max_redirects,
             headers=headers,
             trust_env=False,
+            event_hooks={"request": [hook]},
         )
     return GuardedClient(
         policy=_policy(settings),
@@ -241,6 +320,7 @@ def _client(settings: Settings) -> httpx.Client:
         max_redirects=settings.fetch_max_redirects,
         headers=headers,
         trust_env=False,
+        event_hooks={"request": [hook]},
     )
 
 
@@ -370,6 +450,22 @@ def _translated_errors(host: str) -> Iterator[None]:
         raise FetchError(f"Could not connect to {host}: {_reason(exc)}.") from exc
     except httpx.HTTPError as exc:
         raise FetchError(f"The download from {host} failed: {_reason(exc)}.") from exc
+
+
+@contextmanager
+def _redacted(secrets: list[str]) -> Iterator[None]:
+    """Blank ``secrets`` out of the message of a MediaError raised inside (stored as the video's
+    ``error``); the values were checked, so no library quotes them, but a message is no place to
+    find out."""
+    try:
+        yield
+    except MediaError as exc:
+        message = exc.message
+        for secret in secrets:
+            message = message.replace(secret, "[redacted]")
+        if message == exc.message:
+            raise
+        raise type(exc)(message) from None
 
 
 def _host_of(exc: SSRFGuardError) -> str | None:

@@ -24,7 +24,7 @@ from vodscribe.db.models import Rendition, Video, utcnow
 from vodscribe.db.session import changed, session_scope
 from vodscribe.db.statuses import JobState, RenditionStatus, VideoStatus
 from vodscribe.errors import Cancelled, FetchError, MediaError, NotMediaError, TooLargeError
-from vodscribe.media.fetch import download
+from vodscribe.media.fetch import download, parse_headers
 from vodscribe.media.hls import mpegts_start, package_hls
 from vodscribe.media.probe import MediaInfo, check_duration, probe
 from vodscribe.media.transcode import plan_renditions, screenshot, transcode
@@ -62,6 +62,7 @@ class _Run:
     attempt: int
     key: str
     origin_url: str
+    headers: dict[str, str]  # origin_http_headers, for every attempt's download
 
 
 def _claim(settings: Settings, video_id: int) -> _Run | None:
@@ -72,7 +73,10 @@ def _claim(settings: Settings, video_id: int) -> _Run | None:
         attempt = jobs.claim(
             s, VIDEO_JOBS, video, stale_after_s=settings.stale_after_s, max_attempts=settings.max_attempts
         )
-        return _Run(video_id, attempt, video.key, video.origin_url) if attempt is not None else None
+        if attempt is None:
+            return None
+        headers = parse_headers(video.origin_http_headers) if video.origin_http_headers else {}
+        return _Run(video_id, attempt, video.key, video.origin_url, headers)
 
 
 def run_video(settings: Settings, video_id: int) -> str:
@@ -114,7 +118,9 @@ def _process(settings: Settings, run: _Run, beat: Heartbeat) -> None:
     video_id, attempt, key, origin_url = run.video_id, run.attempt, run.key, run.origin_url
     store = media_store(settings)
     with workspace(settings.work_dir, f"video-{video_id}") as tmp, store.producing(key, tmp) as out:
-        fetched = download(origin_url, tmp / "origin", settings=settings, should_stop=beat.stopped)
+        fetched = download(
+            origin_url, tmp / "origin", settings=settings, should_stop=beat.stopped, headers=run.headers
+        )
         info = probe(fetched.path)
         if not info.has_video:
             raise MediaError("The file has no video track.")

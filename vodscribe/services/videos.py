@@ -17,7 +17,7 @@ from vodscribe.db.models import AITask, Client, Rendition, Video, utcnow
 from vodscribe.db.session import LIKE_ESCAPE, changed, contains
 from vodscribe.db.statuses import UNFINISHED, JobState, TaskStatus, VideoStatus
 from vodscribe.errors import URLNotAllowedError
-from vodscribe.media.fetch import check_url
+from vodscribe.media.fetch import check_url, parse_headers
 from vodscribe.queue import dispatch_video
 from vodscribe.services.ai_tasks import QUEUE_UNAVAILABLE, iso
 from vodscribe.storage.media import MediaStore, media_store
@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 _SLUG_ALPHABET = string.ascii_letters + string.digits
 #: The fields that say which AI subtitles the media job requests for a video.
 AI_PLAN_FIELDS = ("auto_transcribe_audio_language", "auto_translate_subtitles_language")
+
+#: Fields used only by the media job's first download; a PATCH leaves them as they are.
+CREATE_ONLY = ("origin_url", "origin_http_headers")
 
 
 class QueueUnavailable(Exception):
@@ -48,6 +51,7 @@ class VideoFields:
     name: str | None = None
     description: str | None = None
     origin_url: str | None = None
+    origin_http_headers: str | None = None
     client_user_id: int | None = None
     priority: int | None = None
     auto_transcribe_audio_language: str | None = None
@@ -80,6 +84,12 @@ def _validate(settings: Settings, f: VideoFields, *, creating: bool) -> dict[str
             )
         except URLNotAllowedError as exc:
             errors.setdefault("origin_url", []).append(exc.message)
+    if f.origin_http_headers and f.origin_http_headers.strip():
+        try:
+            parsed = parse_headers(f.origin_http_headers)
+            values["origin_http_headers"] = "\n".join(f"{k}: {v}" for k, v in parsed.items())
+        except ValueError as exc:
+            errors.setdefault("origin_http_headers", []).append(str(exc))
     if f.auto_transcribe_audio_language is not None:
         value = f.auto_transcribe_audio_language.strip().lower()
         if value not in ("auto", "disable"):
@@ -126,7 +136,8 @@ def get_video(session: Session, client: Client, video_id: int) -> Video | None:
 
 def update_video(session: Session, settings: Settings, video: Video, f: VideoFields) -> Video:
     values = _validate(settings, f, creating=False)
-    values.pop("origin_url", None)  # only used before transcoding, as on Gcore
+    for key in CREATE_ONLY:  # what the download uses: only before transcoding, as on Gcore
+        values.pop(key, None)
     if any(key in values and values[key] != getattr(video, key) for key in AI_PLAN_FIELDS):
         video.auto_ai_requested = False  # a new plan: the media job requests it (if it still runs)
     for key, value in values.items():

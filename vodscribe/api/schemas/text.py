@@ -32,6 +32,8 @@ LanguageList = Annotated[str, StringConstraints(strict=True, max_length=512), _N
 SubtitleName = Annotated[str, StringConstraints(strict=True, max_length=512), _NO_NUL]
 #: WebVTT or SRT text (the service also bounds its UTF-8 size to 5 MB).
 SubtitleText = Annotated[str, StringConstraints(strict=True, max_length=5 * 1024 * 1024), _NO_NUL]
+#: ``origin_http_headers``: ``Name: value`` lines (checked line by line by the service).
+HeaderLines = Annotated[str, StringConstraints(strict=True, max_length=8192), _NO_NUL]
 ClientUserIdText = Annotated[str, StringConstraints(strict=True, max_length=256), _NO_NUL]
 EntityData = Annotated[str, StringConstraints(strict=True, max_length=4096), _NO_NUL]
 TaskName = Annotated[str, StringConstraints(strict=True, max_length=64), _NO_NUL]

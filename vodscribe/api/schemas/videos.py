@@ -15,6 +15,7 @@ from vodscribe.api.params import INT32_MAX, INT32_MIN
 from vodscribe.api.schemas.text import (
     URL,
     Description,
+    HeaderLines,
     LanguageCode,
     LanguageList,
     SubtitleName,
@@ -34,6 +35,11 @@ class VideoFieldsIn(BaseModel):
     description: Description | None = None
     origin_url: URL | None = Field(
         None, description="http(s) URL of the file to download and transcode (checked when given)"
+    )
+    origin_http_headers: HeaderLines | None = Field(
+        None,
+        description='Sent with the download of origin_url, to its host only: "Authorization: Bearer '
+        'ABC" (one or more "Name: value" lines). Never returned.',
     )
     client_user_id: StrictInt | None = Field(None, ge=INT32_MIN, le=INT32_MAX)
     priority: StrictInt | None = Field(None, description="-10 to 10")
