@@ -98,6 +98,9 @@ class Video(Base):
     #: ``Name: value`` lines sent with the download of ``origin_url`` (a credential: never shown in
     #: the API nor written to a log).
     origin_http_headers: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: Gcore's clip: only this segment of the origin (seconds) is processed.
+    clip_start_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    clip_duration_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
     client_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     auto_transcribe_audio_language: Mapped[str] = mapped_column(String(16), default="auto")

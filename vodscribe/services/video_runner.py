@@ -24,6 +24,7 @@ from vodscribe.db.models import Rendition, Video, utcnow
 from vodscribe.db.session import changed, session_scope
 from vodscribe.db.statuses import JobState, RenditionStatus, VideoStatus
 from vodscribe.errors import Cancelled, FetchError, MediaError, NotMediaError, TooLargeError
+from vodscribe.media.clip import Clip, check_cut, cut
 from vodscribe.media.fetch import download, parse_headers
 from vodscribe.media.hls import mpegts_start, package_hls
 from vodscribe.media.probe import MediaInfo, check_duration, probe
@@ -63,6 +64,7 @@ class _Run:
     key: str
     origin_url: str
     headers: dict[str, str]  # origin_http_headers, for every attempt's download
+    clip: Clip | None  # clip_start_seconds / clip_duration_seconds
 
 
 def _claim(settings: Settings, video_id: int) -> _Run | None:
@@ -76,7 +78,10 @@ def _claim(settings: Settings, video_id: int) -> _Run | None:
         if attempt is None:
             return None
         headers = parse_headers(video.origin_http_headers) if video.origin_http_headers else {}
-        return _Run(video_id, attempt, video.key, video.origin_url, headers)
+        clip = None
+        if video.clip_start_seconds is not None:
+            clip = Clip(video.clip_start_seconds, video.clip_duration_seconds)
+        return _Run(video_id, attempt, video.key, video.origin_url, headers, clip)
 
 
 def run_video(settings: Settings, video_id: int) -> str:
@@ -121,9 +126,7 @@ def _process(settings: Settings, run: _Run, beat: Heartbeat) -> None:
         fetched = download(
             origin_url, tmp / "origin", settings=settings, should_stop=beat.stopped, headers=run.headers
         )
-        info = probe(fetched.path)
-        if not info.has_video:
-            raise MediaError("The file has no video track.")
+        source, info = _clipped(settings, run, fetched.path, probe(fetched.path), beat)
         check_duration(info, settings.max_media_duration_s)
         _set(
             settings,
@@ -134,7 +137,7 @@ def _process(settings: Settings, run: _Run, beat: Heartbeat) -> None:
             **_origin_fields(info, fetched.size),
         )
         rows = _rendition_rows(settings, video_id, info)
-        _start_ai(settings, run, fetched.path)
+        _start_ai(settings, run, source)
 
         def progress(fraction: float) -> None:
             with session_scope(settings.db_url) as s:
@@ -145,7 +148,7 @@ def _process(settings: Settings, run: _Run, beat: Heartbeat) -> None:
                 )
 
         renditions = transcode(
-            fetched.path,
+            source,
             info,
             out,
             on_progress=progress,
@@ -171,6 +174,28 @@ def _process(settings: Settings, run: _Run, beat: Heartbeat) -> None:
     _set(settings, video_id, attempt, status=VideoStatus.VIEWABLE)
     complete(settings, video_id, attempt)
     _request_ai(settings, video_id)  # a plan not requested yet: one a client changed meanwhile
+
+
+def _clipped(
+    settings: Settings, run: _Run, origin: Path, info: MediaInfo, beat: Heartbeat
+) -> tuple[Path, MediaInfo]:
+    """The file every later step works on: the origin, or the clip cut from it
+    (:mod:`vodscribe.media.clip`), with what probe found in it."""
+    if not info.has_video:
+        raise MediaError("The file has no video track.")
+    if run.clip is None or run.clip.whole:
+        return origin, info
+    clipped = cut(
+        origin,
+        info,
+        run.clip,
+        origin.with_name("clip.mkv"),
+        should_stop=beat.stopped,
+        max_seconds=settings.max_media_duration_s,
+    )
+    clip_info = probe(clipped)
+    check_cut(run.clip, clip_info, info.duration)
+    return clipped, clip_info
 
 
 def complete(settings: Settings, video_id: int, attempt: int) -> None:

@@ -29,7 +29,7 @@ _SLUG_ALPHABET = string.ascii_letters + string.digits
 AI_PLAN_FIELDS = ("auto_transcribe_audio_language", "auto_translate_subtitles_language")
 
 #: Fields used only by the media job's first download; a PATCH leaves them as they are.
-CREATE_ONLY = ("origin_url", "origin_http_headers")
+CREATE_ONLY = ("origin_url", "origin_http_headers", "clip_start_seconds", "clip_duration_seconds")
 
 
 class QueueUnavailable(Exception):
@@ -52,6 +52,8 @@ class VideoFields:
     description: str | None = None
     origin_url: str | None = None
     origin_http_headers: str | None = None
+    clip_start_seconds: int | None = None
+    clip_duration_seconds: int | None = None
     client_user_id: int | None = None
     priority: int | None = None
     auto_transcribe_audio_language: str | None = None
@@ -90,6 +92,7 @@ def _validate(settings: Settings, f: VideoFields, *, creating: bool) -> dict[str
             values["origin_http_headers"] = "\n".join(f"{k}: {v}" for k, v in parsed.items())
         except ValueError as exc:
             errors.setdefault("origin_http_headers", []).append(str(exc))
+    _validate_clip(f, values, errors)
     if f.auto_transcribe_audio_language is not None:
         value = f.auto_transcribe_audio_language.strip().lower()
         if value not in ("auto", "disable"):
@@ -107,6 +110,20 @@ def _validate(settings: Settings, f: VideoFields, *, creating: bool) -> dict[str
     if errors:
         raise VideoValidationError(errors)
     return values
+
+
+def _validate_clip(f: VideoFields, values: dict[str, Any], errors: dict[str, list[str]]) -> None:
+    start, duration = f.clip_start_seconds, f.clip_duration_seconds
+    if start is not None:
+        if start < 0:
+            errors.setdefault("clip_start_seconds", []).append("must be greater than or equal to 0")
+        values["clip_start_seconds"] = start
+    if duration is not None:
+        if start is None:  # Gcore: "used only together with clip_start_seconds"
+            errors.setdefault("clip_duration_seconds", []).append("can only be used with clip_start_seconds")
+        if duration <= 0:
+            errors.setdefault("clip_duration_seconds", []).append("must be greater than 0")
+        values["clip_duration_seconds"] = duration
 
 
 def create_video(session: Session, settings: Settings, client: Client, f: VideoFields) -> Video:

@@ -41,6 +41,12 @@ class VideoFieldsIn(BaseModel):
         description='Sent with the download of origin_url, to its host only: "Authorization: Bearer '
         'ABC" (one or more "Name: value" lines). Never returned.',
     )
+    clip_start_seconds: StrictInt | None = Field(
+        None, ge=INT32_MIN, le=INT32_MAX, description="Process only the segment starting here (>= 0)"
+    )
+    clip_duration_seconds: StrictInt | None = Field(
+        None, ge=INT32_MIN, le=INT32_MAX, description="Its length (> 0); only with clip_start_seconds"
+    )
     client_user_id: StrictInt | None = Field(None, ge=INT32_MIN, le=INT32_MAX)
     priority: StrictInt | None = Field(None, description="-10 to 10")
     auto_transcribe_audio_language: LanguageCode | None = Field(
