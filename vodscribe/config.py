@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     public_url: str | None = Field(default=None, description="Base URL clients reach the API at")
 
     max_body_bytes: int = Field(default=8 * 1024 * 1024, description="Largest request body (413 beyond)")
+    max_batch_body_bytes: int = Field(
+        default=64 * 1024 * 1024, description="Largest body of POST /streaming/videos/batch (Gcore: 64 MB)"
+    )
     rate_limit_per_s: float = Field(default=20.0, description="Requests per second per client (0 = off)")
     rate_limit_burst: int = Field(default=40, description="Requests a client may send at once")
 

@@ -32,7 +32,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.limiter = make_limiter(settings)
     celery_for(settings)  # creates the embedded broker's folders, which /health checks
     errors.install(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        larger={videos.BATCH_PATH: settings.max_batch_body_bytes},
+    )
     app.add_middleware(HeadAsGet)
     app.include_router(ai_tasks.router)
     app.include_router(videos.router)

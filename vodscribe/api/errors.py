@@ -134,12 +134,21 @@ def _leaves(routes: Sequence[Any]) -> Iterator[Any]:
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route answers at this path (a 405's ``Allow``); GET implies HEAD."""
-    methods: set[str] = set()
+    """Every method some route answers at this path (a 405's ``Allow``); GET implies HEAD. A path
+    that a route names literally (``/streaming/videos/batch``) is that route's alone, not also one
+    of the ``/{video_id}`` it would fit."""
+    found: list[tuple[bool, set[str]]] = []
     for route in _leaves(request.app.router.routes):
         match, _ = route.matches(request.scope)
         if match is not Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
+            found.append(
+                (not getattr(route, "param_convertors", None), set(getattr(route, "methods", None) or ()))
+            )
+    literal = any(is_literal for is_literal, _ in found)
+    methods: set[str] = set()
+    for is_literal, route_methods in found:
+        if is_literal or not literal:
+            methods |= route_methods
     if "GET" in methods:
         methods.add("HEAD")
     return sorted(methods)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,18 +18,21 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
 
 
 class BodyLimit:
-    """Refuses bodies over ``max_bytes`` before the application buffers them."""
+    """Refuses bodies over ``max_bytes`` (``larger``: another limit for some paths) before the
+    application buffers them."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope["path"], self.max_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             await self._reject(send)
             return
         if declared is None:  # chunked: read (at most the limit) first, then replay it to the app
@@ -38,7 +42,7 @@ class BodyLimit:
                 message = await receive()
                 messages.append(message)
                 size += len(message.get("body", b""))
-                if size > self.max_bytes:
+                if size > limit:
                     await self._reject(send)
                     return
                 if message["type"] != "http.request" or not message.get("more_body"):

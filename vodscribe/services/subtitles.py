@@ -97,21 +97,37 @@ def check_room(session: Session, video: Video, *, adding: int = 1, text: int = 0
             Subtitle.video_id == video.id
         )
     ).one()
-    if count + adding > MAX_SUBTITLES:
+    _check_limits(count + adding, total - replacing + text)
+
+
+def _check_limits(count: int, text: int) -> None:
+    """Refuse a video with more than ``MAX_SUBTITLES`` subtitles or too much text in them."""
+    if count > MAX_SUBTITLES:
         raise SubtitleError(f"Unprocessable Entity. A video has at most {MAX_SUBTITLES} subtitles.")
-    if total - replacing + text > MAX_SUBTITLE_TEXT_PER_VIDEO:
+    if text > MAX_SUBTITLE_TEXT_PER_VIDEO:
         raise SubtitleError(
             "Unprocessable Entity. A video's subtitles may hold at most "
             f"{MAX_SUBTITLE_TEXT_PER_VIDEO // (1024 * 1024)} MB of text together."
         )
 
 
-def create_subtitle(session: Session, settings: Settings, video: Video, f: SubtitleFields) -> Subtitle:
+def checked_new(f: SubtitleFields) -> tuple[str, str, str]:
+    """``(name, language, text)`` of a new subtitle from ``f`` (name defaults to the language's);
+    raises SubtitleError."""
     lang = _language(f.language)
     text = _checked_text(f.vtt)
+    return ((f.name or "").strip() or lang.name)[:512], lang.b, text
+
+
+def check_new_room(texts: list[str]) -> None:
+    """The limits of :func:`check_room` for the subtitles of a video being created."""
+    _check_limits(len(texts), sum(len(t) for t in texts))
+
+
+def create_subtitle(session: Session, settings: Settings, video: Video, f: SubtitleFields) -> Subtitle:
+    name, language, text = checked_new(f)
     check_room(session, video, text=len(text))
-    name = (f.name or "").strip() or lang.name
-    sub = Subtitle(video_id=video.id, name=name[:512], language=lang.b, vtt=text)
+    sub = Subtitle(video_id=video.id, name=name, language=language, vtt=text)
     session.add(sub)
     try:
         session.commit()

@@ -13,13 +13,15 @@ from sqlalchemy.orm import Session
 
 from vodscribe import languages
 from vodscribe.config import Settings
-from vodscribe.db.models import AITask, Client, Rendition, Video, utcnow
+from vodscribe.db.models import AITask, Client, Rendition, Subtitle, Video, utcnow
 from vodscribe.db.session import LIKE_ESCAPE, changed, contains
 from vodscribe.db.statuses import UNFINISHED, JobState, TaskStatus, VideoStatus
 from vodscribe.errors import URLNotAllowedError
 from vodscribe.media.fetch import check_url, parse_headers
 from vodscribe.queue import dispatch_video
+from vodscribe.services import subtitles
 from vodscribe.services.ai_tasks import QUEUE_UNAVAILABLE, iso
+from vodscribe.services.subtitles import SubtitleFields
 from vodscribe.storage.media import MediaStore, media_store
 
 log = logging.getLogger(__name__)
@@ -126,24 +128,92 @@ def _validate_clip(f: VideoFields, values: dict[str, Any], errors: dict[str, lis
         values["clip_duration_seconds"] = duration
 
 
-def create_video(session: Session, settings: Settings, client: Client, f: VideoFields) -> Video:
-    values = _validate(settings, f, creating=True)
+def _new_video(client: Client, values: dict[str, Any]) -> Video:
     slug = "".join(secrets.choice(_SLUG_ALPHABET) for _ in range(16))
     video = Video(client_id=client.id, slug=slug, status=VideoStatus.EMPTY, **values)
     if video.origin_url:
         video.job_state = JobState.QUEUED
         video.heartbeat_at = utcnow()
-    session.add(video)
-    session.commit()
-    if video.origin_url:
+    return video
+
+
+def _dispatch(session: Session, settings: Settings, videos: list[Video]) -> None:
+    """Send the jobs of committed new videos; if the broker refuses one, delete them all and raise
+    QueueUnavailable (a job already sent finds its video gone and does nothing)."""
+    for video in videos:
+        if not video.origin_url:
+            continue
         try:
             dispatch_video(settings, video.id)
         except Exception as exc:  # never acknowledge a video whose processing is not queued
             log.exception("could not dispatch video %s", video.id)
-            session.delete(video)
+            session.execute(delete(Video).where(Video.id.in_([v.id for v in videos])))
             session.commit()
             raise QueueUnavailable(QUEUE_UNAVAILABLE) from exc
+
+
+def create_video(session: Session, settings: Settings, client: Client, f: VideoFields) -> Video:
+    video = _new_video(client, _validate(settings, f, creating=True))
+    session.add(video)
+    session.commit()
+    _dispatch(session, settings, [video])
     return video
+
+
+@dataclass
+class BatchItem:
+    """One video of ``POST /streaming/videos/batch`` and the subtitles to attach to it."""
+
+    fields: VideoFields
+    subtitles: list[SubtitleFields] = field(default_factory=list)
+
+
+def create_videos(
+    session: Session, settings: Settings, client: Client, items: list[BatchItem]
+) -> list[Video]:
+    """Create every video of a batch with its subtitles, or none: every item is checked first (a
+    VideoValidationError names each bad one as ``videos[i].field``), then all are stored in one
+    transaction, and only then are their jobs sent."""
+    errors: dict[str, list[str]] = {}
+    checked: list[tuple[dict[str, Any], list[tuple[str, str, str]]]] = []
+    if not items:
+        errors["videos"] = ["can't be blank"]
+    for i, item in enumerate(items):
+        try:
+            values = _validate(settings, item.fields, creating=True)
+        except VideoValidationError as exc:
+            values = {}
+            for name, messages in exc.errors.items():
+                errors[f"videos[{i}].{name}"] = messages
+        subs: list[tuple[str, str, str]] = []
+        for j, sub in enumerate(item.subtitles):
+            try:
+                subs.append(subtitles.checked_new(sub))
+            except subtitles.SubtitleError as exc:
+                errors[f"videos[{i}].subtitles[{j}]"] = [_plain(exc.message)]
+        try:
+            subtitles.check_new_room([text for _, _, text in subs])
+        except subtitles.SubtitleError as exc:
+            errors[f"videos[{i}].subtitles"] = [_plain(exc.message)]
+        checked.append((values, subs))
+    if errors:
+        raise VideoValidationError(errors)
+    videos = [_new_video(client, values) for values, _ in checked]
+    session.add_all(videos)
+    session.flush()
+    for video, (_, subs) in zip(videos, checked, strict=True):
+        session.add_all(
+            Subtitle(video_id=video.id, name=name, language=language, vtt=text)
+            for name, language, text in subs
+        )
+    session.commit()
+    _dispatch(session, settings, videos)
+    return videos
+
+
+def _plain(message: str) -> str:
+    """A subtitle error's message without Gcore's "Unprocessable Entity. " prefix."""
+    return message.removeprefix("Unprocessable Entity. ")
 
 
 def get_video(session: Session, client: Client, video_id: int) -> Video | None:

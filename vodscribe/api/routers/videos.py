@@ -5,20 +5,29 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from vodscribe.api.deps import ClientDep, SessionDep, SettingsDep
 from vodscribe.api.errors import ApiError, VideoRoute
 from vodscribe.api.params import INT32_MAX, INT32_MIN, ClientUserId, Page, QueryText, VideoId
 from vodscribe.api.schemas.errors import ErrorBody, FieldErrors, StatusErrorBody, responses
-from vodscribe.api.schemas.videos import VideoCreate, VideoFieldsIn, VideoOut
+from vodscribe.api.schemas.videos import VideoBatchIn, VideoCreate, VideoFieldsIn, VideoOut
 from vodscribe.config import Settings
 from vodscribe.db.models import Client, Video
 from vodscribe.db.statuses import VideoStatus
 from vodscribe.services import videos
-from vodscribe.services.videos import VideoFields, VideoQuery, VideoValidationError
+from vodscribe.services.subtitles import SubtitleFields
+from vodscribe.services.videos import BatchItem, VideoFields, VideoQuery, VideoValidationError
 from vodscribe.storage.media import media_store
 
 router = APIRouter(prefix="/streaming/videos", tags=["Videos"], route_class=VideoRoute)
+#: Its body may be larger than others' (``Settings.max_batch_body_bytes``).
+BATCH_PATH = "/streaming/videos/batch"
+#: What ``?fields=`` of a batch may keep (Gcore's list).
+BATCH_FIELDS = (
+    "id", "name", "duration", "status", "created_at", "updated_at", "hls_url", "screenshots",
+    "converted_videos", "priority",
+)  # fmt: skip
 
 #: What every video route may answer besides its own success.
 ERRORS = {
@@ -33,8 +42,23 @@ def base_url(request: Request, settings: SettingsDep) -> str:
 
 
 def _fields(body: VideoFieldsIn) -> VideoFields:
-    given = body.model_fields_set - {"video"}
+    given = body.model_fields_set - {"video", "subtitles"}
     return VideoFields(**{name: getattr(body, name) for name in given}, given=set(given))
+
+
+def _only(fields: str | None) -> set[str] | None:
+    """The keys ``?fields=`` keeps (None: all); 400 for a name not in :data:`BATCH_FIELDS`."""
+    if fields is None or not fields.strip():
+        return None
+    wanted = {name.strip() for name in fields.split(",") if name.strip()}
+    unknown = sorted(wanted - set(BATCH_FIELDS))
+    if unknown:
+        raise ApiError(
+            400,
+            f'"fields": unknown field(s) {", ".join(unknown)}; allowed: {", ".join(BATCH_FIELDS)}',
+            with_status=True,
+        )
+    return wanted
 
 
 def own_video(session: SessionDep, client: Client, video_id: int) -> Video:
@@ -73,6 +97,54 @@ def create_video(
         raise ApiError(503, str(exc), with_status=True) from exc
     detail = _detail(session, settings, video, base_url(request, settings))
     return [detail] if settings.video_create_response == "array" else detail
+
+
+@router.post(
+    "/batch",
+    summary="Create up to 500 videos, each with its subtitles, at once (all or none)",
+    response_model=list[VideoOut],
+    responses=WRITE_ERRORS,
+)
+def create_videos(
+    request: Request,
+    client: ClientDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    body: VideoBatchIn,
+    fields: Annotated[
+        str | None,
+        Query(max_length=512, description="Comma list of the keys to return: " + ", ".join(BATCH_FIELDS)),
+    ] = None,
+) -> Any:
+    """Gcore's ``createVideoBatch`` items (the fields of ``POST /streaming/videos``, flat, plus
+    ``subtitles: [{name?, language, vtt}]``, checked as ``POST …/subtitles`` checks one). Nothing is
+    created unless every item is valid: 422 ``{"errors": {"videos[3].name": [...]}}``. Always an
+    array, in the order given."""
+    only = _only(fields)
+    items = [
+        BatchItem(
+            _fields(item),
+            [
+                SubtitleFields(
+                    **{k: getattr(s, k) for k in s.model_fields_set}, given=set(s.model_fields_set)
+                )
+                for s in item.subtitles or []
+            ],
+        )
+        for item in body.videos or []
+    ]
+    try:
+        created = videos.create_videos(session, settings, client, items)
+    except VideoValidationError as exc:
+        return Response(FieldErrors(errors=exc.errors).model_dump_json(), 422, media_type="application/json")
+    except videos.QueueUnavailable as exc:
+        raise ApiError(503, str(exc), with_status=True) from exc
+    base, store = base_url(request, settings), media_store(settings)
+    # New videos have no renditions yet: no query for them.
+    details = [VideoOut.model_validate(videos.to_json(v, [], base, store)) for v in created]
+    if only is None:
+        return details
+    return JSONResponse([d.model_dump(mode="json", include=only) for d in details])
 
 
 @router.get(

@@ -66,6 +66,33 @@ class VideoCreate(VideoFieldsIn):
         return self.video if self.video is not None else self
 
 
+#: Gcore's limit on one ``POST /streaming/videos/batch``.
+MAX_BATCH = 500
+
+
+class BatchSubtitleIn(BaseModel):
+    """A subtitle of a batch item (Gcore ``subtitleBody``: ``language`` and ``vtt`` required),
+    checked as ``POST …/subtitles`` checks one."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: SubtitleName | None = None
+    language: LanguageCode | None = Field(None, description="ISO 639-2/B code (T codes, ISO 639-1 accepted)")
+    vtt: SubtitleText | None = Field(None, description="WebVTT or SRT, at most 5 MB")
+
+
+class VideoBatchItem(VideoFieldsIn):
+    """Gcore ``createVideoBatch``: the fields of ``createVideo``, flat, plus its subtitles."""
+
+    subtitles: list[BatchSubtitleIn] | None = None
+
+
+class VideoBatchIn(BaseModel):
+    """``POST /streaming/videos/batch``: all created, or none (422 naming ``videos[i].field``)."""
+
+    videos: list[VideoBatchItem] | None = Field(None, max_length=MAX_BATCH)
+
+
 class ConvertedVideo(BaseModel):
     id: int
     name: str
@@ -165,10 +192,12 @@ def field_errors_from(errors: list[Any]) -> dict[str, list[str]]:
     """Rails-style ``{field: [message]}`` from pydantic's errors of a video body."""
     out: dict[str, list[str]] = {}
     for err in errors:
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "video")]
-        field = loc[0] if loc else "base"
+        loc = [p for p in err.get("loc", ()) if p not in ("body", "video")]
+        field = _key(loc) if loc else "base"
         kind = str(err.get("type", ""))
-        if kind == "int_type":
+        if kind == "too_long":
+            message = f"is too long (maximum is {err['ctx']['max_length']} items)"
+        elif kind == "int_type":
             message = "must be an integer"
         elif kind == "string_type":
             message = "must be a string"
@@ -176,9 +205,19 @@ def field_errors_from(errors: list[Any]) -> dict[str, list[str]]:
             message = f"is too long (maximum is {err['ctx']['max_length']} characters)"
         elif kind in ("less_than_equal", "greater_than_equal"):
             message = "is out of range"
+        elif kind in ("list_type", "model_type", "model_attributes_type", "dict_type"):
+            message = "must be a list" if kind == "list_type" else "must be a JSON object"
         elif field == "base":
             message = "must be a JSON object"
         else:
             message = str(err.get("msg", "is invalid"))
         out.setdefault(field, []).append(message)
     return out
+
+
+def _key(loc: list[Any]) -> str:
+    """``name``; in a batch ``videos[3].name`` or ``videos[3].subtitles[0].vtt``."""
+    key = str(loc[0])
+    for part in loc[1:]:
+        key += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return key
