@@ -369,3 +369,40 @@ def test_auto_language_video_translated_into_its_own_language_gets_no_duplicate_
     names = sorted(sub.name for sub in sdk.streaming.videos.subtitles.list(video.id))
     assert names == ["English (AI-generated)", "French (AI-translated)"], names
     assert len(subs) == 2
+
+
+def test_a_batch_video_is_processed_with_its_clip_and_subtitles(
+    sdk: Gcore, service: Service, media_server: MediaServer
+) -> None:
+    """``create_multiple`` on the real service: the worker transcodes the clip only, and the batch's
+    subtitle is in the HLS master once the video is ready."""
+    vtt = "WEBVTT\n\n00:00:01.000 --> 00:00:03.000\nChapter two\n"
+    first, second = sdk.streaming.videos.create_multiple(
+        videos=[
+            {
+                "name": "batch clip",
+                "origin_url": media_server.url("jfk_librivox.mp4"),
+                "clip_start_seconds": 12,
+                "clip_duration_seconds": 8,
+                "auto_transcribe_audio_language": "disable",
+                "subtitles": [{"name": "Notes", "language": "eng", "vtt": vtt}],
+            },
+            {"name": "batch empty"},
+        ],
+        fields="id,name,status",
+    )
+    assert (first.name, first.status, second.name, second.status) == (
+        "batch clip",
+        "empty",
+        "batch empty",
+        "empty",
+    )
+    video = wait_video(sdk, first.id)
+    assert video.status == "ready", video.error
+    assert 7_800 <= video.duration <= 8_200
+    [sub] = sdk.streaming.videos.subtitles.list(video.id)
+    assert (sub.name, sub.vtt) == ("Notes", vtt)
+    with httpx.Client(timeout=30) as http:
+        master = http.get(video.hls_url).text
+    assert 'NAME="Notes",LANGUAGE="en"' in master
+    assert sdk.streaming.videos.get(second.id).status == "empty"

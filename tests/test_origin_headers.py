@@ -228,6 +228,15 @@ def test_another_host_name_is_another_origin(origin: Origin, tmp_path: Path) -> 
     assert [auth for _, auth, _ in origin.seen] == [SECRET, None]
 
 
+def test_a_message_quoting_a_header_value_is_redacted() -> None:
+    """No library quotes a checked value today; if one did, the video's error would not show it."""
+    with pytest.raises(FetchError) as err, fetch._redacted([SECRET]):
+        raise FetchError(f"The download failed: header {SECRET!r} refused.")
+    assert str(err.value) == "The download failed: header '[redacted]' refused."
+    with pytest.raises(FetchError, match="HTTP 401"), fetch._redacted([]):  # short values are not secrets
+        raise FetchError("The URL returned HTTP 401.")
+
+
 # --- the API and the media job ----------------------------------------------------------------------
 
 

@@ -79,6 +79,9 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
 _HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")  # visible ASCII, space and tab: no CR, LF or NUL
 #: Headers that describe the connection or the message rather than ask for the file, or that the
 #: download itself relies on (an identity encoding, the whole file): refused, never sent.
+#: Header values at least this long are blanked out of error messages (a shorter one, "1", is no
+#: credential, and replacing it would garble the message: "HTTP 40[redacted]").
+_REDACT_FROM = 4
 _RESERVED_HEADERS = frozenset(
     {
         "accept-encoding", "connection", "content-length", "content-encoding", "content-type", "expect",
@@ -288,7 +291,7 @@ def download(
     # into place once the connection is closed.
     with (
         replacing(dest) as part,
-        _redacted(list((headers or {}).values())),
+        _redacted([v for v in (headers or {}).values() if len(v) >= _REDACT_FROM]),
         _translated_errors(parts.hostname or ""),
         _client(settings, _to_origin_only(normalised, headers or {})) as client,
     ):
