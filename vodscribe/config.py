@@ -148,6 +148,24 @@ class Settings(BaseSettings):
         default=True, description="auto_transcribe_audio_language=auto transcribes (Gcore's account default)"
     )
 
+    # --- direct upload (TUS, /upload/) ------------------------------------------------------------
+    upload_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that signs upload tokens; default a random one kept in data_dir/upload-secret "
+        "(created once, mode 0600; every process sharing the data_dir uses it)",
+    )
+    upload_token_ttl_s: float = Field(default=86400.0, description="How long an upload token is valid")
+    upload_max_bytes: int | None = Field(
+        default=None,
+        description="Largest file a TUS upload may declare (413 beyond); default fetch_max_bytes",
+    )
+    upload_expiry_s: float = Field(
+        default=86400.0, description="An unfinished upload idle this long is deleted (Upload-Expires)"
+    )
+    upload_min_free_bytes: int = Field(
+        default=1024**3, description="Disk space an upload must leave free where it is written (507)"
+    )
+
     # --- jobs -----------------------------------------------------------------------------------
     task_queue_limit: int = Field(default=100, description="Unfinished AI tasks allowed per client")
     max_attempts: int = 3
@@ -184,6 +202,14 @@ class Settings(BaseSettings):
     @property
     def broker_dir(self) -> Path:
         return self.data_dir / "broker"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def upload_limit(self) -> int:
+        return self.upload_max_bytes if self.upload_max_bytes is not None else self.fetch_max_bytes
 
     @property
     def work_dir(self) -> Path:

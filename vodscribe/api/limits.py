@@ -19,15 +19,23 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
 
 class BodyLimit:
     """Refuses bodies over ``max_bytes`` (``larger``: another limit for some paths) before the
-    application buffers them."""
+    application buffers them. Paths under a ``streamed`` prefix pass untouched: their routes stream
+    bodies to disk and enforce their own limits (TUS uploads, which may be gigabytes in one PATCH)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, larger: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        larger: Mapping[str, int] | None = None,
+        streamed: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.larger = dict(larger or {})
+        self.streamed = streamed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith(self.streamed):
             await self.app(scope, receive, send)
             return
         limit = self.larger.get(scope["path"], self.max_bytes)

@@ -121,6 +121,12 @@ class Video(Base):
     #: The downloaded origin, kept in the media store under the video's key while its AI tasks may
     #: need it (:mod:`vodscribe.services.video_sources`); None when there is none.
     asr_source: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    #: The file uploaded through TUS (:mod:`vodscribe.services.uploads`), in the media store under
+    #: the video's key, that the media job processes instead of downloading ``origin_url``; None when
+    #: there is none (never uploaded, or its job has ended).
+    uploaded_source: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    #: The ``filename`` the uploading client named (shown only; never used as a path).
+    upload_filename: Mapped[str | None] = mapped_column(String(255), nullable=True)
     job_state: Mapped[str] = mapped_column(String(16), default=JobState.IDLE)
     job_attempts: Mapped[int] = mapped_column(Integer, default=0)
     job_worker: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -17,7 +17,7 @@ from vodscribe.db.models import AITask, utcnow
 from vodscribe.db.session import session_scope
 from vodscribe.db.statuses import TaskStatus
 from vodscribe.queue import dispatch_transcription, dispatch_video
-from vodscribe.services import jobs, recognitions, video_sources
+from vodscribe.services import jobs, recognitions, uploads, video_sources
 from vodscribe.services.jobs import AI_TASKS, VIDEO_JOBS
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ def reap(settings: Settings) -> list[str]:
     )
     recognitions.prune(settings)
     video_sources.release_unneeded(settings)  # what a crash or a failed delete left behind
+    uploads.release_finished(settings)
+    uploads.sweep_expired(settings)  # abandoned partial uploads
     if sent:
         with session_scope(settings.db_url) as s:
             s.execute(

@@ -1,7 +1,8 @@
-"""Processing a hosted video in a worker: download and check the origin, keep it in the media store
-and request the AI subtitles right away (an ASR worker recognises the speech while this job makes the
-renditions), transcode the renditions, package HLS, take a screenshot, then turn the video ready with
-the AI subtitles that finished meanwhile attached and the master playlist published.
+"""Processing a hosted video in a worker: download and check the origin (or take the uploaded one),
+keep it in the media store and request the AI subtitles right away (an ASR worker recognises the
+speech while this job makes the renditions), transcode the renditions, package HLS, take a
+screenshot, then turn the video ready with the AI subtitles that finished meanwhile attached and the
+master playlist published.
 
 Like AI tasks, a run is claimed with a conditional update and keeps a heartbeat; the reaper sends a
 video whose worker died to another one. Every step overwrites its own outputs, so a re-run is harmless,
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,7 @@ from vodscribe.media.hls import mpegts_start, package_hls
 from vodscribe.media.probe import MediaInfo, check_duration, probe
 from vodscribe.media.transcode import plan_renditions, screenshot, transcode
 from vodscribe.queue import dispatch_video
-from vodscribe.services import jobs, video_sources
+from vodscribe.services import jobs, uploads, video_sources
 from vodscribe.services.heartbeat import Heartbeat
 from vodscribe.services.jobs import VIDEO_JOBS
 from vodscribe.services.subtitles import (
@@ -62,7 +65,8 @@ class _Run:
     video_id: int
     attempt: int
     key: str
-    origin_url: str
+    origin_url: str | None
+    uploaded: str | None  # the uploaded file's name in the media store, processed instead of origin_url
     headers: dict[str, str]  # origin_http_headers, for every attempt's download
     clip: Clip | None  # clip_start_seconds / clip_duration_seconds
 
@@ -70,7 +74,7 @@ class _Run:
 def _claim(settings: Settings, video_id: int) -> _Run | None:
     with session_scope(settings.db_url) as s:
         video = s.get(Video, video_id)
-        if video is None or not video.origin_url:
+        if video is None or not (video.origin_url or video.uploaded_source):
             return None
         attempt = jobs.claim(
             s, VIDEO_JOBS, video, stale_after_s=settings.stale_after_s, max_attempts=settings.max_attempts
@@ -81,7 +85,7 @@ def _claim(settings: Settings, video_id: int) -> _Run | None:
         clip = None
         if video.clip_start_seconds is not None:
             clip = Clip(video.clip_start_seconds, video.clip_duration_seconds)
-        return _Run(video_id, attempt, video.key, video.origin_url, headers, clip)
+        return _Run(video_id, attempt, video.key, video.origin_url, video.uploaded_source, headers, clip)
 
 
 def run_video(settings: Settings, video_id: int) -> str:
@@ -90,6 +94,8 @@ def run_video(settings: Settings, video_id: int) -> str:
         return "SKIPPED"
     outcome = _run(settings, run)
     video_sources.release(settings, video_id)  # once the video's AI tasks have ended too
+    if run.uploaded is not None:
+        uploads.release(settings, video_id)  # once the job has ended (not when it is retried)
     return outcome
 
 
@@ -120,13 +126,11 @@ def _set(settings: Settings, video_id: int, attempt: int, **values: Any) -> None
 
 
 def _process(settings: Settings, run: _Run, beat: Heartbeat) -> None:
-    video_id, attempt, key, origin_url = run.video_id, run.attempt, run.key, run.origin_url
+    video_id, attempt, key = run.video_id, run.attempt, run.key
     store = media_store(settings)
     with workspace(settings.work_dir, f"video-{video_id}") as tmp, store.producing(key, tmp) as out:
-        fetched = download(
-            origin_url, tmp / "origin", settings=settings, should_stop=beat.stopped, headers=run.headers
-        )
-        source, info = _clipped(settings, run, fetched.path, probe(fetched.path), beat)
+        origin, size = _origin(settings, run, tmp, beat)
+        source, info = _clipped(settings, run, origin, probe(origin), beat)
         check_duration(info, settings.max_media_duration_s)
         _set(
             settings,
@@ -134,7 +138,7 @@ def _process(settings: Settings, run: _Run, beat: Heartbeat) -> None:
             attempt,
             status=VideoStatus.PENDING,
             error=None,
-            **_origin_fields(info, fetched.size),
+            **_origin_fields(info, size),
         )
         rows = _rendition_rows(settings, video_id, info)
         _start_ai(settings, run, source)
@@ -174,6 +178,28 @@ def _process(settings: Settings, run: _Run, beat: Heartbeat) -> None:
     _set(settings, video_id, attempt, status=VideoStatus.VIEWABLE)
     complete(settings, video_id, attempt)
     _request_ai(settings, video_id)  # a plan not requested yet: one a client changed meanwhile
+
+
+def _origin(settings: Settings, run: _Run, tmp: Path, beat: Heartbeat) -> tuple[Path, int]:
+    """The origin in the job's scratch folder and its size: the uploaded file (sniffed when its
+    upload finished), or else the download of ``origin_url`` (sniffed as it arrives)."""
+    if run.uploaded is None:
+        assert run.origin_url is not None
+        fetched = download(
+            run.origin_url, tmp / "origin", settings=settings, should_stop=beat.stopped, headers=run.headers
+        )
+        return fetched.path, fetched.size
+    path = media_store(settings).fetch(run.key, run.uploaded, tmp)
+    if path is None:
+        raise FetchError("The uploaded file is missing; upload it again.")
+    if tmp not in path.parents:  # the local store's own file: later steps write beside theirs
+        local = tmp / "origin"
+        try:
+            os.link(path, local)
+        except OSError:
+            shutil.copyfile(path, local)
+        path = local
+    return path, path.stat().st_size
 
 
 def _clipped(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -11,11 +12,12 @@ from vodscribe.api.deps import ClientDep, SessionDep, SettingsDep
 from vodscribe.api.errors import ApiError, VideoRoute
 from vodscribe.api.params import INT32_MAX, INT32_MIN, ClientUserId, Page, QueryText, VideoId
 from vodscribe.api.schemas.errors import ErrorBody, FieldErrors, StatusErrorBody, responses
+from vodscribe.api.schemas.uploads import DirectUploadOut, UploadServer
 from vodscribe.api.schemas.videos import VideoBatchIn, VideoCreate, VideoFieldsIn, VideoOut
 from vodscribe.config import Settings
 from vodscribe.db.models import Client, Video
 from vodscribe.db.statuses import VideoStatus
-from vodscribe.services import videos
+from vodscribe.services import uploads, videos
 from vodscribe.services.subtitles import SubtitleFields
 from vodscribe.services.videos import BatchItem, VideoFields, VideoQuery, VideoValidationError
 from vodscribe.storage.media import media_store
@@ -220,3 +222,29 @@ def delete_video(
     if not videos.delete_video(session, settings, own_video(session, client, video_id)):
         raise ApiError(404, "Video not found", with_status=True)
     return Response(status_code=204)
+
+
+@router.get(
+    "/{video_id}/upload",
+    summary="Parameters for uploading the video's file from a computer with a TUS client",
+    response_model=DirectUploadOut,
+    responses={**ERRORS, **responses(409, model=StatusErrorBody)},
+)
+def get_upload_parameters(
+    video_id: VideoId, request: Request, client: ClientDep, session: SessionDep, settings: SettingsDep
+) -> DirectUploadOut:
+    """Gcore's direct upload: send the file to ``{scheme}://{servers[0].hostname}/upload/`` with the
+    TUS metadata ``filename``, ``token``, ``video_id`` and ``client_id``. The token is valid for this
+    video only, for ``VODSCRIBE_UPLOAD_TOKEN_TTL_S`` seconds. 409 for a video that has an
+    ``origin_url`` or already has its file."""
+    video = own_video(session, client, video_id)
+    try:
+        uploads.check_uploadable(video)
+    except uploads.UploadError as exc:
+        raise ApiError(exc.status, exc.message, with_status=True) from exc
+    base = base_url(request, settings)
+    return DirectUploadOut(
+        servers=[UploadServer(id=1, hostname=urlsplit(base).netloc)],
+        token=uploads.issue_token(settings, client.id, video.id),
+        video=VideoOut.model_validate(_detail(session, settings, video, base)),
+    )

@@ -1,0 +1,370 @@
+"""Direct upload from a computer (Gcore's TUS flow): ``GET /streaming/videos/{id}/upload`` and the TUS
+server at ``/upload/``.
+
+The app runs on a real uvicorn server on 127.0.0.1; uploads go through the real TUS client (tuspy)
+or raw HTTP where a test needs a request no well-behaved client sends. The finished upload's media job
+and AI task run in this process (real ffmpeg and Whisper), as in test_clip."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gcore
+import httpx
+import pytest
+import uvicorn
+from gcore import Gcore
+from sqlalchemy import select
+from tusclient.client import TusClient
+from tusclient.exceptions import TusCommunicationError
+
+from tests.conftest import DATA, free_port
+from tests.waiting import eventually
+from vodscribe.api.app import create_app
+from vodscribe.api.routers import tus
+from vodscribe.config import Settings
+from vodscribe.db.models import AITask, Subtitle, Video
+from vodscribe.db.session import migrate, session_scope
+from vodscribe.db.statuses import JobState, TaskStatus, VideoStatus
+from vodscribe.services import uploads
+from vodscribe.services.ai_task_runner import run_task
+from vodscribe.services.clients import create_client
+from vodscribe.services.reaper import reap
+from vodscribe.services.video_runner import run_video
+
+SPEECH = DATA / "jfk_librivox.mp4"  # 24 s; JFK "... ask not what your country ..." in 0-11 s
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+@dataclass
+class Live:
+    settings: Settings
+    base: str
+    key: str
+    other_key: str
+    api: httpx.Client
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def sdk(self, key: str | None = None) -> Gcore:
+        return Gcore(api_key=key or self.key, base_url=self.base, max_retries=0)
+
+
+def _serve(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, str]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    eventually(lambda: server.started, timeout=30, what="uvicorn started")
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+def _stop(server: uvicorn.Server, thread: threading.Thread) -> None:
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[Live]:
+    settings = Settings(data_dir=tmp_path, upload_min_free_bytes=0, allow_private_urls=True)
+    migrate(settings.db_url)
+    with session_scope(settings.db_url) as s:
+        _, key = create_client(s, "a")
+        _, other_key = create_client(s, "b")
+    server, thread, base = _serve(settings)
+    with httpx.Client(base_url=base, headers={"Authorization": f"APIKey {key}"}, timeout=30) as api:
+        yield Live(settings, base, key, other_key, api, server, thread)
+    _stop(server, thread)
+
+
+def _video(live: Live, **fields: Any) -> dict[str, Any]:
+    r = live.api.post("/streaming/videos", json={"video": {"name": "upload", **fields}})
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def _params(live: Live, video_id: int) -> dict[str, Any]:
+    r = live.api.get(f"/streaming/videos/{video_id}/upload")
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def _metadata(params: dict[str, Any], filename: str = "talk.mp4") -> dict[str, str]:
+    return {
+        "filename": filename,
+        "token": params["token"],
+        "video_id": str(params["video"]["id"]),
+        "client_id": str(params["video"]["client_id"]),
+    }
+
+
+def _header(metadata: dict[str, str]) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in metadata.items())
+
+
+def _create(live: Live, metadata: dict[str, str], length: int) -> httpx.Response:
+    headers = {**TUS, "Upload-Length": str(length), "Upload-Metadata": _header(metadata)}
+    return httpx.post(f"{live.base}/upload/", headers=headers)
+
+
+def _patch(url: str, offset: int, body: bytes, **headers: str) -> httpx.Response:
+    sent = {**TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": str(offset)}
+    return httpx.patch(url, content=body, headers={**sent, **headers})
+
+
+def _offset(url: str) -> int:
+    r = httpx.head(url, headers=TUS)
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store", r.headers
+    return int(r.headers["upload-offset"])
+
+
+def _sha1(body: bytes) -> str:
+    return "sha1 " + base64.b64encode(hashlib.sha1(body).digest()).decode()
+
+
+def _row(live: Live, video_id: int) -> Video:
+    with session_scope(live.settings.db_url) as s:
+        video = s.get(Video, video_id)
+        assert video is not None
+        s.expunge(video)
+        return video
+
+
+def _stored_upload(live: Live, video: dict[str, Any]) -> Path:
+    return live.settings.data_dir / "videos" / f"{video['client_id']}_{video['slug']}" / uploads.UPLOADED
+
+
+def _partial_uploads(live: Live) -> list[Path]:
+    root = live.settings.uploads_dir
+    return sorted(root.iterdir()) if root.is_dir() else []
+
+
+# --- upload parameters -----------------------------------------------------------------------------
+
+
+def test_the_gcore_sdk_gets_direct_upload_parameters(live: Live) -> None:
+    sdk = live.sdk()
+    created = sdk.streaming.videos.create(video={"name": "from my computer"})
+    params = sdk.streaming.videos.get_parameters_for_direct_upload(created.id)
+    port = live.base.rsplit(":", 1)[1]
+    assert params.servers == [{"id": 1, "hostname": f"127.0.0.1:{port}"}]
+    assert params.token and isinstance(params.token, str)
+    assert isinstance(params.video, dict) and params.video["id"] == created.id
+    assert params.video["status"] == "empty" and params.video["client_id"] == created.client_id
+
+    with pytest.raises(gcore.NotFoundError):  # another client's video
+        live.sdk(live.other_key).streaming.videos.get_parameters_for_direct_upload(created.id)
+
+
+def test_no_upload_for_a_video_with_an_origin_url(live: Live) -> None:
+    video = _video(live, origin_url="http://127.0.0.1:8080/never-fetched.mp4")
+    r = live.api.get(f"/streaming/videos/{video['id']}/upload")
+    assert r.status_code == 409, r.text
+    assert "origin_url" in r.json()["error"]
+
+
+def test_options_lists_the_server_s_capabilities(live: Live) -> None:
+    r = httpx.options(f"{live.base}/upload/")
+    assert r.status_code == 204
+    assert r.headers["tus-version"] == "1.0.0"
+    assert set(r.headers["tus-extension"].split(",")) == {"creation", "termination", "checksum", "expiration"}
+    assert int(r.headers["tus-max-size"]) == live.settings.fetch_max_bytes
+    assert "sha1" in r.headers["tus-checksum-algorithm"].split(",")
+
+
+# --- the whole flow ----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow  # Whisper in this process
+def test_an_uploaded_video_is_processed_to_ready_with_ai_subtitles(live: Live) -> None:
+    video = _video(live, clip_start_seconds=0, clip_duration_seconds=11, auto_transcribe_audio_language="eng")
+    params = _params(live, video["id"])
+    endpoint = f"http://{params['servers'][0]['hostname']}/upload/"
+    uploader = TusClient(endpoint).uploader(
+        str(SPEECH), chunk_size=64 * 1024, metadata=_metadata(params), upload_checksum=True
+    )
+    uploader.upload()
+    assert uploader.offset == SPEECH.stat().st_size
+    assert _stored_upload(live, video).read_bytes() == SPEECH.read_bytes()
+    assert _partial_uploads(live) == []
+    stored = _row(live, video["id"])
+    assert (stored.job_state, stored.upload_filename, stored.origin_url) == (
+        JobState.QUEUED,
+        "talk.mp4",
+        None,
+    )
+    again = live.api.get(f"/streaming/videos/{video['id']}/upload")
+    assert again.status_code == 409, again.text  # its file is being processed
+
+    assert run_video(live.settings, video["id"]) == VideoStatus.READY
+    with session_scope(live.settings.db_url) as s:
+        [task] = s.scalars(select(AITask).where(AITask.video_id == video["id"]))
+        task_id = task.id
+    assert run_task(live.settings, task_id) == TaskStatus.SUCCESS
+
+    done = live.api.get(f"/streaming/videos/{video['id']}").json()
+    assert done["status"] == "ready" and 10_500 <= done["duration"] <= 11_500, done
+    assert done["converted_videos"] and all(r["status"] == "complete" for r in done["converted_videos"])
+    assert httpx.get(done["hls_url"]).status_code == 200
+    with session_scope(live.settings.db_url) as s:
+        [sub] = s.scalars(select(Subtitle).where(Subtitle.video_id == video["id"]))
+        assert "your country" in sub.vtt.lower(), sub.vtt
+    assert not _stored_upload(live, video).exists()  # deleted once the job ended
+    assert _row(live, video["id"]).uploaded_source is None
+    assert live.api.get(f"/streaming/videos/{video['id']}/upload").status_code == 409
+
+
+def test_an_interrupted_upload_resumes_after_a_restart(live: Live) -> None:
+    video = _video(live, auto_transcribe_audio_language="disable")
+    params = _params(live, video["id"])
+    first = TusClient(f"{live.base}/upload/").uploader(
+        str(SPEECH), chunk_size=50_000, metadata=_metadata(params)
+    )
+    first.upload_chunk()  # then the connection "drops"
+    assert first.url is not None and _offset(first.url) == 50_000
+
+    # The service restarts on another port: the upload's state is on disk, not in the process.
+    _stop(live.server, live.thread)
+    server, thread, base = _serve(live.settings)
+    try:
+        url = first.url.replace(live.base, base)
+        assert _offset(url) == 50_000
+        resumed = TusClient(f"{base}/upload/").uploader(str(SPEECH), url=url, chunk_size=80_000)
+        resumed.upload()
+        assert resumed.offset == SPEECH.stat().st_size
+    finally:
+        _stop(server, thread)
+    assert _stored_upload(live, video).read_bytes() == SPEECH.read_bytes()
+    assert _row(live, video["id"]).job_state == JobState.QUEUED
+
+
+# --- refused uploads ---------------------------------------------------------------------------------
+
+
+def test_wrong_expired_and_foreign_tokens_are_refused(live: Live) -> None:
+    mine = _video(live)
+    params = _params(live, mine["id"])
+    other = live.sdk(live.other_key).streaming.videos.create(video={"name": "theirs"})
+
+    r = _create(live, {**_metadata(params), "token": params["token"][:-4] + "0000"}, 10)
+    assert r.status_code == 401 and "not valid" in r.json()["error"], r.text
+
+    # My token presented for another client's video (or with another client_id) does not fit it.
+    r = _create(live, {**_metadata(params), "video_id": str(other.id)}, 10)
+    assert r.status_code == 401, r.text
+    r = _create(live, {**_metadata(params), "video_id": str(other.id), "client_id": str(other.client_id)}, 10)
+    assert r.status_code == 401, r.text
+
+    past = live.settings.model_copy(update={"upload_token_ttl_s": -60})
+    expired = uploads.issue_token(past, mine["client_id"], mine["id"])
+    r = _create(live, {**_metadata(params), "token": expired}, 10)
+    assert r.status_code == 401 and "expired" in r.json()["error"], r.text
+
+    r = _create(live, {k: v for k, v in _metadata(params).items() if k != "token"}, 10)
+    assert r.status_code == 401, r.text
+    assert _partial_uploads(live) == []
+
+
+def test_limits_size_and_free_disk(live: Live) -> None:
+    params = _params(live, _video(live)["id"])
+    r = _create(live, _metadata(params), live.settings.upload_limit + 1)
+    assert r.status_code == 413 and "limit" in r.json()["error"], r.text
+    live.settings.upload_min_free_bytes = 2**62  # the app's own settings object
+    r = _create(live, _metadata(params), 10)
+    assert r.status_code == 507, r.text
+    assert _partial_uploads(live) == []
+
+
+def test_an_html_file_uploaded_as_a_video_ends_it_in_error(live: Live, tmp_path: Path) -> None:
+    video = _video(live)
+    page = tmp_path / "page.html"
+    page.write_text("<!DOCTYPE html><html><head><title>Login</title></head><body>x</body></html>" * 20)
+    uploader = TusClient(f"{live.base}/upload/").uploader(
+        str(page), metadata=_metadata(_params(live, video["id"]))
+    )
+    with pytest.raises(TusCommunicationError) as raised:
+        uploader.upload()
+    assert raised.value.status_code == 422
+    body = live.api.get(f"/streaming/videos/{video['id']}").json()
+    assert body["status"] == "error" and body["error"].startswith("The uploaded file is not a video"), body
+    assert not _stored_upload(live, video).exists() and _partial_uploads(live) == []
+    assert _row(live, video["id"]).job_state == JobState.IDLE  # nothing queued
+    # The video can take another upload.
+    assert live.api.get(f"/streaming/videos/{video['id']}/upload").status_code == 200
+
+
+def test_a_checksum_mismatch_discards_the_chunk(live: Live) -> None:
+    data = SPEECH.read_bytes()
+    r = _create(live, _metadata(_params(live, _video(live)["id"])), len(data))
+    assert r.status_code == 201, r.text
+    url = r.headers["location"]
+    chunk = data[:100_000]
+    bad = _patch(url, 0, chunk, **{"Upload-Checksum": _sha1(chunk[:-1])})
+    assert bad.status_code == 460, bad.text
+    assert _offset(url) == 0
+    upload_id = url.rsplit("/", 1)[1]
+    assert uploads.files(live.settings).data_path(upload_id).stat().st_size == 0
+    assert _patch(url, 0, chunk, **{"Upload-Checksum": "crc32 AAAA"}).status_code == 400
+    good = _patch(url, 0, chunk, **{"Upload-Checksum": _sha1(chunk)})
+    assert good.status_code == 204 and good.headers["upload-offset"] == "100000", good.text
+
+
+def test_patch_checks_offset_type_length_and_version(live: Live) -> None:
+    r = _create(live, _metadata(_params(live, _video(live)["id"])), 1000)
+    url = r.headers["location"]
+    assert _patch(url, 0, b"\0" * 100).status_code == 204
+    wrong = _patch(url, 0, b"\0" * 100)
+    assert wrong.status_code == 409 and "100" in wrong.json()["error"], wrong.text
+    assert _patch(url, 100, b"\0" * 901).status_code == 413  # past Upload-Length
+    assert _offset(url) == 100
+    assert _patch(url, 100, b"x", **{"Content-Type": "application/json"}).status_code == 415
+    assert _patch(url, 100, b"x", **{"Tus-Resumable": "0.2.2"}).status_code == 412
+    assert httpx.head(f"{live.base}/upload/{'0' * 32}", headers=TUS).status_code == 404
+    assert httpx.head(f"{live.base}/upload/..%2F..%2Fetc", headers=TUS).status_code == 404
+
+
+def test_a_patch_waits_for_another_on_the_same_upload(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    r = _create(live, _metadata(_params(live, _video(live)["id"])), 1000)
+    url = r.headers["location"]
+    store = uploads.files(live.settings)
+    held = store.try_lock(url.rsplit("/", 1)[1])  # as another process writing to it would
+    assert held is not None
+    monkeypatch.setattr(tus, "LOCK_WAIT_S", 0.3)
+    try:
+        busy = _patch(url, 0, b"\0" * 10)
+        assert busy.status_code == 423, busy.text
+    finally:
+        store.unlock(held)
+    assert _patch(url, 0, b"\0" * 10).status_code == 204
+
+
+def test_termination_deletes_the_upload(live: Live) -> None:
+    r = _create(live, _metadata(_params(live, _video(live)["id"])), 1000)
+    url = r.headers["location"]
+    assert _patch(url, 0, b"\0" * 10).status_code == 204
+    assert httpx.delete(url, headers=TUS).status_code == 204
+    assert httpx.head(url, headers=TUS).status_code == 404
+    assert _patch(url, 10, b"\0").status_code == 404
+    assert _partial_uploads(live) == []
+
+
+def test_the_reaper_removes_abandoned_partial_uploads(live: Live) -> None:
+    params = _params(live, _video(live)["id"])
+    kept = _create(live, _metadata(params), 1000).headers["location"]
+    live.settings.upload_expiry_s = 0.0  # uploads created now have expired at once
+    abandoned = _create(live, _metadata(params), 1000)
+    assert abandoned.status_code == 201 and "GMT" in abandoned.headers["upload-expires"]
+    eventually(lambda: uploads.files(live.settings).expired(time.time()), timeout=5)
+    reap(live.settings)
+    assert [p.name for p in _partial_uploads(live)] == [kept.rsplit("/", 1)[1]]
+    assert httpx.head(abandoned.headers["location"], headers=TUS).status_code == 404
+    assert _offset(kept) == 0
