@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import gcore
 import httpx
 import pytest
@@ -25,7 +26,7 @@ from sqlalchemy import select
 from tusclient.client import TusClient
 from tusclient.exceptions import TusCommunicationError
 
-from tests.conftest import DATA, free_port
+from tests.conftest import BUCKET, DATA, S3_CREDENTIALS, free_port
 from tests.waiting import eventually
 from vodscribe.api.app import create_app
 from vodscribe.api.routers import tus
@@ -368,3 +369,41 @@ def test_the_reaper_removes_abandoned_partial_uploads(live: Live) -> None:
     assert [p.name for p in _partial_uploads(live)] == [kept.rsplit("/", 1)[1]]
     assert httpx.head(abandoned.headers["location"], headers=TUS).status_code == 404
     assert _offset(kept) == 0
+
+
+def test_with_s3_the_upload_is_a_private_object_any_worker_reads(tmp_path: Path, s3_endpoint: str) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        upload_min_free_bytes=0,
+        s3_bucket=BUCKET,
+        s3_endpoint_url=s3_endpoint,
+        s3_access_key=S3_CREDENTIALS["aws_access_key_id"],
+        s3_secret_key=S3_CREDENTIALS["aws_secret_access_key"],
+        s3_prefix=f"up{tmp_path.name}",
+    )
+    migrate(settings.db_url)
+    with session_scope(settings.db_url) as s:
+        _, key = create_client(s, "s3")
+    server, thread, base = _serve(settings)
+    api = httpx.Client(base_url=base, headers={"Authorization": f"APIKey {key}"}, timeout=30)
+    try:
+        live = Live(settings, base, key, key, api, server, thread)
+        video = _video(
+            live, clip_start_seconds=0, clip_duration_seconds=4, auto_transcribe_audio_language="disable"
+        )
+        params = _params(live, video["id"])
+        TusClient(f"{base}/upload/").uploader(str(SPEECH), metadata=_metadata(params)).upload()
+    finally:
+        api.close()
+        _stop(server, thread)
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, **S3_CREDENTIALS)
+    folder = f"{settings.s3_prefix}/{video['client_id']}_{video['slug']}/"
+    uploaded = folder + uploads.UPLOADED
+    assert s3.get_object(Bucket=BUCKET, Key=uploaded)["Body"].read() == SPEECH.read_bytes()
+    assert httpx.get(f"{s3_endpoint}/{BUCKET}/{uploaded}").status_code == 403  # not public
+    assert not (tmp_path / "videos").exists() and _partial_uploads(live) == []
+
+    assert run_video(settings, video["id"]) == VideoStatus.READY
+    objects = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=folder).get("Contents", [])]
+    assert folder + "vod240p.mp4" in objects and folder + "master.m3u8" in objects, objects
+    assert uploaded not in objects  # deleted once the job ended
