@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -39,6 +43,7 @@ from vodscribe.services.ai_task_runner import run_task
 from vodscribe.services.clients import create_client
 from vodscribe.services.reaper import reap
 from vodscribe.services.video_runner import run_video
+from vodscribe.upload_client import state_file
 
 SPEECH = DATA / "jfk_librivox.mp4"  # 24 s; JFK "... ask not what your country ..." in 0-11 s
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -407,3 +412,56 @@ def test_with_s3_the_upload_is_a_private_object_any_worker_reads(tmp_path: Path,
     objects = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=folder).get("Contents", [])]
     assert folder + "vod240p.mp4" in objects and folder + "master.m3u8" in objects, objects
     assert uploaded not in objects  # deleted once the job ended
+
+
+# --- vodscribe upload (the command line, as a real subprocess) ---------------------------------------
+
+
+def _cli(live: Live, cache: Path, *args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "VODSCRIBE_API_URL": live.base,
+        "VODSCRIBE_API_KEY": key or live.key,
+        "XDG_CACHE_HOME": str(cache),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "vodscribe.cli", "upload", *args, "--quiet"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_the_cli_uploads_a_file_as_a_new_video(live: Live, tmp_path: Path) -> None:
+    done = _cli(live, tmp_path / "cache", str(SPEECH), "--name", "JFK")
+    assert done.returncode == 0, done.stderr
+    video = json.loads(done.stdout)
+    assert video["name"] == "JFK" and video["status"] == "empty" and video["origin_url"] is None
+    assert _stored_upload(live, video).read_bytes() == SPEECH.read_bytes()
+    row = _row(live, video["id"])
+    assert (row.job_state, row.upload_filename) == (JobState.QUEUED, SPEECH.name)
+    assert not list((tmp_path / "cache" / "vodscribe" / "uploads").glob("*.json"))  # nothing to resume
+
+
+def test_the_cli_resumes_an_interrupted_upload(live: Live, tmp_path: Path) -> None:
+    video = _video(live, name="interrupted")
+    created = _create(live, _metadata(_params(live, video["id"])), SPEECH.stat().st_size)
+    url = created.headers["location"]
+    assert _patch(url, 0, SPEECH.read_bytes()[:50_000]).status_code == 204
+    # What an earlier run that was interrupted there left behind.
+    state_dir = tmp_path / "cache" / "vodscribe" / "uploads"
+    state_dir.mkdir(parents=True)
+    state_file(state_dir, SPEECH).write_text(json.dumps({"video_id": video["id"], "upload_url": url}))
+
+    done = _cli(live, tmp_path / "cache", str(SPEECH))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["id"] == video["id"]  # the same video, not a new one
+    assert _stored_upload(live, video).read_bytes() == SPEECH.read_bytes()
+    assert live.api.get("/streaming/videos").headers["x-total-count"] == "1"
+
+
+def test_the_cli_says_why_an_upload_is_refused(live: Live, tmp_path: Path) -> None:
+    bad_key = _cli(live, tmp_path / "cache", str(SPEECH), key="nope")
+    assert bad_key.returncode != 0 and "Token is invalid or expired" in bad_key.stderr, bad_key.stderr
+    page = tmp_path / "page.mp4"
+    page.write_text("<!DOCTYPE html><html><body>not a video</body></html>")
+    html = _cli(live, tmp_path / "cache", str(page))
+    assert html.returncode != 0 and "not a video" in html.stderr, html.stderr

@@ -399,5 +399,55 @@ def transcribe(
         click.echo(text, nl=False)
 
 
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", default=None, help="The video's name (default: the file's name)")
+@click.option(
+    "--url",
+    "api_url",
+    envvar="VODSCRIBE_API_URL",
+    default=None,
+    help="The API's base URL (env VODSCRIBE_API_URL; default VODSCRIBE_PUBLIC_URL, else http://HOST:PORT)",
+)
+@click.option("--api-key", envvar="VODSCRIBE_API_KEY", default=None, help="API key (env VODSCRIBE_API_KEY)")
+@click.option("--chunk-mb", default=8, show_default=True, type=click.IntRange(1, 1024), help="MiB per PATCH")
+@click.option("--quiet", is_flag=True, help="No progress bar")
+def upload(
+    file: Path, name: str | None, api_url: str | None, api_key: str | None, chunk_mb: int, quiet: bool
+) -> None:
+    """Upload a video FILE from this computer (create the video, then TUS; resumable: run the same
+    command again after an interruption). Prints the video as JSON."""
+    import httpx
+    from tqdm import tqdm
+
+    from vodscribe.upload_client import UploadFailed, upload_file
+
+    if not api_key:
+        raise click.UsageError("an API key is needed: --api-key or VODSCRIBE_API_KEY")
+    base = (api_url or get_settings().base_url).rstrip("/")
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vodscribe" / "uploads"
+    bar = tqdm(total=file.stat().st_size, unit="B", unit_scale=True, disable=quiet, file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.update(done - bar.n)
+
+    headers = {"Authorization": f"APIKey {api_key}"}
+    try:
+        with httpx.Client(base_url=base, headers=headers, timeout=httpx.Timeout(60.0, connect=10.0)) as api:
+            video = upload_file(
+                api,
+                file,
+                name or file.name,
+                state_dir=cache,
+                chunk_size=chunk_mb * 1024 * 1024,
+                on_progress=progress,
+            )
+    except (UploadFailed, httpx.HTTPError) as exc:
+        bar.close()
+        raise click.ClickException(str(exc)) from exc
+    bar.close()
+    click.echo(json.dumps(video, ensure_ascii=False))
+
+
 if __name__ == "__main__":
     main()
