@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -465,3 +466,27 @@ def test_the_cli_says_why_an_upload_is_refused(live: Live, tmp_path: Path) -> No
     page.write_text("<!DOCTYPE html><html><body>not a video</body></html>")
     html = _cli(live, tmp_path / "cache", str(page))
     assert html.returncode != 0 and "not a video" in html.stderr, html.stderr
+
+
+@pytest.mark.parametrize("checked", [False, True])
+def test_a_body_cut_short_keeps_what_arrived_unless_checksummed(live: Live, checked: bool) -> None:
+    data = SPEECH.read_bytes()[:100_000]
+    url = _create(live, _metadata(_params(live, _video(live)["id"])), len(data)).headers["location"]
+    upload_id = url.rsplit("/", 1)[1]
+    written = uploads.files(live.settings).data_path(upload_id)
+    checksum = f"Upload-Checksum: {_sha1(data)}\r\n" if checked else ""
+    head = (
+        f"PATCH /upload/{upload_id} HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\n"
+        f"Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
+        f"Content-Length: {len(data)}\r\n{checksum}\r\n"
+    )
+    port = int(live.base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(head.encode() + data[:60_000])
+        eventually(lambda: written.stat().st_size == 60_000, timeout=30, what="60000 bytes on disk")
+    # The connection dropped: unchecked bytes count (the client resumes after them); a checksummed
+    # chunk cannot be verified, so none of it does.
+    kept = 0 if checked else 60_000
+    eventually(lambda: _offset(url) == kept, timeout=30, what=f"offset {kept}")
+    r = _patch(url, kept, data[kept:])  # the lock was given back
+    assert r.status_code == 204 and r.headers["upload-offset"] == str(len(data)), r.text
