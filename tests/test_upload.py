@@ -31,13 +31,13 @@ from sqlalchemy import select
 from tusclient.client import TusClient
 from tusclient.exceptions import TusCommunicationError
 
-from tests.conftest import BUCKET, DATA, S3_CREDENTIALS, free_port
+from tests.conftest import BUCKET, DATA, S3_CREDENTIALS, free_port, postgres_database
 from tests.waiting import eventually
 from vodscribe.api.app import create_app
 from vodscribe.api.routers import tus
 from vodscribe.config import Settings
 from vodscribe.db.models import AITask, Subtitle, Video
-from vodscribe.db.session import migrate, session_scope
+from vodscribe.db.session import get_engine, migrate, session_scope
 from vodscribe.db.statuses import JobState, TaskStatus, VideoStatus
 from vodscribe.services import uploads
 from vodscribe.services.ai_task_runner import run_task
@@ -490,3 +490,27 @@ def test_a_body_cut_short_keeps_what_arrived_unless_checksummed(live: Live, chec
     eventually(lambda: _offset(url) == kept, timeout=30, what=f"offset {kept}")
     r = _patch(url, kept, data[kept:])  # the lock was given back
     assert r.status_code == 204 and r.headers["upload-offset"] == str(len(data)), r.text
+
+
+def test_an_upload_on_postgresql(tmp_path: Path) -> None:
+    """Migration 0007 on PostgreSQL, and the finished upload queued there."""
+    with postgres_database() as url:
+        settings = Settings(data_dir=tmp_path, database_url=url, upload_min_free_bytes=0)
+        migrate(settings.db_url)
+        with session_scope(settings.db_url) as s:
+            _, key = create_client(s, "pg")
+        server, thread, base = _serve(settings)
+        api = httpx.Client(base_url=base, headers={"Authorization": f"APIKey {key}"}, timeout=30)
+        try:
+            live = Live(settings, base, key, key, api, server, thread)
+            video = _video(live)
+            TusClient(f"{base}/upload/").uploader(
+                str(SPEECH), metadata=_metadata(_params(live, video["id"]), filename="ünïcode name.mp4")
+            ).upload()
+            row = _row(live, video["id"])
+            assert (row.job_state, row.uploaded_source) == (JobState.QUEUED, uploads.UPLOADED)
+            assert row.upload_filename == "ünïcode name.mp4"
+        finally:
+            api.close()
+            _stop(server, thread)
+            get_engine(settings.db_url).dispose()  # before the database is dropped
