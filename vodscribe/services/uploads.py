@@ -30,7 +30,7 @@ from vodscribe.db.models import Video, utcnow
 from vodscribe.db.session import changed, session_scope
 from vodscribe.db.statuses import JobState, VideoStatus
 from vodscribe.errors import NotMediaError
-from vodscribe.media.probe import sniff_or_raise
+from vodscribe.media.probe import SNIFF_BYTES, sniff_or_raise
 from vodscribe.queue import dispatch_video
 from vodscribe.storage.media import media_store
 from vodscribe.storage.uploads import UploadFiles, UploadInfo
@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 
 #: Where a finished upload is kept in the media store, under the video's key, until its job ends.
 UPLOADED = "source/upload"
-#: What the sniffer needs from the start of the file.
-SNIFF_BYTES = 64 * 1024
 #: The longest ``filename`` kept (it is only shown).
 MAX_FILENAME = 255
 
