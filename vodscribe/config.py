@@ -177,6 +177,20 @@ class Settings(BaseSettings):
     worker_concurrency: int = 1
     embedded_worker: bool = Field(default=True, description="`vodscribe serve` starts its own worker")
 
+    # --- webhooks (vodscribe's extension: /streaming/webhook) -------------------------------------
+    webhook_timeout_s: float = Field(default=10.0, gt=0, description="Seconds one delivery attempt may take")
+    webhook_backoff_s: float = Field(
+        default=10.0, gt=0, description="Wait before the 2nd attempt; each later wait is 3 times longer"
+    )
+    webhook_backoff_max_s: float = Field(default=3600.0, gt=0, description="Longest wait between attempts")
+    webhook_max_attempts: int = Field(default=8, ge=1, description="Attempts before a delivery is failed")
+    webhook_redispatch_after_s: float = Field(
+        default=120.0, gt=0, description="Re-send a delivery this long overdue (a lost queue message)"
+    )
+    webhook_concurrency: int = Field(
+        default=4, ge=1, description="Deliveries the embedded worker of `serve` sends at once"
+    )
+
     @property
     def db_url(self) -> str:
         if self.database_url:
