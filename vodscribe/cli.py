@@ -121,12 +121,12 @@ def _check_translation(settings: Settings) -> None:
         click.echo(f"Translation: {hint}", err=True)
 
 
-def _worker_command(queues: str, concurrency: int, pool: str) -> list[str]:
+def _worker_command(queues: str, concurrency: int, pool: str, name: str = "vodscribe") -> list[str]:
     return [
         sys.executable, "-m", "celery", "-A", "vodscribe.worker.app", "worker",
         "-Q", queues, "--concurrency", str(concurrency), "--pool", pool,
         "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
-        "-n", f"vodscribe-{os.getpid()}@%h",
+        "-n", f"{name}-{os.getpid()}@%h",
     ]  # fmt: skip
 
 
@@ -150,11 +150,15 @@ def serve(host: str | None, port: int | None, worker: bool | None) -> None:
     _check_translation(settings)
     run(settings.db_url)
     _bootstrap_key(settings)
-    supervisor = None
+    supervisors = []
     if settings.embedded_worker if worker is None else worker:
         cmd = _worker_command("asr,media", settings.worker_concurrency, "solo")
-        supervisor = WorkerSupervisor(cmd)
-        supervisor.start()
+        # Webhook deliveries wait on other people's servers: a worker of their own (threads, no
+        # models loaded), so a slow receiver never holds the media and ASR work, nor the reverse.
+        hooks = _worker_command("webhooks", settings.webhook_concurrency, "threads", "vodscribe-webhooks")
+        supervisors = [WorkerSupervisor(cmd), WorkerSupervisor(hooks)]
+        for supervisor in supervisors:
+            supervisor.start()
     reaper = Reaper(settings)
     reaper.start()
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it; turn that into SystemExit so the
@@ -164,7 +168,7 @@ def serve(host: str | None, port: int | None, worker: bool | None) -> None:
         uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
     finally:
         reaper.stop()
-        if supervisor is not None:
+        for supervisor in supervisors:
             supervisor.stop()
 
 

@@ -1,8 +1,10 @@
 """The Celery application and the one way to put work on it.
 
 Only task *names* live here, so the API side can dispatch without importing the worker code. Queues:
-``asr`` (speech recognition: place it on GPU machines) and ``media`` (ffmpeg work). The embedded worker
-consumes both. The database, not the broker, holds task state; a lost message is re-sent by the reaper.
+``asr`` (speech recognition: place it on GPU machines), ``media`` (ffmpeg work) and ``webhooks``
+(event deliveries, which wait on other people's servers: never behind or in front of media work). The
+embedded worker consumes the first two, and ``vodscribe serve`` runs a second one for ``webhooks``.
+The database, not the broker, holds task state; a lost message is re-sent by the reaper.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ TRANSCRIBE = "vodscribe.transcribe"
 PROCESS_VIDEO = "vodscribe.process_video"
 ASR_QUEUE = "asr"
 MEDIA_QUEUE = "media"
+DELIVER_WEBHOOK = "vodscribe.deliver_webhook"
+WEBHOOK_QUEUE = "webhooks"
 
 
 def make_celery(broker_url: str, broker_dir: Path) -> Celery:
@@ -34,9 +38,14 @@ def make_celery(broker_url: str, broker_dir: Path) -> Celery:
         "task_ignore_result": True,
         "task_default_queue": ASR_QUEUE,
         "task_queues": tuple(
-            Queue(q, Exchange(q, type="direct"), routing_key=q) for q in (ASR_QUEUE, MEDIA_QUEUE)
+            Queue(q, Exchange(q, type="direct"), routing_key=q)
+            for q in (ASR_QUEUE, MEDIA_QUEUE, WEBHOOK_QUEUE)
         ),
-        "task_routes": {TRANSCRIBE: {"queue": ASR_QUEUE}, PROCESS_VIDEO: {"queue": MEDIA_QUEUE}},
+        "task_routes": {
+            TRANSCRIBE: {"queue": ASR_QUEUE},
+            PROCESS_VIDEO: {"queue": MEDIA_QUEUE},
+            DELIVER_WEBHOOK: {"queue": WEBHOOK_QUEUE},
+        },
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
@@ -104,3 +113,7 @@ def dispatch_transcription(settings: Settings, task_id: str, *, countdown: float
 
 def dispatch_video(settings: Settings, video_id: int, *, countdown: float | None = None) -> None:
     _send(settings, PROCESS_VIDEO, video_id, MEDIA_QUEUE, countdown)
+
+
+def dispatch_webhook(settings: Settings, delivery_id: str, *, countdown: float | None = None) -> None:
+    _send(settings, DELIVER_WEBHOOK, delivery_id, WEBHOOK_QUEUE, countdown)

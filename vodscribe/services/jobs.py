@@ -233,10 +233,16 @@ def retry(
 
 
 def reap_stale(
-    session: Session, kind: JobKind, *, now: datetime, stale: datetime, max_attempts: int
+    session: Session,
+    kind: JobKind,
+    *,
+    now: datetime,
+    stale: datetime,
+    max_attempts: int,
+    ended: Callable[[Session, Any], None] | None = None,
 ) -> list[Any]:
-    """Jobs whose worker stopped beating: back to the queue, or ended after ``max_attempts``.
-    Returns the ids to send again."""
+    """Jobs whose worker stopped beating: back to the queue, or ended after ``max_attempts`` (then
+    ``ended`` is called with the job's id, in the same transaction). Returns the ids to send again."""
     resend: list[Any] = []
     rows = session.scalars(select(kind.model).where(kind.state == kind.running, kind.heartbeat < stale))
     for row in list(rows):
@@ -247,6 +253,8 @@ def reap_stale(
             message = f"The worker processing this {kind.label} stopped {attempts} times."
             if changed(session, held.values(kind.give_up(message, now))):
                 log.warning("%s %s failed: worker lost %d times", kind.label, row.id, attempts)
+                if ended is not None:
+                    ended(session, row.id)
         elif changed(session, held.values({kind.state: kind.retry, kind.heartbeat: now})):
             log.warning(
                 "%s %s: worker %s lost, sending it again", kind.label, row.id, getattr(row, kind.worker.key)

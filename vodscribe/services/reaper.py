@@ -1,4 +1,4 @@
-"""Recovery of jobs whose worker died or whose queue message was never sent.
+"""Recovery of jobs (and webhook deliveries) whose worker died or whose queue message was never sent.
 
 Safe to run anywhere and often: every change is a conditional update, and a job dispatched twice is
 claimed once (the rules are :mod:`vodscribe.services.jobs`'s, the same for AI tasks and videos).
@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from vodscribe.config import Settings
 from vodscribe.db.models import AITask, utcnow
 from vodscribe.db.session import session_scope
 from vodscribe.db.statuses import TaskStatus
 from vodscribe.queue import dispatch_transcription, dispatch_video
-from vodscribe.services import jobs, recognitions, uploads, video_sources
+from vodscribe.services import jobs, recognitions, uploads, video_sources, webhook_delivery, webhooks
 from vodscribe.services.jobs import AI_TASKS, VIDEO_JOBS
 
 log = logging.getLogger(__name__)
@@ -30,9 +33,15 @@ def reap(settings: Settings) -> list[str]:
     stale = now - timedelta(seconds=settings.stale_after_s)
     waited = now - timedelta(seconds=settings.redispatch_after_s)
     resend: dict[jobs.JobKind, list[object]] = {}
+    ended: dict[jobs.JobKind, Callable[[Session, Any], None]] = {
+        VIDEO_JOBS: lambda s, video_id: webhooks.record_video(s, settings, video_id),
+        AI_TASKS: lambda s, task_id: webhooks.record_task(s, settings, task_id),
+    }
     with session_scope(settings.db_url) as s:
         for kind in (VIDEO_JOBS, AI_TASKS):
-            stale_ids = jobs.reap_stale(s, kind, now=now, stale=stale, max_attempts=settings.max_attempts)
+            stale_ids = jobs.reap_stale(
+                s, kind, now=now, stale=stale, max_attempts=settings.max_attempts, ended=ended[kind]
+            )
             lost_ids = jobs.reap_lost(s, kind, now=now, stale=stale, waited=waited)
             resend[kind] = [*stale_ids, *lost_ids]
     jobs.send_all(VIDEO_JOBS, resend[VIDEO_JOBS], lambda video_id: dispatch_video(settings, video_id))
@@ -43,6 +52,7 @@ def reap(settings: Settings) -> list[str]:
     video_sources.release_unneeded(settings)  # what a crash or a failed delete left behind
     uploads.release_finished(settings)
     uploads.sweep_expired(settings)  # abandoned partial uploads
+    webhook_delivery.sweep(settings)  # deliveries whose message was lost or whose worker died
     if sent:
         with session_scope(settings.db_url) as s:
             s.execute(

@@ -8,9 +8,10 @@ from celery.signals import worker_init, worker_process_init
 
 from vodscribe.config import get_settings
 from vodscribe.engines.whisper import engine_for
-from vodscribe.queue import PROCESS_VIDEO, TRANSCRIBE, get_celery
+from vodscribe.queue import DELIVER_WEBHOOK, PROCESS_VIDEO, TRANSCRIBE, get_celery
 from vodscribe.services.ai_task_runner import run_task
 from vodscribe.services.video_runner import run_video
+from vodscribe.services.webhook_delivery import deliver
 
 log = logging.getLogger(__name__)
 app = get_celery()
@@ -24,6 +25,11 @@ def transcribe(task_id: str) -> str:
 @app.task(name=PROCESS_VIDEO, acks_late=True, ignore_result=True)
 def process_video(video_id: int) -> str:
     return run_video(get_settings(), video_id)
+
+
+@app.task(name=DELIVER_WEBHOOK, acks_late=True, ignore_result=True)
+def deliver_webhook(delivery_id: str) -> str:
+    return deliver(get_settings(), delivery_id)
 
 
 @worker_process_init.connect

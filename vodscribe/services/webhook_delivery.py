@@ -1,0 +1,214 @@
+"""Sending the outbox (:mod:`vodscribe.services.webhooks`) to clients' endpoints, at least once.
+
+A delivery runs on the ``webhooks`` queue only. An attempt is claimed with a conditional update that
+moves ``next_attempt_at`` to the end of a lease (two messages for one delivery: one sends), then POSTs
+the event with the guarded (SSRF-safe) client: a short timeout, no redirects, the response body never
+read. A 2xx ends it; anything else is retried after 1, 3, 9, ... times ``webhook_backoff_s`` (capped)
+until ``webhook_max_attempts``, then it is failed. The reaper's :func:`sweep` re-sends a pending
+delivery whose due time is long past: its message was lost or its worker died mid-attempt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from ssrfguard.httpx import Client as GuardedClient
+
+from vodscribe.config import Settings
+from vodscribe.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
+from vodscribe.db.session import changed, session_scope
+from vodscribe.media.public_address import PublicOnlyPolicy
+from vodscribe.queue import dispatch_webhook
+from vodscribe.services.webhooks import DELIVERED, FAILED, PENDING
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "vodscribe-webhooks/1"
+TIMESTAMP_HEADER = "X-Vodscribe-Timestamp"
+SIGNATURE_HEADER = "X-Vodscribe-Signature"
+DELIVERY_HEADER = "X-Vodscribe-Delivery"
+EVENT_HEADER = "X-Vodscribe-Event"
+#: Slack for a retry message that arrives a little before its due time (clocks of two machines).
+_EARLY_S = 2.0
+_MAX_ERROR = 500
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """``v1=`` HMAC-SHA256 of ``"{timestamp}.{body}"`` with the client's secret, in hex."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return "v1=" + mac.hexdigest()
+
+
+def backoff(settings: Settings, attempts: int) -> float:
+    """The wait after the ``attempts``-th failed attempt: base, 3 x base, 9 x base, ... capped."""
+    return float(min(settings.webhook_backoff_max_s, settings.webhook_backoff_s * 3 ** (attempts - 1)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    delivery_id: str
+    attempt: int
+    url: str
+    secret: str
+    event: str
+    body: bytes
+
+
+def _claim(settings: Settings, delivery_id: str) -> _Claim | None:
+    """Take the next attempt of the delivery, or None when it is not due (done, failed, being sent,
+    or waiting for its backoff). Without an endpoint URL any more, the delivery is failed."""
+    now = utcnow()
+    with session_scope(settings.db_url) as s:
+        row = s.get(WebhookDelivery, delivery_id)
+        if row is None or row.status != PENDING or row.next_attempt_at > now + timedelta(seconds=_EARLY_S):
+            return None
+        endpoint = s.get(WebhookEndpoint, row.client_id)
+        if endpoint is None or not endpoint.url:
+            s.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == PENDING)
+                .values(status=FAILED, finished_at=now)
+            )
+            log.info("webhook delivery %s failed: the client has no webhook URL any more", delivery_id)
+            return None
+        # The lease: long enough for one attempt; a worker that dies leaves it for the reaper.
+        lease = now + timedelta(seconds=2 * settings.webhook_timeout_s + 5)
+        held = update(WebhookDelivery).where(
+            WebhookDelivery.id == delivery_id,
+            WebhookDelivery.status == PENDING,
+            WebhookDelivery.attempts == row.attempts,
+        )
+        if not changed(s, held.values(attempts=row.attempts + 1, next_attempt_at=lease)):
+            return None
+        body = json.dumps(row.payload, separators=(",", ":"), ensure_ascii=False).encode()
+        return _Claim(delivery_id, row.attempts + 1, endpoint.url, endpoint.secret, row.event, body)
+
+
+def _client(settings: Settings) -> httpx.Client:
+    # Every phase (connect, write, each read) is bounded by the timeout; redirects are not followed:
+    # a receiver answers for itself. trust_env=False: no proxy (it would resolve the host itself).
+    timeout = httpx.Timeout(settings.webhook_timeout_s)
+    headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
+    if settings.allow_private_urls:
+        return httpx.Client(timeout=timeout, follow_redirects=False, headers=headers, trust_env=False)
+    policy = PublicOnlyPolicy(allowed_ports=frozenset(settings.fetch_allowed_ports), max_redirects=0)
+    return GuardedClient(
+        policy=policy, timeout=timeout, follow_redirects=False, headers=headers, trust_env=False
+    )
+
+
+def _post(settings: Settings, claim: _Claim) -> tuple[int | None, str | None]:
+    """POST the event once: (HTTP status, None) or (None, the error)."""
+    timestamp = int(time.time())
+    headers = {
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: sign(claim.secret, timestamp, claim.body),
+        DELIVERY_HEADER: claim.delivery_id,
+        EVENT_HEADER: claim.event,
+    }
+    try:
+        with (
+            _client(settings) as client,
+            client.stream("POST", claim.url, content=claim.body, headers=headers) as r,
+        ):
+            return r.status_code, None  # the body is never read: closing the stream drops it
+    except Exception as exc:  # ssrfguard's refusals, timeouts, refused connections: all retried
+        return None, f"{type(exc).__name__}: {exc}"[:_MAX_ERROR]
+
+
+def deliver(settings: Settings, delivery_id: str) -> str:
+    """One attempt of a delivery (the ``webhooks`` queue's task); returns what became of it."""
+    claim = _claim(settings, delivery_id)
+    if claim is None:
+        return "SKIPPED"
+    started = time.monotonic()
+    code, error = _post(settings, claim)
+    took = round(1000 * (time.monotonic() - started))
+    ok = code is not None and 200 <= code < 300
+    if error is None and not ok:
+        error = f"HTTP {code}"
+    outcome, wait = _store(settings, claim, code, None if ok else error, took)
+    log.info(
+        "webhook delivery %s attempt %d to %s: %s in %d ms -> %s",
+        delivery_id, claim.attempt, claim.url, code if ok else error, took, outcome,
+    )  # fmt: skip
+    if wait is not None:
+        try:
+            dispatch_webhook(settings, delivery_id, countdown=wait)
+        except Exception:
+            log.exception("could not queue the retry of webhook delivery %s; the reaper will", delivery_id)
+    return outcome
+
+
+def _store(
+    settings: Settings, claim: _Claim, code: int | None, error: str | None, took_ms: int
+) -> tuple[str, float | None]:
+    """Record the attempt and the delivery's new state; the wait before a retry, if any."""
+    now = utcnow()
+    wait: float | None = None
+    if error is None:
+        values: dict[str, object] = {"status": DELIVERED, "finished_at": now}
+    elif claim.attempt >= settings.webhook_max_attempts:
+        values = {"status": FAILED, "finished_at": now}
+    else:
+        wait = backoff(settings, claim.attempt)
+        values = {"next_attempt_at": now + timedelta(seconds=wait)}
+    with session_scope(settings.db_url) as s:
+        s.add(
+            WebhookAttempt(
+                delivery_id=claim.delivery_id,
+                number=claim.attempt,
+                at=now,
+                status_code=code,
+                error=error,
+                duration_ms=took_ms,
+            )
+        )
+        ours = update(WebhookDelivery).where(
+            WebhookDelivery.id == claim.delivery_id,
+            WebhookDelivery.status == PENDING,
+            WebhookDelivery.attempts == claim.attempt,
+        )
+        if not changed(s, ours.values(**values)):
+            return "GONE", None
+    return str(values.get("status", "retry")), wait
+
+
+def sweep(settings: Settings) -> list[str]:
+    """Send again the pending deliveries overdue by ``webhook_redispatch_after_s`` (a lost message, a
+    dead worker); their due time moves to now, so one pass sends each once. Returns their ids."""
+    now = utcnow()
+    overdue = now - timedelta(seconds=settings.webhook_redispatch_after_s)
+    with session_scope(settings.db_url) as s:
+        ids = _overdue(s, overdue)
+        if ids:
+            s.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(ids)).values(next_attempt_at=now))
+    sent = []
+    for delivery_id in ids:
+        try:
+            dispatch_webhook(settings, delivery_id)
+            sent.append(delivery_id)
+        except Exception:
+            log.exception("could not send webhook delivery %s again", delivery_id)
+    if sent:
+        log.warning("webhook deliveries sent again (lost message or worker): %s", ", ".join(sent))
+    return sent
+
+
+def _overdue(session: Session, before: object) -> list[str]:
+    query = (
+        select(WebhookDelivery.id)
+        .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at < before)
+        .order_by(WebhookDelivery.next_attempt_at)
+        .limit(500)  # a bounded pass; the next one takes the rest
+    )
+    return list(session.scalars(query))
