@@ -25,7 +25,7 @@ from vodscribe.errors import Cancelled, MediaError, UnsupportedTranslation
 from vodscribe.media.fetch import download
 from vodscribe.models.store import ModelError
 from vodscribe.queue import dispatch_transcription
-from vodscribe.services import jobs, recognitions, translation_backends, video_sources
+from vodscribe.services import jobs, recognitions, translation_backends, video_sources, webhooks
 from vodscribe.services.ai_tasks import release_waiting
 from vodscribe.services.jobs import AI_TASKS
 from vodscribe.services.subtitles import attach_ai_result, publish
@@ -249,6 +249,7 @@ def finish_task(settings: Settings, claimed: Claim, status: str, result: dict[st
         )
         if not updated:
             return s.scalar(select(AITask.status).where(AITask.id == claimed.task_id)) or "GONE"
+        webhooks.record_task(s, settings, claimed.task_id)
         if status == TaskStatus.SUCCESS and claimed.attach_subtitle and claimed.video_id is not None:
             attached = attach_ai_result(s, claimed.video_id, claimed.task_id, claimed.task_data, result)
     with session_scope(settings.db_url) as s:

@@ -21,7 +21,7 @@ from vodscribe.db.statuses import FINISHED, UNFINISHED, TaskStatus
 from vodscribe.errors import URLNotAllowedError
 from vodscribe.media.fetch import check_url
 from vodscribe.queue import dispatch_transcription
-from vodscribe.services import video_sources
+from vodscribe.services import video_sources, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +188,8 @@ def cancel_task(session: Session, settings: Settings, client: Client, task_id: s
             status=TaskStatus.REVOKED, completed_at=now, result={"error": "Task was cancelled by the user."}
         ),
     )
+    if updated:
+        webhooks.record_task(session, settings, task_id)
     session.commit()
     session.refresh(task)
     if not updated:

@@ -32,6 +32,7 @@ from vodscribe.db.statuses import JobState, VideoStatus
 from vodscribe.errors import NotMediaError
 from vodscribe.media.probe import SNIFF_BYTES, sniff_or_raise
 from vodscribe.queue import dispatch_video
+from vodscribe.services import webhooks
 from vodscribe.storage.media import media_store
 from vodscribe.storage.uploads import UploadFiles, UploadInfo
 
@@ -167,11 +168,14 @@ def finish(settings: Settings, info: UploadInfo) -> None:
 
 def _refuse(settings: Settings, video_id: int, message: str) -> None:
     with session_scope(settings.db_url) as s:
-        s.execute(
+        refused = changed(
+            s,
             update(Video)
             .where(Video.id == video_id, Video.job_state.not_in((JobState.QUEUED, JobState.RUNNING)))
-            .values(status=VideoStatus.ERROR, error=message, updated_at=utcnow())
+            .values(status=VideoStatus.ERROR, error=message, updated_at=utcnow()),
         )
+        if refused:
+            webhooks.record_video(s, settings, video_id)
 
 
 def _queue(settings: Settings, info: UploadInfo, path: Path) -> None:

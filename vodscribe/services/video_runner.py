@@ -33,7 +33,7 @@ from vodscribe.media.hls import mpegts_start, package_hls
 from vodscribe.media.probe import MediaInfo, check_duration, probe
 from vodscribe.media.transcode import plan_renditions, screenshot, transcode
 from vodscribe.queue import dispatch_video
-from vodscribe.services import jobs, uploads, video_sources
+from vodscribe.services import jobs, uploads, video_sources, webhooks
 from vodscribe.services.heartbeat import Heartbeat
 from vodscribe.services.jobs import VIDEO_JOBS
 from vodscribe.services.subtitles import (
@@ -123,6 +123,8 @@ def _set(settings: Settings, video_id: int, attempt: int, **values: Any) -> None
     with session_scope(settings.db_url) as s:
         if not changed(s, _ours(video_id, attempt).values(updated_at=utcnow(), **values)):
             raise Cancelled
+        if "status" in values:  # reported in the commit that makes it
+            webhooks.record_video(s, settings, video_id)
 
 
 def _process(settings: Settings, run: _Run, beat: Heartbeat) -> None:
@@ -241,6 +243,7 @@ def complete(settings: Settings, video_id: int, attempt: int) -> None:
         if video is None:
             raise Cancelled
         attach_finished(session, video)
+        webhooks.record_video(session, settings, video_id)
 
     with session_scope(settings.db_url) as s:
         video = s.get(Video, video_id)
@@ -324,19 +327,22 @@ def _request_ai(settings: Settings, video_id: int) -> None:
 
 def _fail(settings: Settings, video_id: int, attempt: int, message: str, *, empty: bool) -> None:
     with session_scope(settings.db_url) as s:
-        s.execute(
+        ended = changed(
+            s,
             _ours(video_id, attempt).values(
                 status=VideoStatus.EMPTY if empty else VideoStatus.ERROR,
                 error=message,
                 job_state=JobState.DONE,
                 updated_at=utcnow(),
-            )
+            ),
         )
         s.execute(
             update(Rendition)
             .where(Rendition.video_id == video_id, Rendition.status == RenditionStatus.PROCESSING)
             .values(status=RenditionStatus.ERROR, error=message)
         )
+        if ended:
+            webhooks.record_video(s, settings, video_id)
 
 
 def _retry_or_fail(settings: Settings, video_id: int, attempt: int, exc: Exception) -> str:

@@ -19,7 +19,7 @@ from vodscribe.db.statuses import UNFINISHED, JobState, TaskStatus, VideoStatus
 from vodscribe.errors import URLNotAllowedError
 from vodscribe.media.fetch import check_url, parse_headers
 from vodscribe.queue import dispatch_video
-from vodscribe.services import subtitles
+from vodscribe.services import subtitles, webhooks
 from vodscribe.services.ai_tasks import QUEUE_UNAVAILABLE, iso
 from vodscribe.services.subtitles import SubtitleFields
 from vodscribe.storage.media import MediaStore, media_store
@@ -238,17 +238,23 @@ def delete_video(session: Session, settings: Settings, video: Video) -> bool:
     """Delete the video, its renditions, subtitles and files; stop its unfinished AI tasks. False if
     a concurrent request deleted it first."""
     now = utcnow()
-    session.execute(
+    revoked = session.scalars(
         update(AITask)
         .where(AITask.video_id == video.id, AITask.status.in_(UNFINISHED))
         .values(status=TaskStatus.REVOKED, completed_at=now, result={"error": "The video was deleted."})
-    )
+        .returning(AITask.id)
+    ).all()
+    for task_id in revoked:
+        webhooks.record_task(session, settings, task_id)
     key = video.key
+    webhooks.record_video_delete(session, settings, video)  # read before the row goes
     deleted = changed(session, delete(Video).where(Video.id == video.id))  # the database cascades
+    if not deleted:
+        session.rollback()  # a concurrent request deleted it first, and reported it
+        return False
     session.commit()
-    if deleted:
-        media_store(settings).delete(key)
-    return bool(deleted)
+    media_store(settings).delete(key)
+    return True
 
 
 @dataclass(frozen=True, slots=True)
