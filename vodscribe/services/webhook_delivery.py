@@ -82,15 +82,16 @@ def _claim(settings: Settings, delivery_id: str) -> _Claim | None:
             return None
         # The lease: long enough for one attempt; a worker that dies leaves it for the reaper.
         lease = now + timedelta(seconds=2 * settings.webhook_timeout_s + 5)
+        attempt = row.attempts + 1  # read before the update (which refreshes ``row``)
+        body = json.dumps(row.payload, separators=(",", ":"), ensure_ascii=False).encode()
         held = update(WebhookDelivery).where(
             WebhookDelivery.id == delivery_id,
             WebhookDelivery.status == PENDING,
-            WebhookDelivery.attempts == row.attempts,
+            WebhookDelivery.attempts == attempt - 1,
         )
-        if not changed(s, held.values(attempts=row.attempts + 1, next_attempt_at=lease)):
+        if not changed(s, held.values(attempts=attempt, next_attempt_at=lease)):
             return None
-        body = json.dumps(row.payload, separators=(",", ":"), ensure_ascii=False).encode()
-        return _Claim(delivery_id, row.attempts + 1, endpoint.url, endpoint.secret, row.event, body)
+        return _Claim(delivery_id, attempt, endpoint.url, endpoint.secret, row.event, body)
 
 
 def _client(settings: Settings) -> httpx.Client:
