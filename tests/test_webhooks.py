@@ -29,7 +29,7 @@ from vodscribe.api.app import create_app
 from vodscribe.config import Settings
 from vodscribe.db.models import AITask, Video, WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
 from vodscribe.db.session import migrate, session_scope
-from vodscribe.services import webhooks
+from vodscribe.services import webhook_delivery, webhooks
 from vodscribe.services.clients import create_client, hash_key
 from vodscribe.services.reaper import reap
 from vodscribe.services.webhook_delivery import backoff, deliver, sign
@@ -136,6 +136,40 @@ def test_events_commit_with_their_change_and_are_queued_after_it(tmp_path: Path)
     sent = [m for m in queued if m["headers"]["task"] == "vodscribe.deliver_webhook"]
     assert {m["properties"]["delivery_info"]["routing_key"] for m in sent} == {"webhooks"}
     assert {m["headers"]["argsrepr"].strip("[]'") for m in sent} == ids
+
+
+def test_the_sweep_resends_overdue_deliveries_and_forgets_old_ended_ones(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, webhook_redispatch_after_s=60, webhook_keep_s=3600)
+    migrate(settings.db_url)
+    now = utcnow()
+    with session_scope(settings.db_url) as s:
+        client, _ = create_client(s, "a")
+
+        def row(status: str, due: timedelta, ended: timedelta | None = None) -> str:
+            d = WebhookDelivery(
+                client_id=client.id,
+                event="video",
+                payload={},
+                status=status,
+                next_attempt_at=now - due,
+                finished_at=None if ended is None else now - ended,
+            )
+            s.add(d)
+            s.flush()
+            s.add(WebhookAttempt(delivery_id=d.id, number=1, status_code=200, duration_ms=1))
+            return d.id
+
+        lost = row("pending", timedelta(minutes=5))
+        waiting = row("pending", timedelta(seconds=10))  # due, its message is on its way
+        row("delivered", timedelta(days=2), ended=timedelta(days=2))  # forgotten
+        recent = row("failed", timedelta(minutes=5), ended=timedelta(minutes=5))
+    assert webhook_delivery.sweep(settings) == [lost]
+    assert webhook_delivery.sweep(settings) == []  # sent once: due again from now
+    with session_scope(settings.db_url) as s:
+        assert {d.id for d in s.query(WebhookDelivery)} == {lost, waiting, recent}
+        assert {a.delivery_id for a in s.query(WebhookAttempt)} == {lost, waiting, recent}
+    queued = [json.loads(p.read_text()) for p in (settings.broker_dir / "queue").iterdir()]
+    assert [m["headers"]["argsrepr"] for m in queued] == [f"['{lost}']"]
 
 
 # --- a real service and a receiver ------------------------------------------------------------------
@@ -398,7 +432,9 @@ def test_the_reaper_sends_a_delivery_whose_message_was_lost(
     """An outbox row committed without its queue message (as when the process died right after the
     commit): the reaper's sweep sends it once it is overdue."""
     delivery_id = str(uuid.uuid4())
-    past = (datetime.now(UTC) - timedelta(minutes=5)).isoformat(sep=" ")
+    past = (datetime.now(UTC) - timedelta(minutes=5)).strftime(
+        "%Y-%m-%d %H:%M:%S.%f"
+    )  # as SQLAlchemy stores it
     payload = {"type": "video_delete", "message": {"video": {"id": 424242, "slug": "x", "name": "lost"}}}
     with sqlite3.connect(hooks_service.data_dir / "vodscribe.db") as db:
         (client_id,) = db.execute(

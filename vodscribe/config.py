@@ -187,6 +187,9 @@ class Settings(BaseSettings):
     webhook_redispatch_after_s: float = Field(
         default=120.0, gt=0, description="Re-send a delivery this long overdue (a lost queue message)"
     )
+    webhook_keep_s: float = Field(
+        default=7 * 86400.0, gt=0, description="How long a delivered or failed delivery stays in the log"
+    )
     webhook_concurrency: int = Field(
         default=4, ge=1, description="Deliveries the embedded worker of `serve` sends at once"
     )

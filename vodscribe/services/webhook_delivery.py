@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from ssrfguard.httpx import Client as GuardedClient
 
@@ -186,10 +186,17 @@ def _store(
 
 def sweep(settings: Settings) -> list[str]:
     """Send again the pending deliveries overdue by ``webhook_redispatch_after_s`` (a lost message, a
-    dead worker); their due time moves to now, so one pass sends each once. Returns their ids."""
+    dead worker); their due time moves to now, so one pass sends each once. Returns their ids. Ended
+    deliveries older than ``webhook_keep_s`` are deleted (their attempts with them)."""
     now = utcnow()
     overdue = now - timedelta(seconds=settings.webhook_redispatch_after_s)
     with session_scope(settings.db_url) as s:
+        expired = now - timedelta(seconds=settings.webhook_keep_s)
+        s.execute(
+            delete(WebhookDelivery).where(
+                WebhookDelivery.status != PENDING, WebhookDelivery.finished_at < expired
+            )
+        )
         ids = _overdue(s, overdue)
         if ids:
             s.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(ids)).values(next_attempt_at=now))
