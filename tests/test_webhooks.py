@@ -10,6 +10,7 @@ import json
 import sqlite3
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -198,6 +199,7 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     script: list[int] = field(default_factory=list)
     hang: threading.Event | None = None
+    drip: bool = False  # answer a byte every 0.2 s (for 30 s), never finishing the headers in time
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def events(self, kind: str) -> list[Received]:
@@ -227,6 +229,15 @@ def receiver() -> Iterator[Receiver]:
                 code = state.script.pop(0) if state.script else 200
             if state.hang is not None:
                 state.hang.wait(300)  # released when the test ends
+            if state.drip:
+                for byte in (b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 200)[:150]:
+                    try:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                    except OSError:
+                        return
+                    time.sleep(0.2)
+                return
             self.send_response(code)
             self.send_header("Content-Length", "2")
             self.end_headers()
@@ -291,6 +302,28 @@ def test_one_attempt_posts_the_signed_event_and_ignores_a_redirect(
     receiver.script = [302]  # a redirect is an answer, not followed: the last attempt fails
     assert deliver(settings, moved) == "failed"
     assert len(receiver.received) == 2
+
+
+def test_an_attempt_ends_at_its_deadline_however_the_receiver_dribbles(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """Every read gets a byte well within the timeout; the attempt as a whole is cut off at it."""
+    receiver.drip = True
+    settings = Settings(data_dir=tmp_path, allow_private_urls=True, webhook_timeout_s=1, webhook_backoff_s=30)
+    migrate(settings.db_url)
+    with session_scope(settings.db_url) as s:
+        client, _ = create_client(s, "a")
+        s.add(WebhookEndpoint(client_id=client.id, url=receiver.url, secret="whsec_x"))
+        delivery = WebhookDelivery(
+            client_id=client.id, event="video_delete", payload={"type": "video_delete"}
+        )
+        s.add(delivery)
+        s.flush()
+        delivery_id = delivery.id
+    assert deliver(settings, delivery_id) == "retry"
+    with session_scope(settings.db_url) as s:
+        (attempt,) = s.query(WebhookAttempt).all()
+        assert attempt.status_code is None and attempt.error == "No answer within 1 s"
 
 
 @pytest.fixture(scope="module")

@@ -2,14 +2,16 @@
 
 A delivery runs on the ``webhooks`` queue only. An attempt is claimed with a conditional update that
 moves ``next_attempt_at`` to the end of a lease (two messages for one delivery: one sends), then POSTs
-the event with the guarded (SSRF-safe) client: a short timeout, no redirects, the response body never
-read. A 2xx ends it; anything else is retried after 1, 3, 9, ... times ``webhook_backoff_s`` (capped)
-until ``webhook_max_attempts``, then it is failed. The reaper's :func:`sweep` re-sends a pending
-delivery whose due time is long past: its message was lost or its worker died mid-attempt.
+the event with the guarded (SSRF-safe) client: a short timeout for the whole attempt, no redirects,
+the response body never read. A 2xx ends it; anything else is retried after 1, 3, 9, ... times
+``webhook_backoff_s`` (capped) until ``webhook_max_attempts``, then it is failed. The reaper's
+:func:`sweep` re-sends a pending delivery whose due time is long past: its message was lost or its
+worker died mid-attempt.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -21,7 +23,7 @@ from datetime import timedelta
 import httpx
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
-from ssrfguard.httpx import Client as GuardedClient
+from ssrfguard.httpx import AsyncClient as GuardedClient
 
 from vodscribe.config import Settings
 from vodscribe.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
@@ -94,21 +96,31 @@ def _claim(settings: Settings, delivery_id: str) -> _Claim | None:
         return _Claim(delivery_id, attempt, endpoint.url, endpoint.secret, row.event, body)
 
 
-def _client(settings: Settings) -> httpx.Client:
-    # Every phase (connect, write, each read) is bounded by the timeout; redirects are not followed:
-    # a receiver answers for itself. trust_env=False: no proxy (it would resolve the host itself).
+def _client(settings: Settings) -> httpx.AsyncClient:
+    # Each phase (connect, write, every read) is bounded by the timeout, and _post bounds the whole
+    # attempt by it too (a receiver dripping its headers a byte at a time). Redirects are not
+    # followed: a receiver answers for itself. trust_env=False: no proxy (it would resolve the host).
     timeout = httpx.Timeout(settings.webhook_timeout_s)
     headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
     if settings.allow_private_urls:
-        return httpx.Client(timeout=timeout, follow_redirects=False, headers=headers, trust_env=False)
+        return httpx.AsyncClient(timeout=timeout, follow_redirects=False, headers=headers, trust_env=False)
     policy = PublicOnlyPolicy(allowed_ports=frozenset(settings.fetch_allowed_ports), max_redirects=0)
     return GuardedClient(
         policy=policy, timeout=timeout, follow_redirects=False, headers=headers, trust_env=False
     )
 
 
+async def _send(settings: Settings, claim: _Claim, headers: dict[str, str]) -> int:
+    async with (
+        _client(settings) as client,
+        client.stream("POST", claim.url, content=claim.body, headers=headers) as response,
+    ):
+        return response.status_code  # the body is never read: closing the stream drops it
+
+
 def _post(settings: Settings, claim: _Claim) -> tuple[int | None, str | None]:
-    """POST the event once: (HTTP status, None) or (None, the error)."""
+    """POST the event once, within ``webhook_timeout_s`` in all: (HTTP status, None) or (None, the
+    error). Async only so that the whole attempt can be cut off cleanly at its deadline."""
     timestamp = int(time.time())
     headers = {
         TIMESTAMP_HEADER: str(timestamp),
@@ -117,11 +129,11 @@ def _post(settings: Settings, claim: _Claim) -> tuple[int | None, str | None]:
         EVENT_HEADER: claim.event,
     }
     try:
-        with (
-            _client(settings) as client,
-            client.stream("POST", claim.url, content=claim.body, headers=headers) as r,
-        ):
-            return r.status_code, None  # the body is never read: closing the stream drops it
+        return asyncio.run(
+            asyncio.wait_for(_send(settings, claim, headers), settings.webhook_timeout_s)
+        ), None
+    except TimeoutError:
+        return None, f"No answer within {settings.webhook_timeout_s:g} s"
     except Exception as exc:  # ssrfguard's refusals, timeouts, refused connections: all retried
         return None, f"{type(exc).__name__}: {exc}"[:_MAX_ERROR]
 
