@@ -176,6 +176,13 @@ def _store(
         wait = backoff(settings, claim.attempt)
         values = {"next_attempt_at": now + timedelta(seconds=wait)}
     with session_scope(settings.db_url) as s:
+        ours = update(WebhookDelivery).where(
+            WebhookDelivery.id == claim.delivery_id,
+            WebhookDelivery.status == PENDING,
+            WebhookDelivery.attempts == claim.attempt,
+        )
+        if not changed(s, ours.values(**values)):
+            return "GONE", None  # taken over after its lease, or its client deleted meanwhile
         s.add(
             WebhookAttempt(
                 delivery_id=claim.delivery_id,
@@ -186,13 +193,6 @@ def _store(
                 duration_ms=took_ms,
             )
         )
-        ours = update(WebhookDelivery).where(
-            WebhookDelivery.id == claim.delivery_id,
-            WebhookDelivery.status == PENDING,
-            WebhookDelivery.attempts == claim.attempt,
-        )
-        if not changed(s, ours.values(**values)):
-            return "GONE", None
     return str(values.get("status", "retry")), wait
 
 
