@@ -95,6 +95,48 @@ def test_settings_secret_shown_once_and_rotated(client: TestClient) -> None:
     assert off["enabled"] is False and off["url"] is None and off["secret_hint"] == rotated["secret_hint"]
 
 
+def test_a_cancel_and_a_deletion_record_their_events(tmp_path: Path) -> None:
+    """No worker runs: the events stay in the outbox, where this test reads them."""
+    settings = Settings(data_dir=tmp_path, allow_private_urls=True)
+    migrate(settings.db_url)
+    with session_scope(settings.db_url) as s:
+        client, key = create_client(s, "a")
+        client_id = client.id
+    with TestClient(create_app(settings), headers={"Authorization": f"APIKey {key}"}) as api:
+        assert api.put("/streaming/webhook", json={"url": "http://127.0.0.1:9/hook"}).status_code == 200
+        task = api.post("/streaming/ai/tasks", json={"url": "http://127.0.0.1:9/a.wav"}).json()["task_id"]
+        assert api.post(f"/streaming/ai/tasks/{task}/cancel").status_code == 202
+        video = api.post("/streaming/videos", json={"name": "gone"}).json()
+        with session_scope(settings.db_url) as s:
+            waiting = AITask(client_id=client_id, status="PENDING", task_data={}, video_id=video["id"])
+            s.add(waiting)
+            s.flush()
+            waiting_id = waiting.id
+        assert api.delete(f"/streaming/videos/{video['id']}").status_code == 204
+        shown = api.get("/streaming/webhook").json()["deliveries"]
+        assert [d["type"] for d in shown] == ["video_delete", "ai_task", "ai_task"]
+        assert all(d["status"] == "pending" and d["attempts"] == [] for d in shown)
+        # Switched off: what is still pending is failed when its turn comes, never sent.
+        assert api.delete("/streaming/webhook").status_code == 204
+        assert deliver(settings, shown[0]["id"]) == "SKIPPED"
+        after = api.get("/streaming/webhook").json()["deliveries"][0]
+        assert after["status"] == "failed" and after["attempts"] == [] and after["finished_at"]
+    with session_scope(settings.db_url) as s:
+        events = [d.payload for d in s.query(WebhookDelivery).order_by(WebhookDelivery.created_at)]
+    cancelled, revoked, deleted = (e["message"] for e in events)
+    assert cancelled["task"]["task_id"] == task and cancelled["task"]["status"] == "REVOKED"
+    assert "video_id" not in cancelled["task"]
+    assert revoked["task"] == {
+        "task_id": waiting_id,
+        "task_name": "transcription",
+        "status": "REVOKED",
+        "video_id": video["id"],
+        "error": "The video was deleted.",
+        "completed_at": revoked["task"]["completed_at"],
+    }
+    assert deleted == {"video": {"id": video["id"], "slug": video["slug"], "name": "gone"}}
+
+
 def test_signature_and_backoff() -> None:
     body = b'{"type":"video"}'
     expected = hmac.new(b"k", b"1700000000." + body, hashlib.sha256).hexdigest()
