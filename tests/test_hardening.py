@@ -542,14 +542,15 @@ def test_the_embedded_worker_dies_with_the_server_even_on_sigkill(tmp_path: Path
 
     svc = start_service(tmp_path)
     try:
-        found = eventually(
-            lambda: re.search(r"embedded worker started \(pid (\d+)\)", (tmp_path / "serve.log").read_text()),
-            timeout=60,
-            what="the worker's pid in the log",
-        )
-        worker = int(found.group(1))
-        assert _alive(worker)
-        os.kill(svc.proc.pid, signal.SIGKILL)  # no chance to stop its worker itself
-        eventually(lambda: not _alive(worker), timeout=60, what="the orphaned worker gone")
+
+        def started() -> list[int]:
+            found = re.findall(r"embedded worker started \(pid (\d+)\)", (tmp_path / "serve.log").read_text())
+            return [int(pid) for pid in found] if len(found) == 2 else []
+
+        # Two: the media/ASR worker and the webhook worker.
+        workers = eventually(started, timeout=60, what="both workers' pids in the log")
+        assert all(_alive(worker) for worker in workers)
+        os.kill(svc.proc.pid, signal.SIGKILL)  # no chance to stop its workers itself
+        eventually(lambda: not any(map(_alive, workers)), timeout=60, what="the orphaned workers gone")
     finally:
         stop_service(svc)
