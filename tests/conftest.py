@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar, NoReturn
+from typing import TYPE_CHECKING, ClassVar, NoReturn
 from urllib.parse import urlsplit
 
 import httpx
@@ -25,6 +25,11 @@ import pytest
 import sqlalchemy as sa
 
 from tests.waiting import eventually
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+    from vodscribe.config import Settings
 
 DATA = Path(__file__).parent / "data"
 REQUIRE_SERVICES = os.environ.get("VODSCRIBE_TEST_REQUIRE_SERVICES") == "1"
@@ -81,6 +86,38 @@ def llm_model_file() -> Path:
     from vodscribe.engines import bundled_llm
 
     return bundled_llm.model_path(Path(tempfile.gettempdir()) / "vodscribe-test-models")
+
+
+@contextlib.contextmanager
+def in_process_api(settings: Settings, client_name: str = "a") -> Iterator[TestClient]:
+    """The API in this process (FastAPI's TestClient) on ``settings``' migrated database, with the
+    key of a new client ``client_name``; no worker runs."""
+    from fastapi.testclient import TestClient
+
+    from vodscribe.api.app import create_app
+    from vodscribe.db.session import migrate, session_scope
+    from vodscribe.services.clients import create_client
+
+    migrate(settings.db_url)
+    with session_scope(settings.db_url) as s:
+        _, key = create_client(s, client_name)
+    with TestClient(create_app(settings), headers={"Authorization": f"APIKey {key}"}) as c:
+        yield c
+
+
+def tone_video(out: Path, seconds: float) -> Path:
+    """A 320x240 MP4 of ``seconds``: ffmpeg's test picture and a 440 Hz tone."""
+    import imageio_ffmpeg
+
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y",
+         "-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=25:duration={seconds}",
+         "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
+         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+         str(out)],
+        check=True,
+    )  # fmt: skip
+    return out
 
 
 def free_port() -> int:

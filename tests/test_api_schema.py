@@ -9,21 +9,15 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from vodscribe.api.app import create_app
+from tests.conftest import in_process_api
 from vodscribe.config import Settings
-from vodscribe.db.session import migrate, session_scope
-from vodscribe.services.clients import create_client
 
 VTT = "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nHello\n"
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path)
-    migrate(settings.db_url)
-    with session_scope(settings.db_url) as s:
-        _, key = create_client(s, "a")
-    with TestClient(create_app(settings), headers={"Authorization": f"APIKey {key}"}) as c:
+    with in_process_api(Settings(data_dir=tmp_path)) as c:
         yield c
 
 

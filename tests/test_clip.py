@@ -16,14 +16,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from tests.conftest import MediaServer
-from vodscribe.api.app import create_app
+from tests.conftest import MediaServer, in_process_api
 from vodscribe.config import Settings
 from vodscribe.db.models import AITask, Subtitle, Video
-from vodscribe.db.session import migrate, session_scope
+from vodscribe.db.session import session_scope
 from vodscribe.db.statuses import TaskStatus, VideoStatus
 from vodscribe.services.ai_task_runner import run_task
-from vodscribe.services.clients import create_client
 from vodscribe.services.subtitles import HLS_META
 from vodscribe.services.video_runner import run_video
 
@@ -35,10 +33,7 @@ SPEECH = "jfk_librivox.mp4"
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[tuple[TestClient, Settings]]:
     settings = Settings(data_dir=tmp_path, allow_private_urls=True)
-    migrate(settings.db_url)
-    with session_scope(settings.db_url) as s:
-        _, key = create_client(s, "c")
-    with TestClient(create_app(settings), headers={"Authorization": f"APIKey {key}"}) as c:
+    with in_process_api(settings, "c") as c:
         yield c, settings
 
 

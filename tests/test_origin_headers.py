@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,21 +15,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import imageio_ffmpeg
 import pytest
 from fastapi.testclient import TestClient
 from ssrfguard import Policy
 
-from vodscribe.api.app import create_app
+from tests.conftest import in_process_api, tone_video
 from vodscribe.config import Settings
 from vodscribe.db.models import Video
-from vodscribe.db.session import migrate, session_scope
+from vodscribe.db.session import session_scope
 from vodscribe.db.statuses import VideoStatus
 from vodscribe.errors import FetchError
 from vodscribe.media import fetch
 from vodscribe.media.fetch import download, parse_headers
 from vodscribe.services import video_runner
-from vodscribe.services.clients import create_client
 from vodscribe.services.video_runner import run_video
 
 SECRET = "Bearer s3cr3t-t0ken-abc"
@@ -86,16 +83,7 @@ def _serve(origin: Origin) -> Iterator[ThreadingHTTPServer]:
 @pytest.fixture(scope="module")
 def media(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """A 2 s 320x240 MP4 with a tone, made with ffmpeg."""
-    out = tmp_path_factory.mktemp("media") / "clip.mp4"
-    subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y",
-         "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=2",
-         "-f", "lavfi", "-i", "sine=frequency=440:duration=2",
-         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
-         str(out)],
-        check=True,
-    )  # fmt: skip
-    return out.read_bytes()
+    return tone_video(tmp_path_factory.mktemp("media") / "clip.mp4", 2).read_bytes()
 
 
 @pytest.fixture
@@ -243,10 +231,7 @@ def test_a_message_quoting_a_header_value_is_redacted() -> None:
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[tuple[TestClient, Settings]]:
     settings = _settings(tmp_path)
-    migrate(settings.db_url)
-    with session_scope(settings.db_url) as s:
-        _, key = create_client(s, "c")
-    with TestClient(create_app(settings), headers={"Authorization": f"APIKey {key}"}) as c:
+    with in_process_api(settings, "c") as c:
         yield c, settings
 
 

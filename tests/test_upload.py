@@ -8,6 +8,7 @@ and AI task run in this process (real ffmpeg and Whisper), as in test_clip."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -82,15 +83,23 @@ def _stop(server: uvicorn.Server, thread: threading.Thread) -> None:
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[Live]:
-    settings = Settings(data_dir=tmp_path, upload_min_free_bytes=0, allow_private_urls=True)
+    with _running(Settings(data_dir=tmp_path, upload_min_free_bytes=0, allow_private_urls=True)) as found:
+        yield found
+
+
+@contextlib.contextmanager
+def _running(settings: Settings) -> Iterator[Live]:
+    """The service on ``settings`` (migrated here) in this process, with clients ``a`` and ``b``."""
     migrate(settings.db_url)
     with session_scope(settings.db_url) as s:
         _, key = create_client(s, "a")
         _, other_key = create_client(s, "b")
     server, thread, base = _serve(settings)
-    with httpx.Client(base_url=base, headers={"Authorization": f"APIKey {key}"}, timeout=30) as api:
-        yield Live(settings, base, key, other_key, api, server, thread)
-    _stop(server, thread)
+    try:
+        with httpx.Client(base_url=base, headers={"Authorization": f"APIKey {key}"}, timeout=30) as api:
+            yield Live(settings, base, key, other_key, api, server, thread)
+    finally:
+        _stop(server, thread)
 
 
 def _video(live: Live, **fields: Any) -> dict[str, Any]:
@@ -387,21 +396,12 @@ def test_with_s3_the_upload_is_a_private_object_any_worker_reads(tmp_path: Path,
         s3_secret_key=S3_CREDENTIALS["aws_secret_access_key"],
         s3_prefix=f"up{tmp_path.name}",
     )
-    migrate(settings.db_url)
-    with session_scope(settings.db_url) as s:
-        _, key = create_client(s, "s3")
-    server, thread, base = _serve(settings)
-    api = httpx.Client(base_url=base, headers={"Authorization": f"APIKey {key}"}, timeout=30)
-    try:
-        live = Live(settings, base, key, key, api, server, thread)
+    with _running(settings) as live:
         video = _video(
             live, clip_start_seconds=0, clip_duration_seconds=4, auto_transcribe_audio_language="disable"
         )
         params = _params(live, video["id"])
-        TusClient(f"{base}/upload/").uploader(str(SPEECH), metadata=_metadata(params)).upload()
-    finally:
-        api.close()
-        _stop(server, thread)
+        TusClient(f"{live.base}/upload/").uploader(str(SPEECH), metadata=_metadata(params)).upload()
     s3 = boto3.client("s3", endpoint_url=s3_endpoint, **S3_CREDENTIALS)
     folder = f"{settings.s3_prefix}/{video['client_id']}_{video['slug']}/"
     uploaded = folder + uploads.UPLOADED
@@ -496,21 +496,14 @@ def test_an_upload_on_postgresql(tmp_path: Path) -> None:
     """Migration 0007 on PostgreSQL, and the finished upload queued there."""
     with postgres_database() as url:
         settings = Settings(data_dir=tmp_path, database_url=url, upload_min_free_bytes=0)
-        migrate(settings.db_url)
-        with session_scope(settings.db_url) as s:
-            _, key = create_client(s, "pg")
-        server, thread, base = _serve(settings)
-        api = httpx.Client(base_url=base, headers={"Authorization": f"APIKey {key}"}, timeout=30)
         try:
-            live = Live(settings, base, key, key, api, server, thread)
-            video = _video(live)
-            TusClient(f"{base}/upload/").uploader(
-                str(SPEECH), metadata=_metadata(_params(live, video["id"]), filename="ünïcode name.mp4")
-            ).upload()
-            row = _row(live, video["id"])
-            assert (row.job_state, row.uploaded_source) == (JobState.QUEUED, uploads.UPLOADED)
-            assert row.upload_filename == "ünïcode name.mp4"
+            with _running(settings) as live:
+                video = _video(live)
+                TusClient(f"{live.base}/upload/").uploader(
+                    str(SPEECH), metadata=_metadata(_params(live, video["id"]), filename="ünïcode name.mp4")
+                ).upload()
+                row = _row(live, video["id"])
+                assert (row.job_state, row.uploaded_source) == (JobState.QUEUED, uploads.UPLOADED)
+                assert row.upload_filename == "ünïcode name.mp4"
         finally:
-            api.close()
-            _stop(server, thread)
             get_engine(settings.db_url).dispose()  # before the database is dropped

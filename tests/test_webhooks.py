@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import json
 import sqlite3
-import subprocess
 import threading
 import time
 import uuid
@@ -20,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import imageio_ffmpeg
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import MediaServer, Service, start_service, stop_service
+from tests.conftest import MediaServer, Service, in_process_api, start_service, stop_service, tone_video
 from tests.waiting import eventually
 from vodscribe.api.app import create_app
 from vodscribe.config import Settings
@@ -41,11 +39,7 @@ from vodscribe.services.webhook_delivery import backoff, deliver, sign
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     """The API with private URLs refused (the default) and no worker: nothing is ever sent."""
-    settings = Settings(data_dir=tmp_path)
-    migrate(settings.db_url)
-    with session_scope(settings.db_url) as s:
-        _, key = create_client(s, "a")
-    with TestClient(create_app(settings), headers={"Authorization": f"APIKey {key}"}) as c:
+    with in_process_api(Settings(data_dir=tmp_path)) as c:
         yield c
 
 
@@ -297,22 +291,27 @@ def receiver() -> Iterator[Receiver]:
     server.server_close()
 
 
+def _pending_delivery(settings: Settings, url: str) -> str:
+    """A client whose webhook is ``url`` (secret ``whsec_x``) and one pending ``video_delete`` delivery."""
+    migrate(settings.db_url)
+    with session_scope(settings.db_url) as s:
+        client, _ = create_client(s, "a")
+        s.add(WebhookEndpoint(client_id=client.id, url=url, secret="whsec_x"))
+        delivery = WebhookDelivery(
+            client_id=client.id, event="video_delete", payload={"type": "video_delete"}
+        )
+        s.add(delivery)
+        s.flush()
+        return delivery.id
+
+
 def test_the_worker_refuses_a_private_address_at_connection_time(tmp_path: Path, receiver: Receiver) -> None:
     """An endpoint whose URL was stored while private addresses were allowed (or whose name now
     resolves to one) is refused by the guarded client as it connects: the receiver gets nothing, the
     attempt is stored with the refusal and retried later."""
     port = int(receiver.url.split(":")[2].split("/")[0])
     settings = Settings(data_dir=tmp_path, fetch_allowed_ports=[port], webhook_backoff_s=30)
-    migrate(settings.db_url)
-    with session_scope(settings.db_url) as s:
-        client, _ = create_client(s, "a")
-        s.add(WebhookEndpoint(client_id=client.id, url=receiver.url, secret="whsec_x"))
-        delivery = WebhookDelivery(
-            client_id=client.id, event="video_delete", payload={"type": "video_delete"}
-        )
-        s.add(delivery)
-        s.flush()
-        delivery_id = delivery.id
+    delivery_id = _pending_delivery(settings, receiver.url)
     assert deliver(settings, delivery_id) == "retry"
     assert deliver(settings, delivery_id) == "SKIPPED"  # not due again for 30 s
     assert receiver.received == []
@@ -352,16 +351,7 @@ def test_an_attempt_ends_at_its_deadline_however_the_receiver_dribbles(
     """Every read gets a byte well within the timeout; the attempt as a whole is cut off at it."""
     receiver.drip = True
     settings = Settings(data_dir=tmp_path, allow_private_urls=True, webhook_timeout_s=1, webhook_backoff_s=30)
-    migrate(settings.db_url)
-    with session_scope(settings.db_url) as s:
-        client, _ = create_client(s, "a")
-        s.add(WebhookEndpoint(client_id=client.id, url=receiver.url, secret="whsec_x"))
-        delivery = WebhookDelivery(
-            client_id=client.id, event="video_delete", payload={"type": "video_delete"}
-        )
-        s.add(delivery)
-        s.flush()
-        delivery_id = delivery.id
+    delivery_id = _pending_delivery(settings, receiver.url)
     assert deliver(settings, delivery_id) == "retry"
     with session_scope(settings.db_url) as s:
         (attempt,) = s.query(WebhookAttempt).all()
@@ -403,15 +393,7 @@ def account(hooks_service: Service, receiver: Receiver) -> Iterator[Account]:
 @pytest.fixture(scope="module")
 def clip(media_server: MediaServer) -> str:
     """A 3 s 320x240 clip with a tone (an AI transcription task runs on it)."""
-    path = media_server.root / "webhook-clip.mp4"
-    subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y",
-         "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=3",
-         "-f", "lavfi", "-i", "sine=frequency=440:duration=3",
-         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
-         str(path)],
-        check=True,
-    )  # fmt: skip
+    path = tone_video(media_server.root / "webhook-clip.mp4", 3)
     return media_server.url(path.name)
 
 
