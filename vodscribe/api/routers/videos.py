@@ -63,6 +63,11 @@ def _only(fields: str | None) -> set[str] | None:
     return wanted
 
 
+def _unprocessable(exc: VideoValidationError) -> Response:
+    """Gcore's 422 for video fields: ``{"errors": {field: [messages]}}``."""
+    return Response(FieldErrors(errors=exc.errors).model_dump_json(), 422, media_type="application/json")
+
+
 def own_video(session: SessionDep, client: Client, video_id: int) -> Video:
     video = videos.get_video(session, client, video_id)
     if video is None:
@@ -94,7 +99,7 @@ def create_video(
     try:
         video = videos.create_video(session, settings, client, fields)
     except VideoValidationError as exc:
-        return Response(FieldErrors(errors=exc.errors).model_dump_json(), 422, media_type="application/json")
+        return _unprocessable(exc)
     except videos.QueueUnavailable as exc:
         raise ApiError(503, str(exc), with_status=True) from exc
     detail = _detail(session, settings, video, base_url(request, settings))
@@ -138,7 +143,7 @@ def create_videos(
     try:
         created = videos.create_videos(session, settings, client, items)
     except VideoValidationError as exc:
-        return Response(FieldErrors(errors=exc.errors).model_dump_json(), 422, media_type="application/json")
+        return _unprocessable(exc)
     except videos.QueueUnavailable as exc:
         raise ApiError(503, str(exc), with_status=True) from exc
     base, store = base_url(request, settings), media_store(settings)
@@ -210,7 +215,7 @@ def update_video(
     try:
         videos.update_video(session, settings, video, _fields(body or VideoFieldsIn()))
     except VideoValidationError as exc:
-        return Response(FieldErrors(errors=exc.errors).model_dump_json(), 422, media_type="application/json")
+        return _unprocessable(exc)
     return _detail(session, settings, video, base_url(request, settings))
 
 
