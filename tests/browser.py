@@ -166,6 +166,7 @@ class Page:
         self._conn = conn
         self._session = session_id
         self._console: list[str] = []
+        self._requests: list[dict[str, Any]] = []
 
     @property
     def console(self) -> list[str]:
@@ -176,9 +177,21 @@ class Page:
                 self._record(event)
         return self._console
 
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Requests the page sent so far (``Network.requestWillBeSent``'s ``request``), once
+        :meth:`record_requests` is on."""
+        _ = self.console  # files the queued events
+        return self._requests
+
+    def record_requests(self) -> None:
+        self.send("Network.enable")
+
     def _record(self, msg: dict[str, Any]) -> None:
         method, params = msg.get("method"), msg.get("params", {})
-        if method == "Runtime.consoleAPICalled":
+        if method == "Network.requestWillBeSent":
+            self._requests.append(params.get("request", {}))
+        elif method == "Runtime.consoleAPICalled":
             args = " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", []))
             self._console.append(f"console.{params.get('type')}: {args}")
         elif method == "Runtime.exceptionThrown":
@@ -230,6 +243,62 @@ class Page:
 
     def dom(self) -> str:
         return str(self.evaluate("document.documentElement.outerHTML"))
+
+    def screenshot(self, path: Path) -> Path:
+        """A PNG of the whole page (beyond the window's height) at ``path``."""
+        import base64
+
+        size = self.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+        clip = {"x": 0, "y": 0, "width": size[0], "height": min(size[1], 8000), "scale": 1}
+        shot = self.send(
+            "Page.captureScreenshot",
+            {"format": "png", "captureBeyondViewport": True, "clip": clip},
+            timeout=30,
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
+
+    def viewport(self, width: int, height: int, *, mobile: bool = False) -> None:
+        """Lay the page out as on a screen of ``width`` x ``height`` CSS pixels."""
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
+        )
+
+    def set_files(self, selector: str, paths: list[Path]) -> None:
+        """Choose ``paths`` in the file input ``selector``, as a user does in the file dialog."""
+        root = self.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+        node = self.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+        if not node:
+            raise CdpError(f"no element matches {selector!r}")
+        self.send("DOM.setFileInputFiles", {"nodeId": node, "files": [str(p) for p in paths]})
+
+    def drop_files(self, selector: str, paths: list[Path]) -> None:
+        """Drag ``paths`` from outside the browser and drop them on the middle of ``selector``."""
+        box = self.evaluate(
+            f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
+            " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
+        data = {"items": [], "files": [str(p) for p in paths], "dragOperationsMask": 1}
+        for kind in ("dragEnter", "dragOver", "drop"):
+            self.send("Input.dispatchDragEvent", {"type": kind, "x": box[0], "y": box[1], "data": data})
+
+    def type_text(self, text: str) -> None:
+        """Type into the focused element."""
+        self.send("Input.insertText", {"text": text})
+
+    def press(self, key: str, code: str, key_code: int, *, shift: bool = False) -> None:
+        """Press and release one key (``"Enter", "Enter", 13``; ``"Tab", "Tab", 9``)."""
+        common = {"key": key, "code": code, "windowsVirtualKeyCode": key_code, "modifiers": 8 if shift else 0}
+        self.send("Input.dispatchKeyEvent", {"type": "rawKeyDown", **common})
+        if key == "Enter":
+            self.send("Input.dispatchKeyEvent", {"type": "char", "text": "\r", **common})
+        self.send("Input.dispatchKeyEvent", {"type": "keyUp", **common})
+
+    def allow_downloads(self, folder: Path) -> None:
+        """Save the page's downloads into ``folder``."""
+        self._conn.call("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(folder)})
 
 
 def _devtools_endpoint(profile: Path, proc: subprocess.Popen[bytes], timeout: float) -> str:

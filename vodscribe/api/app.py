@@ -12,7 +12,7 @@ from vodscribe import __version__
 from vodscribe.api import errors
 from vodscribe.api.head import HeadAsGet
 from vodscribe.api.limits import BodyLimit
-from vodscribe.api.routers import ai_tasks, media, subtitles, tus, videos, webhooks
+from vodscribe.api.routers import ai_tasks, console, media, subtitles, tus, videos, webhooks
 from vodscribe.api.schemas.service import Health
 from vodscribe.config import Settings, get_settings
 from vodscribe.queue import celery_for
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(media.router)
     app.include_router(tus.router)
     app.include_router(webhooks.router)
+    app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
     @app.get("/health", tags=["service"], response_model=Health, responses={503: {"model": Health}})

@@ -27,14 +27,11 @@ Serve it with the CSP header, e.g. in a route::
 from __future__ import annotations
 
 import html
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
-from importlib.resources import files
-from string import Template
-from urllib.parse import urlsplit
+
+from vodscribe.api.pages import json_for_script, origins, template
 
 __all__ = ["EMBED_CSP", "EmbedSubtitle", "embed_csp", "render_embed_page"]
 
@@ -51,30 +48,6 @@ class EmbedSubtitle:
 _LANG_RE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
 
 
-@cache
-def _template() -> Template:
-    """The page template, read from the package once per process.
-
-    ``$name`` placeholders (``string.Template``): every value is escaped by :func:`render_embed_page`
-    before it goes in; ``substitute`` fails loudly on a missing one. The ``data:,`` icon in it spares
-    browsers a /favicon.ico request per embed load.
-    """
-    return Template(files("vodscribe.api").joinpath("templates", "embed.html").read_text(encoding="utf-8"))
-
-
-def _origin(url: str | None) -> str | None:
-    """``scheme://host[:port]`` of an absolute http(s) URL, else None (relative URLs are 'self')."""
-    if not url:
-        return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return None
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    if not re.fullmatch(r"[A-Za-z0-9.\-]+(?::\d+)?|\[[0-9A-Fa-f:.]+\](?::\d+)?", netloc):
-        return None
-    return f"{parts.scheme}://{netloc.lower()}"
-
-
 def embed_csp(*urls: str | None) -> str:
     """The Content-Security-Policy for the embed page.
 
@@ -85,8 +58,7 @@ def embed_csp(*urls: str | None) -> str:
     same-origin.
     No ``frame-ancestors``: the page is meant to be embedded anywhere.
     """
-    extra = sorted({o for o in map(_origin, urls) if o})
-    ext = "".join(" " + o for o in extra)
+    ext = origins(*urls)
     return "; ".join(
         [
             "default-src 'none'",
@@ -104,18 +76,6 @@ def embed_csp(*urls: str | None) -> str:
 
 EMBED_CSP = embed_csp()
 """The CSP for a page whose HLS (and poster) URLs are same-origin; else use :func:`embed_csp`."""
-
-
-def _json_for_script(data: object) -> str:
-    """JSON that is safe inside a ``<script>`` element (no ``</script>``, ``<!--`` or entity tricks)."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return (
-        text.replace("<", "\\u003c")
-        .replace(">", "\\u003e")
-        .replace("&", "\\u0026")
-        .replace("\u2028", "\\u2028")
-        .replace("\u2029", "\\u2029")
-    )
 
 
 def render_embed_page(
@@ -153,9 +113,9 @@ def render_embed_page(
         video_attrs.append("autoplay")
     if poster_url:
         video_attrs.append(f'poster="{esc(poster_url)}"')
-    return _template().substitute(
+    return template("embed.html").substitute(
         title=esc(title),
         static=esc(static_prefix.rstrip("/")),
         video_attrs=" ".join(video_attrs),
-        config=_json_for_script(config),
+        config=json_for_script(config),
     )

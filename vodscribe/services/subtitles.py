@@ -168,6 +168,11 @@ def to_json(sub: Subtitle, *, with_id: bool = True) -> dict[str, Any]:
 
 
 # --- AI subtitles ---------------------------------------------------------------------------------
+#: How an AI subtitle's name ends ("English (AI-generated)", "German (AI-translated)").
+AI_GENERATED = " (AI-generated)"
+AI_TRANSLATED = " (AI-translated)"
+
+
 @dataclass(frozen=True, slots=True)
 class AIPlan:
     """What AI tasks a video should get: the spoken language (None = detect) and translation targets."""
@@ -227,8 +232,12 @@ def create_ai_tasks(
     the rendition named in their ``task_data`` (the worker reads the video from storage)."""
     tasks = []
     wanted: list[languages.Language | None] = [None, *plan.targets]
+    # Translations of a video that has its transcription already: the speech is recognised again
+    # (from the kept recognition, at no cost), but only the translations are attached; the subtitle
+    # the video has, perhaps corrected by hand since, stays the only one.
+    transcribed = bool(plan.targets) and has_ai_transcription(session, video, plan.audio_language)
     if from_api:
-        check_room(session, video, adding=len(wanted))
+        check_room(session, video, adding=len(wanted) - transcribed)
     for target in wanted:
         if target is not None and plan.audio_language is not None and target.b == plan.audio_language.b:
             continue
@@ -244,7 +253,7 @@ def create_ai_tasks(
             task_data=data,
             status=TaskStatus.RECEIVED,
             video_id=video.id,
-            attach_subtitle=True,
+            attach_subtitle=target is not None or not transcribed,
         )
         session.add(task)
         tasks.append(task)
@@ -259,6 +268,18 @@ def create_ai_tasks(
         withdraw(session, tasks)
         raise SubtitleError(QUEUE_UNAVAILABLE, 503)
     return tasks
+
+
+def has_ai_transcription(session: Session, video: Video, language: languages.Language | None) -> bool:
+    """Whether the video has a subtitle its AI transcription made (in ``language``, if given)."""
+    query = select(Subtitle.id).where(
+        Subtitle.video_id == video.id,
+        Subtitle.ai_task_id.is_not(None),
+        Subtitle.name.like(f"%{AI_GENERATED}"),
+    )
+    if language is not None:
+        query = query.where(Subtitle.language == language.b)
+    return session.scalars(query).first() is not None
 
 
 def _asr_rendition(session: Session, video: Video) -> Rendition:
@@ -315,12 +336,20 @@ def _add_ai_subtitle(
     named = ai_subtitle_name(task_data, result)
     if named is None:
         return False
+    name, language = named
+    same = select(Subtitle.id).where(
+        Subtitle.video_id == video.id, Subtitle.language == language, Subtitle.vtt == result["vttContent"]
+    )
+    if session.scalars(same).first() is not None:
+        # Asking again (a translation reuses the transcription it needs) gives the same subtitle:
+        # the video has it already, so the task's result is not attached twice.
+        log.info("task %s: video %s already has this subtitle", task_id, video.id)
+        return False
     try:
         check_room(session, video, text=len(result["vttContent"]))
     except SubtitleError as exc:  # the task keeps its result; the video has no room for another track
         log.warning("task %s: subtitle not attached to video %s: %s", task_id, video.id, exc.message)
         return False
-    name, language = named
     session.add(
         Subtitle(
             video_id=video.id, name=name, language=language, vtt=result["vttContent"], ai_task_id=task_id
@@ -339,10 +368,10 @@ def ai_subtitle_name(task_data: dict[str, Any], result: dict[str, Any]) -> tuple
         lang = languages.resolve(target)
         if result.get("languages") == [lang.b]:
             return None  # all the speech was already in the target: the transcription's track has it
-        return f"{lang.name} (AI-translated)", lang.b
+        return f"{lang.name}{AI_TRANSLATED}", lang.b
     code = (result.get("languages") or [task_data.get("audio_language") or "eng"])[0]
     lang = languages.resolve(code)
-    return f"{lang.name} (AI-generated)", lang.b
+    return f"{lang.name}{AI_GENERATED}", lang.b
 
 
 # --- HLS --------------------------------------------------------------------------------------------

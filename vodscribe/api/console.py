@@ -1,0 +1,57 @@
+"""The browser console at ``/console``: a single page that does everything through the public API.
+
+The page is the template ``templates/console.html``; its code is ES modules under
+``static/console/`` (``app.js`` and the modules it imports), its upload client tus-js-client and its
+player hls.js, both vendored. Nothing is inline, so :func:`console_csp` allows scripts and styles
+from ``'self'`` only. The API key lives in the tab's ``sessionStorage`` and travels only in the
+``Authorization`` header of the page's own requests; the page is served to anyone, it holds nothing.
+
+Per-page data (the language table, the static prefix) travels in a JSON block
+(``<script type="application/json" id="console-config">``), which is never executed.
+"""
+
+from __future__ import annotations
+
+import html
+
+from vodscribe import __version__, languages
+from vodscribe.api.pages import json_for_script, origins, template
+
+__all__ = ["console_csp", "render_console_page"]
+
+
+def console_csp(*urls: str | None) -> str:
+    """The console's Content-Security-Policy.
+
+    Scripts and styles from 'self' only; requests to 'self' (the API, the TUS server, the media
+    files); media from 'self' and ``blob:`` (hls.js feeds MSE from blobs), hls.js's worker from
+    ``blob:``. ``urls`` add their origins to media, images and requests: the media store's public URL
+    when it is on another host (S3 or a CDN). ``frame-ancestors 'none'``: no other site may frame the
+    console (clickjacking); the embed page is the one meant for iframes."""
+    ext = origins(*urls)
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src 'self'",
+            "worker-src 'self' blob:",
+            "style-src 'self'",
+            f"media-src 'self' blob:{ext}",
+            f"connect-src 'self'{ext}",
+            f"img-src 'self' data: blob:{ext}",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+            "form-action 'none'",
+        ]
+    )
+
+
+def render_console_page(*, static_prefix: str = "/static") -> str:
+    """The console's HTML: the shell the modules fill, with the language table they name codes by."""
+    config = {
+        "version": __version__,
+        "languages": [{"code": lang.b, "name": lang.name} for lang in languages.LANGUAGES],
+    }
+    static = html.escape(static_prefix.rstrip("/"))
+    return template("console.html").substitute(
+        static=static, version=html.escape(__version__), config=json_for_script(config)
+    )

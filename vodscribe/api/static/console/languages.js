@@ -1,0 +1,14 @@
+// Language names for the codes the API speaks (ISO 639-2/B), from the page's config block.
+const config = JSON.parse(document.getElementById("console-config").textContent);
+const names = new Map(config.languages.map((l) => [l.code, l.name]));
+
+/** "German" for "ger" (the code itself when unknown). */
+export function languageName(code) { return names.get(code) || code; }
+
+/** [[code, name], ...] by name: every language Whisper recognises. */
+export function languageOptions(codes) {
+  const list = codes ? codes.map((c) => [c, languageName(c)]) : Array.from(names);
+  return list.sort((a, b) => a[1].localeCompare(b[1]));
+}
+
+export const version = config.version;
