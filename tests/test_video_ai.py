@@ -305,3 +305,40 @@ def test_the_job_and_the_task_ending_at_once_attach_the_subtitle_once(database: 
         master = media_store(settings).read_text(key, "master.m3u8")
         assert master is not None and master.count(SUBTITLE) == 1, (round_, master)
         assert _video(settings, video_id).status == VideoStatus.READY
+
+
+@pytest.mark.slow  # Whisper and the translation LLM in this process
+@pytest.mark.parametrize("settings", ["local"], indirect=True)
+def test_translating_a_transcribed_video_attaches_only_the_translation(
+    settings: Settings, media_server: MediaServer
+) -> None:
+    """A translation asked for later (the console's "Translate to...") recognises the speech again,
+    from the kept recognition, but does not attach a second transcription next to the one the video
+    has, which may have been corrected by hand since."""
+    from tests.conftest import llm_model_file
+    from vodscribe.services.subtitles import parse_ai_plan, request_ai_subtitles
+
+    settings = settings.model_copy(update={"llm_model": str(llm_model_file())})
+    video_id = _new_video(settings, media_server.url(SPEECH), auto_transcribe_audio_language="auto")
+    assert run_video(settings, video_id) == VideoStatus.READY
+    [first] = _tasks(settings, video_id)
+    assert run_task(settings, first.id) == TaskStatus.SUCCESS
+    [english] = _subtitles(settings, video_id)
+    corrected = english.vtt.replace("country", "COUNTRY")
+    with session_scope(settings.db_url) as s:
+        s.get(Subtitle, english.id).vtt = corrected  # type: ignore[union-attr]
+    with session_scope(settings.db_url) as s:
+        video = s.get(Video, video_id)
+        assert video is not None
+        plan = parse_ai_plan("auto", "ger")
+        assert plan is not None
+        tasks = [(t.id, t.attach_subtitle) for t in request_ai_subtitles(s, settings, video, plan)]
+    assert [attach for _, attach in tasks] == [False, True]
+    for task_id, _ in tasks:
+        assert run_task(settings, task_id) == TaskStatus.SUCCESS
+    subtitles = sorted(_subtitles(settings, video_id), key=lambda sub: sub.id)
+    assert [(sub.name, sub.language) for sub in subtitles] == [
+        ("English (AI-generated)", "eng"),
+        ("German (AI-translated)", "ger"),
+    ]
+    assert subtitles[0].vtt == corrected
