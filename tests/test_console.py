@@ -184,6 +184,16 @@ def test_page_is_served_with_a_strict_csp_and_no_inline_code(console: Console) -
     assert console.api.get("/", follow_redirects=False).headers["location"] == "/console"
 
 
+def test_console_csp_names_an_outside_media_store_and_forbids_framing() -> None:
+    csp = console_csp("https://cdn.example.com/videos/1_x/master.m3u8", "/videos/k/f")
+    directives = dict(d.split(" ", 1) for d in csp.split("; "))
+    assert directives["script-src"] == "'self'" and directives["style-src"] == "'self'"
+    assert directives["frame-ancestors"] == "'none'"
+    for name in ("media-src", "connect-src", "img-src"):
+        assert directives[name].endswith(" https://cdn.example.com"), name
+    assert "cdn" not in console_csp("/videos/k/f")
+
+
 def test_vendored_tus_js_client_matches_its_version_file() -> None:
     meta = dict(
         line.split("=", 1)

@@ -15,34 +15,18 @@ from __future__ import annotations
 import html
 
 from vodscribe import __version__, languages
-from vodscribe.api.pages import json_for_script, origins, template
+from vodscribe.api.pages import json_for_script, player_csp, template
 
 __all__ = ["console_csp", "render_console_page"]
 
 
 def console_csp(*urls: str | None) -> str:
-    """The console's Content-Security-Policy.
-
-    Scripts and styles from 'self' only; requests to 'self' (the API, the TUS server, the media
-    files); media from 'self' and ``blob:`` (hls.js feeds MSE from blobs), hls.js's worker from
-    ``blob:``. ``urls`` add their origins to media, images and requests: the media store's public URL
-    when it is on another host (S3 or a CDN). ``frame-ancestors 'none'``: no other site may frame the
-    console (clickjacking); the embed page is the one meant for iframes."""
-    ext = origins(*urls)
-    return "; ".join(
-        [
-            "default-src 'none'",
-            "script-src 'self'",
-            "worker-src 'self' blob:",
-            "style-src 'self'",
-            f"media-src 'self' blob:{ext}",
-            f"connect-src 'self'{ext}",
-            f"img-src 'self' data: blob:{ext}",
-            "frame-ancestors 'none'",
-            "base-uri 'none'",
-            "form-action 'none'",
-        ]
-    )
+    """The console's Content-Security-Policy (:func:`~vodscribe.api.pages.player_csp`): requests to
+    'self' (the API, the TUS server, the media files); ``urls`` add their origins to media, images
+    and requests (the media store's public URL when it is on another host: S3 or a CDN).
+    ``frame-ancestors 'none'``: no other site may frame the console (clickjacking); the embed page
+    is the one meant for iframes."""
+    return player_csp(*urls, framed_by="'none'")
 
 
 def render_console_page(*, static_prefix: str = "/static") -> str:

@@ -31,7 +31,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from vodscribe.api.pages import json_for_script, origins, template
+from vodscribe.api.pages import json_for_script, player_csp, template
 
 __all__ = ["EMBED_CSP", "EmbedSubtitle", "embed_csp", "render_embed_page"]
 
@@ -49,29 +49,10 @@ _LANG_RE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
 
 
 def embed_csp(*urls: str | None) -> str:
-    """The Content-Security-Policy for the embed page.
-
-    Scripts and styles: 'self' only (hls.js and the player's files under the static prefix; the page
-    has no inline script or style); media: 'self' and ``blob:`` (MSE); hls.js's transmuxing worker
-    from ``blob:``. Absolute http(s) URLs passed here (the HLS URL, the poster on another host) add
-    their origin to ``connect-src``/``media-src``/``img-src``; without them everything must be
-    same-origin.
-    No ``frame-ancestors``: the page is meant to be embedded anywhere.
-    """
-    ext = origins(*urls)
-    return "; ".join(
-        [
-            "default-src 'none'",
-            "script-src 'self'",
-            "worker-src 'self' blob:",
-            "style-src 'self'",
-            f"media-src 'self' blob:{ext}",
-            f"connect-src 'self'{ext}",
-            f"img-src 'self' data: blob:{ext}",
-            "base-uri 'none'",
-            "form-action 'none'",
-        ]
-    )
+    """The Content-Security-Policy for the embed page (:func:`~vodscribe.api.pages.player_csp`): the
+    HLS URL and the poster on another host add their origins. No ``frame-ancestors``: the page is
+    meant to be embedded anywhere."""
+    return player_csp(*urls)
 
 
 EMBED_CSP = embed_csp()

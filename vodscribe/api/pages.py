@@ -10,7 +10,7 @@ from importlib.resources import files
 from string import Template
 from urllib.parse import urlsplit
 
-__all__ = ["json_for_script", "origin", "origins", "template"]
+__all__ = ["json_for_script", "origin", "origins", "player_csp", "template"]
 
 
 @cache
@@ -50,3 +50,26 @@ def json_for_script(data: object) -> str:
         .replace("\u2028", "\\u2028")
         .replace("\u2029", "\\u2029")
     )
+
+
+def player_csp(*urls: str | None, framed_by: str | None = None) -> str:
+    """The Content-Security-Policy of a page with the HLS player.
+
+    Scripts and styles: 'self' only (the pages have no inline script or style); media: 'self' and
+    ``blob:`` (hls.js feeds MSE from blobs); hls.js's transmuxing worker from ``blob:``. Absolute
+    http(s) URLs passed here (the HLS URL, a poster or the media store on another host) add their
+    origin to ``connect-src``/``media-src``/``img-src``; without them everything must be same-origin.
+    ``framed_by`` is the ``frame-ancestors`` source list; None leaves framing open."""
+    ext = origins(*urls)
+    directives = [
+        "default-src 'none'",
+        "script-src 'self'",
+        "worker-src 'self' blob:",
+        "style-src 'self'",
+        f"media-src 'self' blob:{ext}",
+        f"connect-src 'self'{ext}",
+        f"img-src 'self' data: blob:{ext}",
+    ]
+    if framed_by is not None:
+        directives.append(f"frame-ancestors {framed_by}")
+    return "; ".join([*directives, "base-uri 'none'", "form-action 'none'"])
