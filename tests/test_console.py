@@ -361,6 +361,16 @@ def test_subtitles_download_as_vtt_and_srt(console: Console, tmp_path: Path) -> 
 
 
 # --- the editor -------------------------------------------------------------------------------------
+def _seconds(timestamp: str) -> float:
+    hours, minutes, seconds = timestamp.split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def _timestamp(seconds: float) -> str:
+    ms = round(seconds * 1000)
+    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+
 def _cue_texts(c: Console) -> list[str]:
     return list(c.js("Array.from(document.querySelectorAll('.cue textarea')).map(t => t.value)"))
 
@@ -413,12 +423,19 @@ def test_edit_a_cue_undo_split_merge_save_and_see_it_in_the_player(console: Cons
     assert (
         c.js("document.querySelector('.cue:nth-child(3) input.time').hasAttribute('aria-invalid')") is False
     )
+    # A time typed in a shorter form is read and written back in full.
+    end1 = _seconds(c.js("document.querySelectorAll('.cue:nth-child(1) input.time')[1].value")) + 0.05
+    typed = f"{int(end1 // 60)}:{end1 % 60:06.3f}"  # "0:04.880"
+    c.set_value(".cue:nth-child(1) input.time:nth-of-type(2)", typed, event="change")
+    new_end = _timestamp(end1)
+    assert c.js("document.querySelectorAll('.cue:nth-child(1) input.time')[1].value") == new_end
 
     saved = c.js("Number(document.body.dataset.saved || 0)")
     c.click(".toolbar button.primary")
     c.wait(f"Number(document.body.dataset.saved || 0) > {saved}")
     stored = c.api.get(f"/streaming/videos/{video_id}/subtitles/{sub_id}").json()["vtt"]
     assert edited in stored and "Words nobody said" not in stored
+    assert f" --> {new_end}\n{edited}" in stored
 
     # The player shows the new text at the cue's time (click the cue: it seeks there).
     c.click(".cue:nth-child(1) .problems")
@@ -431,6 +448,27 @@ def test_edit_a_cue_undo_split_merge_save_and_see_it_in_the_player(console: Cons
     playlist = httpx.get(f"{base}/{playlist_uri}").text
     vtt_name = next(line for line in playlist.splitlines() if line.endswith(".vtt"))
     assert edited in httpx.get(f"{base}/{playlist_uri.rsplit('/', 1)[0]}/{vtt_name}").text
+
+
+def test_leaving_the_editor_with_unsaved_changes_asks_first(console: Console) -> None:
+    c = console
+    video_id = c.videos.get("jfk")
+    if video_id is None:
+        pytest.skip("needs the video of the add-by-URL flow")
+    sub_id = c.api.get(f"/streaming/videos/{video_id}/subtitles").json()[0]["id"]
+    editor = f"#/videos/{video_id}/subtitles/{sub_id}"
+    c.go(editor, "editor")
+    c.set_value(".cue:nth-child(1) textarea", "Words not saved")
+    c.js("location.hash = '#/videos'; 1")
+    c.confirm(ok=False)  # stay
+    assert c.js("location.hash") == editor and c.js("document.body.dataset.view") == "editor"
+    assert _cue_texts(c)[0] == "Words not saved"
+    c.js("location.hash = '#/tasks'; 1")
+    c.confirm(ok=True)  # leave, losing the change
+    c.wait("document.body.dataset.view === 'tasks'")
+    assert (
+        "Words not saved" not in c.api.get(f"/streaming/videos/{video_id}/subtitles/{sub_id}").json()["vtt"]
+    )
 
 
 # --- translate --------------------------------------------------------------------------------------
@@ -506,11 +544,17 @@ def test_upload_a_file_resumes_after_a_network_cut(console: Console, tmp_path: P
     try:
         c.page.drop_files("[data-testid=dropzone]", [source])
         c.wait("document.querySelector('.upload') !== null")
-        c.wait(
+        progress = (
             "Number(document.querySelector('.upload [role=progressbar]').getAttribute('aria-valuenow'))"
-            " >= 20",
-            timeout=60,
         )
+        c.wait(f"{progress} >= 10", timeout=60)
+        assert c.text(".upload button") == "Pause"
+        c.click(".upload button")
+        c.wait("document.querySelector('.upload').dataset.state === 'paused'")
+        assert c.text(".upload button") == "Resume"
+        c.click(".upload button")
+        c.wait("document.querySelector('.upload').dataset.state === 'uploading'")
+        c.wait(f"{progress} >= 30", timeout=60)
         c.proxy.cut()
         c.wait("document.querySelector('.upload').dataset.state === 'retrying'", timeout=30)
         c.shot("06-upload-resuming")
@@ -522,7 +566,8 @@ def test_upload_a_file_resumes_after_a_network_cut(console: Console, tmp_path: P
         c.proxy.throttle(None)
     patches = [r for r in c.page.requests if r.get("method") == "PATCH" and "/upload/" in r.get("url", "")]
     offsets = [int(r["headers"].get("Upload-Offset", -1)) for r in patches]
-    assert len(patches) >= 2 and offsets[0] == 0 and offsets[-1] > 0, offsets  # resumed, not restarted
+    # Resumed where the server had got to (after the pause, after the cut), never from the start again.
+    assert len(patches) >= 2 and offsets[0] == 0 and offsets == sorted(offsets) and offsets[-1] > 0, offsets
     video_id = int(c.js("document.querySelector('.upload a').getAttribute('href').split('/').pop()"))
     # The list shows it reaching ready by itself; then it gets its AI subtitle.
     c.wait(
