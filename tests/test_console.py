@@ -569,6 +569,9 @@ def test_upload_a_file_resumes_after_a_network_cut(console: Console, tmp_path: P
     # Resumed where the server had got to (after the pause, after the cut), never from the start again.
     assert len(patches) >= 2 and offsets[0] == 0 and offsets == sorted(offsets) and offsets[-1] > 0, offsets
     video_id = int(c.js("document.querySelector('.upload a').getAttribute('href').split('/').pop()"))
+    assert c.text(".upload button") == "Clear"  # a finished upload is only taken off the list
+    c.click(".upload button")
+    c.wait("document.querySelector('.upload') === null")
     # The list shows it reaching ready by itself; then it gets its AI subtitle.
     c.wait(
         f"document.querySelector(\"tr[data-video-id='{video_id}'] [data-testid=video-status]\")"
@@ -582,6 +585,26 @@ def test_upload_a_file_resumes_after_a_network_cut(console: Console, tmp_path: P
         timeout=SLOW,
     )
     c.videos["upload"] = video_id
+
+
+def test_cancelling_an_upload_deletes_its_video(console: Console, tmp_path: Path) -> None:
+    c = console
+    source = _speech_video(tmp_path / "draft.mp4")
+    c.go("#/videos", "videos")
+    c.proxy.throttle(50_000)
+    try:
+        c.page.set_files("#upload-files", [source])  # the file dialog's way in (keyboard users)
+        c.wait("document.querySelector('.upload')?.dataset.state === 'uploading'")
+        c.wait("!!document.querySelector('.upload a')")
+        video_id = int(c.js("document.querySelector('.upload a').getAttribute('href').split('/').pop()"))
+        c.click(".upload button.danger")
+        c.confirm(ok=True)
+        c.wait("document.querySelector('.upload') === null")
+    finally:
+        c.proxy.throttle(None)
+    eventually(
+        lambda: c.api.get(f"/streaming/videos/{video_id}").status_code == 404, what="the video deleted"
+    )
 
 
 def test_search_and_delete_a_video_with_confirmation(console: Console) -> None:

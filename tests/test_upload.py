@@ -492,6 +492,41 @@ def test_a_body_cut_short_keeps_what_arrived_unless_checksummed(live: Live, chec
     assert r.status_code == 204 and r.headers["upload-offset"] == str(len(data)), r.text
 
 
+@pytest.mark.parametrize("then", ["resume", "terminate"])
+def test_a_client_gone_unseen_lets_go_of_the_upload_when_asked(
+    live: Live, monkeypatch: pytest.MonkeyPatch, then: str
+) -> None:
+    """A PATCH whose client vanished without closing its connection (a cut network) would hold the
+    upload until its read timeout; a request that wants the upload asks it to let go, and gets it."""
+    monkeypatch.setattr(tus, "READ_TIMEOUT_S", 600.0)  # far longer than any wait below
+    data = SPEECH.read_bytes()[:100_000]
+    url = _create(live, _metadata(_params(live, _video(live)["id"])), len(data)).headers["location"]
+    upload_id = url.rsplit("/", 1)[1]
+    written = uploads.files(live.settings).data_path(upload_id)
+    head = (
+        f"PATCH /upload/{upload_id} HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\n"
+        f"Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    )
+    port = int(live.base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as stale:  # stays open, sending nothing more
+        stale.sendall(head.encode() + data[:60_000])
+        eventually(lambda: written.stat().st_size == 60_000, timeout=30, what="60000 bytes on disk")
+        if then == "terminate":
+            assert httpx.delete(url, headers=TUS, timeout=30).status_code == 204
+            assert httpx.head(url, headers=TUS).status_code == 404
+            return
+        # Resuming: the offset the server had acknowledged may lag what the stale request kept, in
+        # which case the PATCH is refused with 409 and the client asks again, as tus clients do.
+        offset = _offset(url)
+        r = _patch(url, offset, data[offset:])
+        if r.status_code == 409:
+            offset = _offset(url)
+            r = _patch(url, offset, data[offset:])
+        assert offset == 60_000
+        assert r.status_code == 204 and r.headers["upload-offset"] == str(len(data)), r.text
+
+
 def test_an_upload_on_postgresql(tmp_path: Path) -> None:
     """Migration 0007 on PostgreSQL, and the finished upload queued there."""
     with postgres_database() as url:

@@ -6,6 +6,9 @@ never changed), ``state.json`` (the offset and the expiry, replaced atomically a
 once synced to disk, and whoever takes the lock first cuts ``data`` back to the offset, so a crash or a
 refused chunk (a checksum mismatch) never leaves bytes that were not acknowledged. The lock is an
 ``flock`` on ``lock``, so writers in several processes sharing the data directory are serialised.
+A request that finds the lock taken asks its holder to let go (a ``release`` file the holder looks
+for between chunks), as tusd does: the holder is most often a PATCH whose client went away unseen
+(a cut network), which would otherwise keep the upload for its whole read timeout.
 
 State lives on disk only: an upload survives a restart of the service. The id is 128 random bits
 (hex), checked against :data:`ID` before it is ever joined to a path.
@@ -112,11 +115,24 @@ class UploadFiles:
         try:
             if not (folder / "info.json").exists():  # removed by the holder before us
                 raise Gone
+            (folder / "release").unlink(missing_ok=True)  # asked of the holder before us
             os.truncate(folder / "data", self.state(upload_id).offset)
         except BaseException:
             self.unlock(handle)
             raise
         return handle
+
+    def request_release(self, upload_id: str) -> None:
+        """Ask the holder of the upload's lock to end its request and give the lock back."""
+        folder = self._folder(upload_id)
+        if folder is not None:
+            with contextlib.suppress(FileNotFoundError):  # the upload is gone: nothing to ask
+                (folder / "release").touch(mode=0o600)
+
+    def release_requested(self, upload_id: str) -> bool:
+        """Whether another request waits for the lock this request holds."""
+        folder = self._folder(upload_id)
+        return folder is not None and (folder / "release").exists()
 
     @staticmethod
     def unlock(handle: IO[str]) -> None:

@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import time
+from collections.abc import AsyncIterator
 from email.utils import formatdate
 from typing import IO
 
@@ -40,8 +42,10 @@ EXTENSIONS = "creation,termination,checksum,expiration"
 CHECKSUMS = {"sha1": "sha1", "md5": "md5", "sha256": "sha256"}
 #: A PATCH whose client sends nothing for this long is ended (what arrived is kept).
 READ_TIMEOUT_S = 60.0
-#: How long a PATCH waits for another request on the same upload to finish before 423.
+#: How long a request waits for another request on the same upload to let go before 423.
 LOCK_WAIT_S = 10.0
+#: How often a PATCH waiting for its client's next bytes looks whether another request wants the lock.
+RELEASE_POLL_S = 0.2
 #: ``Upload-Metadata`` values longer than this are refused (the token is ~80 characters).
 MAX_METADATA_VALUE = 1024
 
@@ -237,15 +241,13 @@ def upload_offset(upload_id: str, request: Request) -> Response:
 
 
 @router.delete("/{upload_id}", status_code=204, response_class=Response, responses=responses(404, 412, 423))
-def terminate_upload(upload_id: str, request: Request) -> Response:
+async def terminate_upload(upload_id: str, request: Request) -> Response:
     """Termination: the upload and its bytes are deleted."""
     store = uploads.files(_settings(request))
     try:
         _check_version(request)
         _known(store, upload_id)
-        handle = _try_lock(store, upload_id)
-        if handle is None:
-            raise _Refused(423, "The upload is being written to; try again when that request ends.")
+        handle = await _lock(store, upload_id)
         try:
             store.remove(upload_id)
         finally:
@@ -294,6 +296,7 @@ async def append_to_upload(upload_id: str, request: Request) -> Response:
 
 
 async def _lock(store: UploadFiles, upload_id: str) -> IO[str]:
+    """The upload's lock; its holder is asked to let go (it ends its request with what it has)."""
     deadline = time.monotonic() + LOCK_WAIT_S
     while True:
         handle = _try_lock(store, upload_id)
@@ -301,7 +304,31 @@ async def _lock(store: UploadFiles, upload_id: str) -> IO[str]:
             return handle
         if time.monotonic() > deadline:
             raise _Refused(423, "Another request is writing to this upload; try again when it ends.")
+        store.request_release(upload_id)
         await asyncio.sleep(0.05)
+
+
+async def _next_chunk(chunks: AsyncIterator[bytes], store: UploadFiles, upload_id: str) -> bytes | None:
+    """The body's next chunk, ``b""`` once it has all arrived; None when its client went quiet for
+    ``READ_TIMEOUT_S`` or went away, or another request asked for the upload."""
+    waiting = asyncio.ensure_future(chunks.__anext__())
+    deadline = time.monotonic() + READ_TIMEOUT_S
+    try:
+        while True:
+            done, _ = await asyncio.wait({waiting}, timeout=RELEASE_POLL_S)
+            if done:
+                return waiting.result()
+            if time.monotonic() > deadline or store.release_requested(upload_id):
+                return None
+    except StopAsyncIteration:
+        return b""
+    except ClientDisconnect:
+        return None
+    finally:
+        if not waiting.done():
+            waiting.cancel()
+            with contextlib.suppress(BaseException):
+                await waiting
 
 
 async def _append(
@@ -327,12 +354,11 @@ async def _append(
     with store.open_for_append(info.id) as handle:
         chunks = request.stream().__aiter__()
         while True:
-            try:
-                chunk = await asyncio.wait_for(chunks.__anext__(), READ_TIMEOUT_S)
-            except StopAsyncIteration:
-                break
-            except (ClientDisconnect, TimeoutError):
+            chunk = await _next_chunk(chunks, store, info.id)
+            if chunk is None:
                 interrupted = True
+                break
+            if not chunk:  # the body's end (Starlette's stream yields data chunks, then b"")
                 break
             if written + len(chunk) > remaining:
                 store.discard_unacknowledged(info.id, handle)

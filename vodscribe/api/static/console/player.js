@@ -9,7 +9,7 @@ import { h } from "./dom.js";
 export function createPlayer({ hlsUrl, poster, title }) {
   const video = h("video", {
     controls: true, playsinline: true, preload: "metadata", poster: poster || null,
-    "aria-label": `Player: ${title}`, crossorigin: "anonymous",
+    "aria-label": `Player: ${title}`,
   });
   const menu = h("select", { "aria-label": "Subtitles" }, h("option", { value: "" }, "Subtitles off"));
   const cueLine = h("div", { class: "vh", "aria-live": "polite", "data-testid": "active-cue" });

@@ -105,10 +105,16 @@ export function pauseUpload(item) {
   changed(item);
 }
 
-/** Stop and forget an upload: the server's partial file is terminated (its video stays, empty). */
+/** Stop an upload and delete what it made: the server's partial file and the video waiting for it.
+ * A finished upload is only taken off the list (its video stays). */
 export async function cancelUpload(item) {
-  if (item.tus && item.state !== "done") {
-    try { await item.tus.abort(true); } catch { /* already gone */ }
+  if (item.state !== "done") {
+    if (item.tus) {
+      try { await item.tus.abort(true); } catch { /* already gone */ }
+    }
+    if (item.videoId) {
+      try { await api.del(`/streaming/videos/${item.videoId}`); } catch { /* already gone */ }
+    }
   }
   uploads.splice(uploads.indexOf(item), 1);
   changed(item);

@@ -94,7 +94,12 @@ function uploadRow(item) {
     buttons.push(h("button", { type: "button", onclick: () => resumeUpload(item) }, "Resume"));
   }
   if (item.state !== "done") {
-    buttons.push(h("button", { type: "button", class: "danger", onclick: () => cancelUpload(item) }, "Cancel"));
+    const cancel = async () => {
+      if (await confirmAction(`Stop uploading “${item.name}” and delete its video?`, "Stop upload")) cancelUpload(item);
+    };
+    buttons.push(h("button", { type: "button", class: "danger", onclick: cancel }, "Cancel"));
+  } else {
+    buttons.push(h("button", { type: "button", onclick: () => cancelUpload(item) }, "Clear"));
   }
   return h("li", { class: "upload", dataset: { state: item.state } },
     h("span", { class: "upload-name" }, item.name),
