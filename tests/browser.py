@@ -288,9 +288,10 @@ class Page:
         """Type into the focused element."""
         self.send("Input.insertText", {"text": text})
 
-    def press(self, key: str, code: str, key_code: int, *, shift: bool = False) -> None:
-        """Press and release one key (``"Enter", "Enter", 13``; ``"Tab", "Tab", 9``)."""
-        common = {"key": key, "code": code, "windowsVirtualKeyCode": key_code, "modifiers": 8 if shift else 0}
+    def press(self, key: str, code: str, key_code: int, *, ctrl: bool = False, shift: bool = False) -> None:
+        """Press and release one key (``"Enter", "Enter", 13``; ``"s", "KeyS", 83, ctrl=True``)."""
+        modifiers = (2 if ctrl else 0) | (8 if shift else 0)
+        common = {"key": key, "code": code, "windowsVirtualKeyCode": key_code, "modifiers": modifiers}
         self.send("Input.dispatchKeyEvent", {"type": "rawKeyDown", **common})
         if key == "Enter":
             self.send("Input.dispatchKeyEvent", {"type": "char", "text": "\r", **common})

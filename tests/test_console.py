@@ -263,6 +263,7 @@ def test_cue_rules_split_merge_and_formats(console: Console) -> None:
 # --- sign in ----------------------------------------------------------------------------------------
 def test_sign_in_keeps_the_key_in_this_tab_only(console: Console) -> None:
     c = console
+    c.page.navigate(c.url)
     c.js("sessionStorage.clear(); 1")
     c.page.navigate(c.url)
     c.wait("document.body.dataset.state === 'signin'")
@@ -287,6 +288,10 @@ def test_sign_in_keeps_the_key_in_this_tab_only(console: Console) -> None:
     c.wait("document.body.dataset.state === 'signin'")
     assert c.js("sessionStorage.length") == 0
     assert c.js("document.getElementById('nav').hidden") is True
+    # A key the server no longer takes (revoked, another server's): back to signing in.
+    c.js("sessionStorage.setItem('vodscribe.apiKey', 'stale-key'); location.hash = '#/tasks'; 1")
+    c.wait("document.body.dataset.state === 'signin'")
+    assert "sign in again" in c.text("#toast") and c.js("sessionStorage.length") == 0
     c.sign_in()
     served_log = (c.service.data_dir / "serve.log").read_text(errors="replace")
     assert c.key not in served_log and c.key.split("_", 1)[-1] not in served_log
@@ -431,7 +436,8 @@ def test_edit_a_cue_undo_split_merge_save_and_see_it_in_the_player(console: Cons
     assert c.js("document.querySelectorAll('.cue:nth-child(1) input.time')[1].value") == new_end
 
     saved = c.js("Number(document.body.dataset.saved || 0)")
-    c.click(".toolbar button.primary")
+    c.js("document.querySelector('.cue:nth-child(1) textarea').focus(); 1")
+    c.page.press("s", "KeyS", 83, ctrl=True)  # the keyboard's way to save
     c.wait(f"Number(document.body.dataset.saved || 0) > {saved}")
     stored = c.api.get(f"/streaming/videos/{video_id}/subtitles/{sub_id}").json()["vtt"]
     assert edited in stored and "Words nobody said" not in stored

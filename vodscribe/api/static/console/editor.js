@@ -215,6 +215,19 @@ export function editorView(main, videoId, subtitleId) {
     }
   }
 
+  // Ctrl+S (Cmd+S) saves; Ctrl+Z outside a text field undoes the last change to the cues.
+  function onKey(event) {
+    const mod = event.ctrlKey || event.metaKey;
+    if (mod && event.key.toLowerCase() === "s") {
+      event.preventDefault();
+      if (doc && dirty() && !saving) save();
+    } else if (mod && event.key.toLowerCase() === "z" && !event.target.closest("input, textarea")) {
+      event.preventDefault();
+      undo();
+    }
+  }
+  document.addEventListener("keydown", onKey);
+
   nameInput.addEventListener("input", () => refresh());
   langSelect.addEventListener("change", () => refresh());
 
@@ -266,13 +279,18 @@ export function editorView(main, videoId, subtitleId) {
           h("label", { for: "ed-name" }, "Name"), nameInput,
           h("label", { for: "ed-language" }, "Language"), langSelect),
         h("p", { class: "muted" }, `Reading rules: at most ${RULES.maxLineChars} characters a line, ${RULES.maxLines} lines, `
-          + `${RULES.maxCharsPerSecond} characters a second; on screen 5/6 s to ${RULES.maxSeconds} s; no overlaps.`)),
+          + `${RULES.maxCharsPerSecond} characters a second; on screen 5/6 s to ${RULES.maxSeconds} s; no overlaps.`),
+        h("p", { class: "muted" }, "Keys: Ctrl+S saves; Ctrl+Z outside a text field undoes.")),
       h("div", { class: "editor-main" },
         h("div", { class: "row toolbar" }, summary, h("span", { class: "spacer" }), undoButton, revertButton, saveButton),
         list)));
   load();
   return {
-    cleanup() { alive = false; if (player) player.destroy(); },
+    cleanup() {
+      alive = false;
+      document.removeEventListener("keydown", onKey);
+      if (player) player.destroy();
+    },
     async canLeave() {
       if (!doc || !dirty()) return true;
       return confirmAction("Leave the editor and lose the unsaved changes?", "Leave");
