@@ -289,7 +289,10 @@ def test_sign_in_keeps_the_key_in_this_tab_only(console: Console) -> None:
     assert c.js("sessionStorage.length") == 0
     assert c.js("document.getElementById('nav').hidden") is True
     # A key the server no longer takes (revoked, another server's): back to signing in.
-    c.js("sessionStorage.setItem('vodscribe.apiKey', 'stale-key'); location.hash = '#/tasks'; 1")
+    c.js(
+        "sessionStorage.setItem('vodscribe.apiKey', 'stale-key'); document.body.dataset.state = 'navigating';"
+        " location.hash = '#/tasks'; 1"
+    )
     c.wait("document.body.dataset.state === 'signin'")
     assert "sign in again" in c.text("#toast") and c.js("sessionStorage.length") == 0
     c.sign_in()
@@ -617,6 +620,14 @@ def test_search_and_delete_a_video_with_confirmation(console: Console) -> None:
     c = console
     video = c.api.post("/streaming/videos", json={"name": "Unwanted draft"}).json()
     c.go("#/videos", "videos")
+    # The list refreshes by itself without taking the keyboard focus away.
+    delete_button = f"tr[data-video-id='{video['id']}'] button.danger"
+    c.wait(f'!!document.querySelector("{delete_button}")')
+    c.js(f'document.querySelector("{delete_button}").focus(); 1')
+    other = c.api.post("/streaming/videos", json={"name": "Another draft"}).json()
+    c.wait(f"!!document.querySelector(\"tr[data-video-id='{other['id']}']\")")
+    assert c.js("document.activeElement.getAttribute('aria-label')") == "Delete Unwanted draft"
+    assert c.api.delete(f"/streaming/videos/{other['id']}").status_code == 204
     c.set_value("#video-search", "unwanted")
     c.wait(
         "document.querySelectorAll('tbody tr[data-video-id]').length === 1"
@@ -658,7 +669,8 @@ def test_tasks_page_cancels_and_explains_a_failure(console: Console, media_serve
 UNLABELLED = """Array.from(document.querySelectorAll('input, select, textarea, button, a[href]'))
   .filter(el => el.offsetParent !== null || el.type === 'file')
   .filter(el => !((el.labels && el.labels.length) || el.getAttribute('aria-label')
-                  || el.getAttribute('aria-labelledby') || el.textContent.trim()))
+                  || el.getAttribute('aria-labelledby')
+                  || (['BUTTON', 'A'].includes(el.tagName) && el.textContent.trim())))
   .map(el => el.outerHTML.slice(0, 120))"""
 
 

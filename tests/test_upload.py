@@ -511,7 +511,8 @@ def test_a_client_gone_unseen_lets_go_of_the_upload_when_asked(
     port = int(live.base.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port)) as stale:  # stays open, sending nothing more
         stale.sendall(head.encode() + data[:60_000])
-        eventually(lambda: written.stat().st_size == 60_000, timeout=30, what="60000 bytes on disk")
+        # (the last few KiB may wait in the writer's buffer until the request ends)
+        eventually(lambda: written.stat().st_size >= 50_000, timeout=30, what="the bytes on disk")
         if then == "terminate":
             assert httpx.delete(url, headers=TUS, timeout=30).status_code == 204
             assert httpx.head(url, headers=TUS).status_code == 404

@@ -325,8 +325,10 @@ def test_translating_a_transcribed_video_attaches_only_the_translation(
     assert run_task(settings, first.id) == TaskStatus.SUCCESS
     [english] = _subtitles(settings, video_id)
     corrected = english.vtt.replace("country", "COUNTRY")
-    with session_scope(settings.db_url) as s:
-        s.get(Subtitle, english.id).vtt = corrected  # type: ignore[union-attr]
+    with session_scope(settings.db_url) as s:  # corrected and renamed by hand
+        edited = s.get(Subtitle, english.id)
+        assert edited is not None
+        edited.vtt, edited.name = corrected, "English (checked)"
     with session_scope(settings.db_url) as s:
         video = s.get(Video, video_id)
         assert video is not None
@@ -338,7 +340,7 @@ def test_translating_a_transcribed_video_attaches_only_the_translation(
         assert run_task(settings, task_id) == TaskStatus.SUCCESS
     subtitles = sorted(_subtitles(settings, video_id), key=lambda sub: sub.id)
     assert [(sub.name, sub.language) for sub in subtitles] == [
-        ("English (AI-generated)", "eng"),
+        ("English (checked)", "eng"),
         ("German (AI-translated)", "ger"),
     ]
     assert subtitles[0].vtt == corrected

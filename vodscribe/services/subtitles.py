@@ -271,15 +271,17 @@ def create_ai_tasks(
 
 
 def has_ai_transcription(session: Session, video: Video, language: languages.Language | None) -> bool:
-    """Whether the video has a subtitle its AI transcription made (in ``language``, if given)."""
-    query = select(Subtitle.id).where(
-        Subtitle.video_id == video.id,
-        Subtitle.ai_task_id.is_not(None),
-        Subtitle.name.like(f"%{AI_GENERATED}"),
+    """Whether the video has a subtitle an AI transcription (not a translation) made, in
+    ``language`` if given: known by the task that made it, so a renamed or corrected one counts."""
+    made = session.execute(
+        select(Subtitle.language, AITask.task_data)
+        .join(AITask, AITask.id == Subtitle.ai_task_id)
+        .where(Subtitle.video_id == video.id)
     )
-    if language is not None:
-        query = query.where(Subtitle.language == language.b)
-    return session.scalars(query).first() is not None
+    return any(
+        not (data or {}).get("subtitles_language") and (language is None or code == language.b)
+        for code, data in made
+    )
 
 
 def _asr_rendition(session: Session, video: Video) -> Rendition:

@@ -25,7 +25,8 @@ def console(settings: SettingsDep) -> HTMLResponse:
     # Media may be served from another origin (S3, a CDN): the page's CSP must let the player reach it.
     # (Local files are same-origin: their URL is relative to the empty base given here.)
     media = media_store(settings).url("", "k", "f")
-    headers = {**HEADERS, "Content-Security-Policy": console_csp(media)}
+    # With public_url set, the API answers HLS and upload URLs on that origin.
+    headers = {**HEADERS, "Content-Security-Policy": console_csp(media, settings.public_url)}
     return HTMLResponse(render_console_page(), headers=headers)
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import hashlib
 import time
 from collections.abc import AsyncIterator
@@ -249,7 +248,7 @@ async def terminate_upload(upload_id: str, request: Request) -> Response:
         _known(store, upload_id)
         handle = await _lock(store, upload_id)
         try:
-            store.remove(upload_id)
+            await anyio.to_thread.run_sync(store.remove, upload_id)  # gigabytes, off the event loop
         finally:
             store.unlock(handle)
     except _Refused as exc:
@@ -326,9 +325,9 @@ async def _next_chunk(chunks: AsyncIterator[bytes], store: UploadFiles, upload_i
         return None
     finally:
         if not waiting.done():
+            # Not awaited: a cancellation of this request must not be taken for the read's own.
+            waiting.add_done_callback(lambda task: task.cancelled() or task.exception())
             waiting.cancel()
-            with contextlib.suppress(BaseException):
-                await waiting
 
 
 async def _append(

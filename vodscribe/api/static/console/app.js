@@ -46,7 +46,8 @@ function signInView() {
   document.body.dataset.state = "signin";
 }
 
-function signOut() {
+async function signOut() {
+  if (current && !(await current.canLeave())) return;
   session.signOut();
   show(null);
   go("#/signin");

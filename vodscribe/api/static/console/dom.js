@@ -29,6 +29,26 @@ export function fill(el, ...children) {
   return el;
 }
 
+/** What names a focusable element among its look-alikes: its label, else its tag and text. */
+function identity(el) {
+  return `${el.tagName}|${el.getAttribute("aria-label") || ""}|${el.getAttribute("href") || ""}|${el.textContent}`;
+}
+
+/** `fill` for content that refreshes by itself: skipped when nothing changed, and the keyboard focus
+ * stays on the same control (found again by its label) when the content is rebuilt. */
+export function refill(el, ...children) {
+  const next = document.createElement(el.tagName);
+  append(next, children);
+  if (next.innerHTML === el.innerHTML) return el; // comparing serialised markup: nothing is parsed
+  const focused = el.contains(document.activeElement) ? identity(document.activeElement) : null;
+  el.replaceChildren(...next.childNodes);
+  if (focused) {
+    const again = Array.from(el.querySelectorAll("a, button, input, select, textarea")).find((c) => identity(c) === focused);
+    if (again) again.focus();
+  }
+  return el;
+}
+
 let toastTimer = 0;
 /** A short message in the polite live region (errors stay until the next message). */
 export function toast(message, kind = "info") {

@@ -41,6 +41,7 @@ export function editorView(main, videoId, subtitleId) {
   }
 
   function refresh({ list: redraw = false } = {}) {
+    if (!alive) return;
     if (redraw) drawList();
     let warnings = 0, errors = 0;
     doc.cues.forEach((_, i) => {
@@ -196,6 +197,7 @@ export function editorView(main, videoId, subtitleId) {
     if (!doc.cues.length) { toast("A subtitle needs at least one cue.", "error"); return; }
     if (!nameInput.value.trim()) { toast("The subtitle needs a name.", "error"); nameInput.focus(); return; }
     saving = true;
+    editing(false); // what is typed meanwhile would be lost when the saved copy comes back
     refresh();
     try {
       const body = { vtt: toVtt(doc), name: nameInput.value.trim(), language: langSelect.value };
@@ -211,8 +213,15 @@ export function editorView(main, videoId, subtitleId) {
       toast(`Not saved: ${err.message}`, "error");
     } finally {
       saving = false;
+      editing(true);
       refresh({ list: true });
     }
+  }
+
+  function editing(on) {
+    list.inert = !on;
+    nameInput.disabled = !on;
+    langSelect.disabled = !on;
   }
 
   // Ctrl+S (Cmd+S) saves; Ctrl+Z outside a text field undoes the last change to the cues.
@@ -220,6 +229,8 @@ export function editorView(main, videoId, subtitleId) {
     const mod = event.ctrlKey || event.metaKey;
     if (mod && event.key.toLowerCase() === "s") {
       event.preventDefault();
+      const typing = document.activeElement;
+      if (typing && typing.matches("input.time")) typing.dispatchEvent(new Event("change")); // commit it first
       if (doc && dirty() && !saving) save();
     } else if (mod && event.key.toLowerCase() === "z" && !event.target.closest("input, textarea")) {
       event.preventDefault();
@@ -257,6 +268,7 @@ export function editorView(main, videoId, subtitleId) {
       if (player) player.show("editing");
       document.body.dataset.state = "ready";
     } catch (err) {
+      if (!alive) return; // another view is showing (a rejected key went back to signing in)
       fill(main, h("h1", {}, "Subtitle not available"), h("p", {}, err.message), h("p", {}, back));
     }
   }
@@ -288,6 +300,7 @@ export function editorView(main, videoId, subtitleId) {
   return {
     cleanup() {
       alive = false;
+      delete document.body.dataset.dirty;
       document.removeEventListener("keydown", onKey);
       if (player) player.destroy();
     },

@@ -1,6 +1,6 @@
 // AI tasks: status and progress (refreshed by themselves), cancel, and why a task failed, in words.
 import { api, query } from "./api.js";
-import { confirmAction, fill, h, progressBar, toast, when } from "./dom.js";
+import { confirmAction, fill, h, progressBar, refill, toast, when } from "./dom.js";
 import { languageName } from "./languages.js";
 import { videoOfTask } from "./video.js";
 
@@ -43,7 +43,7 @@ export function tasksView(main) {
         errors.set(t.task_id, (full.result && full.result.error) || "The task failed without a message.");
       }));
       if (!alive) return;
-      fill(tbody, list.results.length ? list.results.map(row) : h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No AI tasks.")));
+      refill(tbody, list.results.length ? list.results.map(row) : h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No AI tasks.")));
       count.textContent = `${list.count} task${list.count === 1 ? "" : "s"}`;
       prev.disabled = page <= 1;
       next.disabled = !list.next;

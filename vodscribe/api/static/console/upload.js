@@ -31,7 +31,7 @@ function nameOf(file) {
 
 /** Start uploading `file` as a new video (with `ai` as its auto_transcribe_audio_language, if any). */
 export async function uploadFile(file, ai) {
-  const item = { id: crypto.randomUUID(), name: nameOf(file), size: file.size, sent: 0, state: "creating", error: "", videoId: null, retries: 0 };
+  const item = { name: nameOf(file), size: file.size, sent: 0, state: "creating", error: "", videoId: null, retries: 0, cancelled: false };
   uploads.unshift(item);
   changed(item);
   try {
@@ -39,7 +39,9 @@ export async function uploadFile(file, ai) {
     if (ai) body.auto_transcribe_audio_language = ai;
     const video = await api.post("/streaming/videos", body);
     item.videoId = video.id;
+    if (item.cancelled) return forget(item);
     const params = await api.get(`/streaming/videos/${video.id}/upload`);
+    if (item.cancelled) return forget(item);
     const host = params.servers[0].hostname;
     item.tus = new tus.Upload(file, {
       endpoint: `${location.protocol}//${host}/upload/`,
@@ -54,7 +56,12 @@ export async function uploadFile(file, ai) {
       retryDelays: RETRY_DELAYS,
       storeFingerprintForResuming: false, // upload URLs are capabilities: not kept past this tab
       removeFingerprintOnSuccess: true,
-      onProgress(sent) { item.sent = sent; item.state = "uploading"; changed(item); },
+      onProgress(sent) {
+        if (item.cancelled) return;
+        item.sent = sent;
+        item.state = "uploading";
+        changed(item);
+      },
       onShouldRetry(err, attempt, options) {
         const status = err.originalResponse ? err.originalResponse.getStatus() : 0;
         const retry = status === 0 || status >= 500 || status === 409 || status === 423;
@@ -67,6 +74,7 @@ export async function uploadFile(file, ai) {
       },
       onSuccess() { item.sent = item.size; item.state = "done"; changed(item); },
       onError(err) {
+        if (item.cancelled) return;
         item.state = "failed";
         const status = err.originalResponse ? err.originalResponse.getStatus() : 0;
         const body = err.originalResponse ? err.originalResponse.getBody() : "";
@@ -108,14 +116,30 @@ export function pauseUpload(item) {
 /** Stop an upload and delete what it made: the server's partial file and the video waiting for it.
  * A finished upload is only taken off the list (its video stays). */
 export async function cancelUpload(item) {
-  if (item.state !== "done") {
-    if (item.tus) {
-      try { await item.tus.abort(true); } catch { /* already gone */ }
-    }
-    if (item.videoId) {
-      try { await api.del(`/streaming/videos/${item.videoId}`); } catch { /* already gone */ }
-    }
+  if (item.cancelled) return;
+  item.cancelled = true;
+  if (item.state === "done") {
+    drop(item);
+    return;
   }
-  uploads.splice(uploads.indexOf(item), 1);
+  item.state = "cancelling";
+  changed(item);
+  if (item.tus) {
+    try { await item.tus.abort(true); } catch { /* already gone */ }
+  }
+  // Before its video exists, uploadFile sees `cancelled` once it does, and deletes it then.
+  if (item.videoId) await forget(item);
+}
+
+/** Delete the video an upload was for, and take the upload off the list. */
+async function forget(item) {
+  try { await api.del(`/streaming/videos/${item.videoId}`); } catch { /* already gone */ }
+  drop(item);
+  return item;
+}
+
+function drop(item) {
+  const at = uploads.indexOf(item);
+  if (at >= 0) uploads.splice(at, 1);
   changed(item);
 }

@@ -2,7 +2,7 @@
 // uploaded) to edit, download or delete, and the forms that ask for more: AI subtitles, a
 // translation, a file.
 import { ApiError, api, query } from "./api.js";
-import { clock, confirmAction, download, fill, h, progressBar, toast } from "./dom.js";
+import { clock, confirmAction, download, fill, h, progressBar, refill, toast } from "./dom.js";
 import { parseSubtitles, toSrt } from "./cues.js";
 import { languageName, languageOptions } from "./languages.js";
 import { createPlayer } from "./player.js";
@@ -88,8 +88,8 @@ export function videoView(main, videoId) {
     title.textContent = video.name;
     crumb.textContent = video.name;
     document.title = `${video.name} · vodscribe console`;
-    fill(status, statusCell(video));
-    fill(links,
+    refill(status, statusCell(video));
+    refill(links,
       video.iframe_url ? h("a", { href: video.iframe_url, target: "_blank", rel: "noopener noreferrer" }, "Embed page") : null,
       video.duration ? h("span", { class: "muted" }, `Duration ${clock(video.duration / 1000)}`) : null);
     if (!player && (video.status === "ready" || video.status === "viewable")) {
@@ -108,9 +108,9 @@ export function videoView(main, videoId) {
       player.keepOnly(keep);
       for (const key of Array.from(shownVtt.keys())) if (!keep.has(key)) shownVtt.delete(key);
     }
-    fill(subsBody, subtitles.length ? subtitles.map(subtitleRow) : h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No subtitles yet.")));
+    refill(subsBody, subtitles.length ? subtitles.map(subtitleRow) : h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No subtitles yet.")));
     const running = tasks.filter((t) => UNFINISHED.has(t.status));
-    fill(taskList, running.map(taskRow));
+    refill(taskList, running.map(taskRow));
   }
 
   function taskRow(task) {
@@ -120,6 +120,14 @@ export function videoView(main, videoId) {
     const what = target ? `Translating into ${languageName(target)}` : "Generating subtitles";
     return h("li", { dataset: { taskId: task.task_id } }, h("span", {}, `${what} (${task.status.toLowerCase()})`), bar,
       h("a", { href: "#/tasks" }, "AI tasks"));
+  }
+
+  /** Download a subtitle as it is now (a row is kept while it looks the same, not its text). */
+  function saveAs(id, format) {
+    const sub = subtitles.find((s) => s.id === id);
+    if (!sub) return;
+    if (format === "vtt") download(fileName(video, sub, "vtt"), sub.vtt, "text/vtt");
+    else download(fileName(video, sub, "srt"), toSrt(parseSubtitles(sub.vtt).cues), "application/x-subrip");
   }
 
   function subtitleRow(sub) {
@@ -141,8 +149,8 @@ export function videoView(main, videoId) {
       h("td", {}, String(cues.length)),
       h("td", { class: "actions" },
         h("a", { class: "button", href: `#/videos/${videoId}/subtitles/${sub.id}`, "aria-label": `Edit ${sub.name}` }, "Edit"),
-        h("button", { type: "button", "aria-label": `Download ${sub.name} as WebVTT`, onclick: () => download(fileName(video, sub, "vtt"), sub.vtt, "text/vtt") }, "VTT"),
-        h("button", { type: "button", "aria-label": `Download ${sub.name} as SRT`, onclick: () => download(fileName(video, sub, "srt"), toSrt(cues), "application/x-subrip") }, "SRT"),
+        h("button", { type: "button", "aria-label": `Download ${sub.name} as WebVTT`, onclick: () => saveAs(sub.id, "vtt") }, "VTT"),
+        h("button", { type: "button", "aria-label": `Download ${sub.name} as SRT`, onclick: () => saveAs(sub.id, "srt") }, "SRT"),
         h("button", { type: "button", class: "danger", "aria-label": `Delete ${sub.name}`, onclick: remove }, "Delete")));
   }
 

@@ -1,7 +1,7 @@
 // Videos: the list (status and progress refresh by themselves), search, delete, and adding a video
 // by URL or by dropping files in.
 import { api, call, query } from "./api.js";
-import { bytes, clock, confirmAction, debounce, fill, h, progressBar, toast, when } from "./dom.js";
+import { bytes, clock, confirmAction, debounce, fill, h, progressBar, refill, toast, when } from "./dom.js";
 import { languageOptions } from "./languages.js";
 import { allUploads, cancelUpload, onUploadChange, pauseUpload, resumeUpload, uploadFile } from "./upload.js";
 
@@ -84,7 +84,7 @@ function uploadRow(item) {
   set(item.size ? (100 * item.sent) / item.size : 0);
   const state = {
     creating: "Starting…", uploading: "Uploading", retrying: "Connection lost, resuming…",
-    paused: "Paused", failed: "Stopped", done: "Uploaded",
+    paused: "Paused", failed: "Stopped", done: "Uploaded", cancelling: "Cancelling…",
   }[item.state] || item.state;
   const buttons = [];
   if (item.state === "uploading" || item.state === "retrying") {
@@ -93,7 +93,9 @@ function uploadRow(item) {
   if (item.state === "paused" || (item.state === "failed" && item.tus)) {
     buttons.push(h("button", { type: "button", onclick: () => resumeUpload(item) }, "Resume"));
   }
-  if (item.state !== "done") {
+  if (item.state === "cancelling") {
+    // nothing more to ask
+  } else if (item.state !== "done") {
     const cancel = async () => {
       if (await confirmAction(`Stop uploading “${item.name}” and delete its video?`, "Stop upload")) cancelUpload(item);
     };
@@ -157,7 +159,7 @@ export function videosView(main) {
       const { body, headers } = await call("GET", `/streaming/videos${q}`);
       if (!alive) return;
       const total = Number(headers.get("X-Total-Count") || body.length);
-      fill(tbody, body.length ? body.map(row) : h("tr", {}, h("td", { colspan: 5, class: "muted" }, search.value ? "No video matches." : "No videos yet: add one above.")));
+      refill(tbody, body.length ? body.map(row) : h("tr", {}, h("td", { colspan: 5, class: "muted" }, search.value ? "No video matches." : "No videos yet: add one above.")));
       count.textContent = `${total} video${total === 1 ? "" : "s"}`;
       prev.disabled = page <= 1;
       next.disabled = page * PER_PAGE >= total;
