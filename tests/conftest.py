@@ -120,6 +120,24 @@ def tone_video(out: Path, seconds: float) -> Path:
     return out
 
 
+def admit_loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the SSRF guard's download client (``allow_private_urls=False``) admit 127.0.0.1, any
+    port, and no other private address, so guarded downloads can be tested on loopback servers."""
+    from ssrfguard import Policy
+
+    from vodscribe.media import fetch
+
+    def policy(settings: Settings) -> Policy:
+        return Policy(
+            allowed_networks=("127.0.0.1/32",),
+            allowed_ports=frozenset(range(1, 65536)),
+            max_redirects=settings.fetch_max_redirects,
+        )
+
+    monkeypatch.setattr(fetch, "_policy", policy)
+    monkeypatch.setattr(fetch, "_check_public", lambda *a, **k: None)  # the pre-check knows no exceptions
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

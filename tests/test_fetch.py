@@ -21,8 +21,8 @@ from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from ssrfguard import Policy
 
+from tests.conftest import admit_loopback_only
 from tests.waiting import eventually
 from vodscribe.atomic import leftovers
 from vodscribe.config import Settings
@@ -34,7 +34,6 @@ from vodscribe.errors import (
     TooLargeError,
     URLNotAllowedError,
 )
-from vodscribe.media import fetch
 from vodscribe.media.fetch import USER_AGENT, DownloadCancelled, check_url, download
 from vodscribe.media.probe import MediaKind
 
@@ -514,16 +513,7 @@ def test_cancelled_while_streaming(server: str, tmp_path: Path) -> None:
 @pytest.fixture
 def guard_allowing_loopback(monkeypatch: pytest.MonkeyPatch) -> Settings:
     """allow_private_urls=False (ssrfguard's client), with only 127.0.0.1 (any port) permitted."""
-
-    def policy(settings: Settings) -> Policy:
-        return Policy(
-            allowed_networks=("127.0.0.1/32",),
-            allowed_ports=frozenset(range(1, 65536)),
-            max_redirects=settings.fetch_max_redirects,
-        )
-
-    monkeypatch.setattr(fetch, "_policy", policy)
-    monkeypatch.setattr(fetch, "_check_public", lambda *a, **k: None)  # the pre-check knows no exceptions
+    admit_loopback_only(monkeypatch)
     return _settings(allow_private_urls=False)
 
 

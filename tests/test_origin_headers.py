@@ -17,9 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from ssrfguard import Policy
 
-from tests.conftest import in_process_api, tone_video
+from tests.conftest import admit_loopback_only, in_process_api, tone_video
 from vodscribe.config import Settings
 from vodscribe.db.models import Video
 from vodscribe.db.session import session_scope
@@ -112,16 +111,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest
     here admits 127.0.0.1 only (as in test_fetch)."""
     if request.param == "plain":
         return _settings(tmp_path)
-
-    def policy(settings: Settings) -> Policy:
-        return Policy(
-            allowed_networks=("127.0.0.1/32",),
-            allowed_ports=frozenset(range(1, 65536)),
-            max_redirects=settings.fetch_max_redirects,
-        )
-
-    monkeypatch.setattr(fetch, "_policy", policy)
-    monkeypatch.setattr(fetch, "_check_public", lambda *a, **k: None)
+    admit_loopback_only(monkeypatch)
     return _settings(tmp_path, allow_private_urls=False)
 
 
