@@ -16,6 +16,7 @@ Two ways in:
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import json
@@ -246,8 +247,6 @@ class Page:
 
     def screenshot(self, path: Path) -> Path:
         """A PNG of the whole page (beyond the window's height) at ``path``."""
-        import base64
-
         size = self.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
         clip = {"x": 0, "y": 0, "width": size[0], "height": min(size[1], 8000), "scale": 1}
         shot = self.send(

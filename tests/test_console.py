@@ -22,12 +22,14 @@ from typing import Any
 import httpx
 import imageio_ffmpeg
 import pytest
+from webvtt.models import Timestamp
 
 from tests.browser import Page, chromium_page, require_chromium
 from tests.conftest import MediaServer, Service, wait_for
 from tests.netcut import CuttableProxy
 from tests.waiting import eventually
 from vodscribe.api.console import console_csp
+from vodscribe.speech.subtitle_formats import timecode
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("VODSCRIBE_TEST_ARTIFACTS") or ROOT / "test-artifacts") / "console"
@@ -48,6 +50,13 @@ class Console:
             base_url=proxy.base_url, headers={"Authorization": f"APIKey {key}"}, timeout=30
         )
         self.videos: dict[str, int] = {}  # what the flows made, for the flows after them
+
+    def jfk_video(self) -> int:
+        """The video the add-by-URL flow made (the tests after it edit, translate and download it)."""
+        video_id = self.videos.get("jfk")
+        if video_id is None:
+            pytest.skip("needs the video of the add-by-URL flow")
+        return video_id
 
     @property
     def url(self) -> str:
@@ -346,9 +355,7 @@ def test_add_by_url_reaches_ready_and_gets_its_ai_subtitle(
 
 def test_subtitles_download_as_vtt_and_srt(console: Console, tmp_path: Path) -> None:
     c = console
-    video_id = c.videos.get("jfk")
-    if video_id is None:
-        pytest.skip("needs the video of the add-by-URL flow")
+    video_id = c.jfk_video()
     c.go(f"#/videos/{video_id}", "video")
     c.wait("document.querySelectorAll('tr[data-subtitle-id]').length > 0")
     sub_id = _subtitle_rows(c)[0]["id"]
@@ -369,25 +376,13 @@ def test_subtitles_download_as_vtt_and_srt(console: Console, tmp_path: Path) -> 
 
 
 # --- the editor -------------------------------------------------------------------------------------
-def _seconds(timestamp: str) -> float:
-    hours, minutes, seconds = timestamp.split(":")
-    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-
-
-def _timestamp(seconds: float) -> str:
-    ms = round(seconds * 1000)
-    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
-
-
 def _cue_texts(c: Console) -> list[str]:
     return list(c.js("Array.from(document.querySelectorAll('.cue textarea')).map(t => t.value)"))
 
 
 def test_edit_a_cue_undo_split_merge_save_and_see_it_in_the_player(console: Console) -> None:
     c = console
-    video_id = c.videos.get("jfk")
-    if video_id is None:
-        pytest.skip("needs the video of the add-by-URL flow")
+    video_id = c.jfk_video()
     sub_id = c.api.get(f"/streaming/videos/{video_id}/subtitles").json()[0]["id"]
     c.go(f"#/videos/{video_id}/subtitles/{sub_id}", "editor")
     c.wait("document.querySelectorAll('.cue').length > 1")
@@ -432,10 +427,11 @@ def test_edit_a_cue_undo_split_merge_save_and_see_it_in_the_player(console: Cons
         c.js("document.querySelector('.cue:nth-child(3) input.time').hasAttribute('aria-invalid')") is False
     )
     # A time typed in a shorter form is read and written back in full.
-    end1 = _seconds(c.js("document.querySelectorAll('.cue:nth-child(1) input.time')[1].value")) + 0.05
+    shown = c.js("document.querySelectorAll('.cue:nth-child(1) input.time')[1].value")
+    end1 = Timestamp.from_string(shown).in_milliseconds() / 1000 + 0.05
     typed = f"{int(end1 // 60)}:{end1 % 60:06.3f}"  # "0:04.880"
     c.set_value(".cue:nth-child(1) input.time:nth-of-type(2)", typed, event="change")
-    new_end = _timestamp(end1)
+    new_end = timecode(end1)
     assert c.js("document.querySelectorAll('.cue:nth-child(1) input.time')[1].value") == new_end
 
     saved = c.js("Number(document.body.dataset.saved || 0)")
@@ -461,9 +457,7 @@ def test_edit_a_cue_undo_split_merge_save_and_see_it_in_the_player(console: Cons
 
 def test_leaving_the_editor_with_unsaved_changes_asks_first(console: Console) -> None:
     c = console
-    video_id = c.videos.get("jfk")
-    if video_id is None:
-        pytest.skip("needs the video of the add-by-URL flow")
+    video_id = c.jfk_video()
     sub_id = c.api.get(f"/streaming/videos/{video_id}/subtitles").json()[0]["id"]
     editor = f"#/videos/{video_id}/subtitles/{sub_id}"
     c.go(editor, "editor")
@@ -483,9 +477,7 @@ def test_leaving_the_editor_with_unsaved_changes_asks_first(console: Console) ->
 # --- translate --------------------------------------------------------------------------------------
 def test_translate_offers_the_servers_languages_and_adds_the_translation(console: Console) -> None:
     c = console
-    video_id = c.videos.get("jfk")
-    if video_id is None:
-        pytest.skip("needs the video of the add-by-URL flow")
+    video_id = c.jfk_video()
     c.go(f"#/videos/{video_id}", "video")
     c.wait("!document.getElementById('translate-language').disabled")
     info = c.api.get("/streaming/ai/info", params={"type": "translation_languages"}).json()
@@ -512,9 +504,7 @@ def test_translate_offers_the_servers_languages_and_adds_the_translation(console
 # --- subtitle files, delete with confirmation, search ---------------------------------------------
 def test_add_a_subtitle_file_and_delete_with_confirmation(console: Console, tmp_path: Path) -> None:
     c = console
-    video_id = c.videos.get("jfk")
-    if video_id is None:
-        pytest.skip("needs the video of the add-by-URL flow")
+    video_id = c.jfk_video()
     srt = tmp_path / "notes.fr.srt"
     srt.write_text(
         "1\n00:00:01,000 --> 00:00:03,000\n<script>alert(1)</script> Bonjour\n\n"
@@ -677,9 +667,7 @@ UNLABELLED = """Array.from(document.querySelectorAll('input, select, textarea, b
 @pytest.mark.parametrize("width", [1366, 390])
 def test_every_view_is_labelled_and_fits_the_screen(console: Console, width: int) -> None:
     c = console
-    video_id = c.videos.get("jfk")
-    if video_id is None:
-        pytest.skip("needs the video of the add-by-URL flow")
+    video_id = c.jfk_video()
     sub_id = c.api.get(f"/streaming/videos/{video_id}/subtitles").json()[0]["id"]
     c.page.viewport(width, 844 if width < 600 else 900, mobile=width < 600)
     try:

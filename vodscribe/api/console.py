@@ -13,6 +13,7 @@ Per-page data (the language table, the static prefix) travels in a JSON block
 from __future__ import annotations
 
 import html
+from functools import cache
 
 from vodscribe import __version__, languages
 from vodscribe.api.pages import json_for_script, player_csp, template
@@ -29,8 +30,10 @@ def console_csp(*urls: str | None) -> str:
     return player_csp(*urls, framed_by="'none'")
 
 
+@cache
 def render_console_page(*, static_prefix: str = "/static") -> str:
-    """The console's HTML: the shell the modules fill, with the language table they name codes by."""
+    """The console's HTML: the shell the modules fill, with the language table they name codes by
+    (the same for every request: built once)."""
     config = {
         "version": __version__,
         "languages": [{"code": lang.b, "name": lang.name} for lang in languages.LANGUAGES],

@@ -343,7 +343,7 @@ def _add_ai_subtitle(
         Subtitle.video_id == video.id, Subtitle.language == language, Subtitle.vtt == result["vttContent"]
     )
     if session.scalars(same).first() is not None:
-        # Asking again (a translation reuses the transcription it needs) gives the same subtitle:
+        # Asking again for the same AI subtitles gives the same text (the recognition is kept):
         # the video has it already, so the task's result is not attached twice.
         log.info("task %s: video %s already has this subtitle", task_id, video.id)
         return False

@@ -111,6 +111,25 @@ export function when(iso) {
   return isNaN(d) ? "–" : d.toLocaleString();
 }
 
+/** Keep a view fresh: `fn` runs at `now()`, then again `ms` after each run ends, until `stop()`.
+ * A run overtaken by a newer one (a `now()` after a change) does not reschedule: one chain ticks. */
+export function refreshing(fn, ms = 2000) {
+  let timer = 0;
+  let latest = 0;
+  let stopped = false;
+  async function now() {
+    clearTimeout(timer);
+    if (stopped) return;
+    const run = ++latest;
+    try {
+      await fn();
+    } finally {
+      if (!stopped && run === latest) timer = setTimeout(now, ms);
+    }
+  }
+  return { now, stop() { stopped = true; clearTimeout(timer); }, get stopped() { return stopped; } };
+}
+
 /** Run fn once `ms` after the last call. */
 export function debounce(fn, ms) {
   let timer = 0;

@@ -1,12 +1,10 @@
 // AI tasks: status and progress (refreshed by themselves), cancel, and why a task failed, in words.
 import { api, query } from "./api.js";
-import { confirmAction, fill, h, progressBar, refill, toast, when } from "./dom.js";
+import { confirmAction, fill, h, progressBar, refill, refreshing, toast, when } from "./dom.js";
 import { languageName } from "./languages.js";
-import { videoOfTask } from "./video.js";
+import { UNFINISHED, videoOfTask } from "./video.js";
 
 const LIMIT = 20;
-const REFRESH_MS = 2000;
-const UNFINISHED = new Set(["RECEIVED", "PENDING", "STARTED", "RETRY"]);
 const STATUS_TEXT = {
   RECEIVED: "Queued", PENDING: "Queued", STARTED: "Running", RETRY: "Retrying",
   SUCCESS: "Done", FAILURE: "Failed", REVOKED: "Cancelled",
@@ -22,8 +20,7 @@ function describe(task) {
 
 export function tasksView(main) {
   let page = 1;
-  let alive = true;
-  let timer = 0;
+  const refresh = refreshing(load);
   const statusFilter = h("select", { id: "task-status" },
     h("option", { value: "" }, "All"),
     Object.entries({ STARTED: "Running", PENDING: "Queued", SUCCESS: "Done", FAILURE: "Failed", REVOKED: "Cancelled" })
@@ -34,25 +31,23 @@ export function tasksView(main) {
   const next = h("button", { type: "button", disabled: true }, "Next");
 
   async function load() {
-    clearTimeout(timer);
     try {
       const list = await api.get(`/streaming/ai/tasks${query({ page, limit: LIMIT, status: statusFilter.value })}`);
-      if (!alive) return;
+      if (refresh.stopped) return;
       await Promise.all(list.results.filter((t) => t.status === "FAILURE" && !errors.has(t.task_id)).map(async (t) => {
         const full = await api.get(`/streaming/ai/tasks/${t.task_id}`);
         errors.set(t.task_id, (full.result && full.result.error) || "The task failed without a message.");
       }));
-      if (!alive) return;
+      if (refresh.stopped) return;
       refill(tbody, list.results.length ? list.results.map(row) : h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No AI tasks.")));
       count.textContent = `${list.count} task${list.count === 1 ? "" : "s"}`;
       prev.disabled = page <= 1;
       next.disabled = !list.next;
       document.body.dataset.state = "ready";
     } catch (err) {
-      if (!alive) return;
+      if (refresh.stopped) return;
       count.textContent = `Could not load the tasks: ${err.message}`;
     }
-    if (alive) timer = setTimeout(load, REFRESH_MS);
   }
 
   function row(task) {
@@ -67,7 +62,7 @@ export function tasksView(main) {
       } catch (err) {
         toast(`Not cancelled: ${err.message}`, "error");
       }
-      load();
+      refresh.now();
     };
     return h("tr", { dataset: { taskId: task.task_id, status: task.status } },
       h("td", {}, h("code", { title: task.task_id }, task.task_id.slice(0, 8)), h("br"), describe(task)),
@@ -81,9 +76,9 @@ export function tasksView(main) {
         : null));
   }
 
-  statusFilter.addEventListener("change", () => { page = 1; load(); });
-  prev.addEventListener("click", () => { page -= 1; load(); });
-  next.addEventListener("click", () => { page += 1; load(); });
+  statusFilter.addEventListener("change", () => { page = 1; refresh.now(); });
+  prev.addEventListener("click", () => { page -= 1; refresh.now(); });
+  next.addEventListener("click", () => { page += 1; refresh.now(); });
   fill(main,
     h("h1", {}, "AI tasks"),
     h("div", { class: "row" }, h("label", { for: "task-status" }, "Status"), statusFilter, h("span", { class: "spacer" }), count),
@@ -91,6 +86,6 @@ export function tasksView(main) {
       h("thead", {}, h("tr", {}, ["Task", "Video", "Status", "Progress", "Started", "Actions"].map((t) => h("th", { scope: "col" }, t)))),
       tbody)),
     h("div", { class: "row end" }, prev, next));
-  load();
-  return () => { alive = false; clearTimeout(timer); };
+  refresh.now();
+  return () => refresh.stop();
 }

@@ -2,15 +2,15 @@
 // uploaded) to edit, download or delete, and the forms that ask for more: AI subtitles, a
 // translation, a file.
 import { ApiError, api, query } from "./api.js";
-import { clock, confirmAction, download, fill, h, progressBar, refill, toast } from "./dom.js";
+import { clock, confirmAction, download, fill, h, progressBar, refill, refreshing, toast } from "./dom.js";
 import { parseSubtitles, toSrt } from "./cues.js";
 import { languageName, languageOptions } from "./languages.js";
 import { createPlayer } from "./player.js";
 import { statusCell } from "./videos.js";
 
-const REFRESH_MS = 2000;
 const MAX_SUBTITLE_BYTES = 5 * 1000 * 1000;
-const UNFINISHED = new Set(["RECEIVED", "PENDING", "STARTED", "RETRY"]);
+/** The statuses of an AI task that has not ended (it can still be cancelled). */
+export const UNFINISHED = new Set(["RECEIVED", "PENDING", "STARTED", "RETRY"]);
 
 /** Where a subtitle came from, as its name says ("English (AI-generated)"). */
 export function sourceOf(name) {
@@ -41,8 +41,7 @@ export async function tasksOfVideo(videoId) {
 }
 
 export function videoView(main, videoId) {
-  let alive = true;
-  let timer = 0;
+  const refresh = refreshing(load);
   let video = null;
   let player = null;
   let subtitles = [];
@@ -59,29 +58,27 @@ export function videoView(main, videoId) {
   const taskList = h("ul", { class: "tasks", "aria-label": "AI tasks of this video" });
 
   async function load() {
-    clearTimeout(timer);
     try {
       const [v, subs, t] = await Promise.all([
         api.get(`/streaming/videos/${videoId}`),
         api.get(`/streaming/videos/${videoId}/subtitles`),
         tasksOfVideo(videoId),
       ]);
-      if (!alive) return;
+      if (refresh.stopped) return;
       video = v;
       subtitles = subs;
       tasks = t;
       render();
       document.body.dataset.state = "ready";
     } catch (err) {
-      if (!alive) return;
+      if (refresh.stopped) return;
       if (err instanceof ApiError && err.status === 404) {
         fill(main, h("h1", {}, "No such video"), h("p", {}, h("a", { href: "#/videos" }, "Back to the videos")));
-        alive = false;
+        refresh.stop();
         return;
       }
       toast(`Could not load the video: ${err.message}`, "error");
     }
-    if (alive) timer = setTimeout(load, REFRESH_MS);
   }
 
   function render() {
@@ -137,7 +134,7 @@ export function videoView(main, videoId) {
       try {
         await api.del(`/streaming/videos/${videoId}/subtitles/${sub.id}`);
         toast(`Deleted “${sub.name}”.`);
-        load();
+        refresh.now();
       } catch (err) {
         toast(`Not deleted: ${err.message}`, "error");
       }
@@ -158,7 +155,7 @@ export function videoView(main, videoId) {
     try {
       const answer = await api.post(`/streaming/videos/${videoId}/subtitles`, body);
       toast(answer.status === "processing" ? `${what}: started.` : `${what}: starts when the video is transcoded.`);
-      load();
+      refresh.now();
     } catch (err) {
       toast(`${what}: ${err.message}`, "error");
     }
@@ -232,7 +229,7 @@ export function videoView(main, videoId) {
       toast(`Added “${name}”.`);
       uploadSub.reset();
       subLang.value = "eng";
-      load();
+      refresh.now();
     } catch (err) {
       toast(`Not added: ${err.message}`, "error");
     }
@@ -251,6 +248,6 @@ export function videoView(main, videoId) {
         taskList)),
     h("div", { class: "three" }, generate, translate, uploadSub));
   loadTargets();
-  load();
-  return () => { alive = false; clearTimeout(timer); if (player) player.destroy(); };
+  refresh.now();
+  return () => { refresh.stop(); if (player) player.destroy(); };
 }

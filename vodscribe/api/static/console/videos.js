@@ -1,12 +1,11 @@
 // Videos: the list (status and progress refresh by themselves), search, delete, and adding a video
 // by URL or by dropping files in.
 import { api, call, query } from "./api.js";
-import { bytes, clock, confirmAction, debounce, fill, h, progressBar, refill, toast, when } from "./dom.js";
+import { bytes, clock, confirmAction, debounce, fill, h, progressBar, refill, refreshing, toast, when } from "./dom.js";
 import { languageOptions } from "./languages.js";
 import { allUploads, cancelUpload, onUploadChange, pauseUpload, resumeUpload, uploadFile } from "./upload.js";
 
 const PER_PAGE = 20;
-const REFRESH_MS = 2000;
 const STATUS_TEXT = { empty: "Waiting for its file", pending: "Processing", viewable: "Viewable", ready: "Ready", error: "Error" };
 
 /** A video's progress in percent: its renditions' mean while processing. */
@@ -143,8 +142,7 @@ function uploadPanel() {
 
 export function videosView(main) {
   let page = 1;
-  let timer = 0;
-  let alive = true;
+  const refresh = refreshing(load);
   const search = h("input", { id: "video-search", type: "search", placeholder: "Name contains…", autocomplete: "off" });
   const tbody = h("tbody");
   const count = h("p", { class: "muted", "aria-live": "polite", "data-testid": "video-count" });
@@ -153,11 +151,10 @@ export function videosView(main) {
   const [uploads, stopUploads] = uploadPanel();
 
   async function load() {
-    clearTimeout(timer);
     try {
       const q = query({ page, per_page: PER_PAGE, search: search.value.trim() });
       const { body, headers } = await call("GET", `/streaming/videos${q}`);
-      if (!alive) return;
+      if (refresh.stopped) return;
       const total = Number(headers.get("X-Total-Count") || body.length);
       refill(tbody, body.length ? body.map(row) : h("tr", {}, h("td", { colspan: 5, class: "muted" }, search.value ? "No video matches." : "No videos yet: add one above.")));
       count.textContent = `${total} video${total === 1 ? "" : "s"}`;
@@ -165,10 +162,9 @@ export function videosView(main) {
       next.disabled = page * PER_PAGE >= total;
       document.body.dataset.state = "ready";
     } catch (err) {
-      if (!alive) return;
+      if (refresh.stopped) return;
       count.textContent = `Could not load the videos: ${err.message}`;
     }
-    if (alive) timer = setTimeout(load, REFRESH_MS);
   }
 
   function row(video) {
@@ -177,7 +173,7 @@ export function videosView(main) {
       try {
         await api.del(`/streaming/videos/${video.id}`);
         toast(`Deleted “${video.name}”.`);
-        load();
+        refresh.now();
       } catch (err) {
         toast(`Not deleted: ${err.message}`, "error");
       }
@@ -190,12 +186,12 @@ export function videosView(main) {
       h("td", {}, h("button", { type: "button", class: "danger", "aria-label": `Delete ${video.name}`, onclick: remove }, "Delete")));
   }
 
-  search.addEventListener("input", debounce(() => { page = 1; load(); }, 300));
-  prev.addEventListener("click", () => { page -= 1; load(); });
-  next.addEventListener("click", () => { page += 1; load(); });
+  search.addEventListener("input", debounce(() => { page = 1; refresh.now(); }, 300));
+  prev.addEventListener("click", () => { page -= 1; refresh.now(); });
+  next.addEventListener("click", () => { page += 1; refresh.now(); });
   fill(main,
     h("h1", {}, "Videos"),
-    h("div", { class: "two" }, addByUrl(load), uploads),
+    h("div", { class: "two" }, addByUrl(refresh.now), uploads),
     h("section", { "aria-labelledby": "list-title" },
       h("div", { class: "row" }, h("h2", { id: "list-title" }, "All videos"), h("span", { class: "spacer" }),
         h("label", { for: "video-search" }, "Search"), search),
@@ -205,6 +201,6 @@ export function videosView(main) {
           h("thead", {}, h("tr", {}, ["Name", "Status", "Duration", "Added", "Actions"].map((t) => h("th", { scope: "col" }, t)))),
           tbody)),
       h("div", { class: "row end" }, prev, next)));
-  load();
-  return () => { alive = false; clearTimeout(timer); stopUploads(); };
+  refresh.now();
+  return () => { refresh.stop(); stopUploads(); };
 }
