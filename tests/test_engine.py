@@ -6,19 +6,21 @@ import hashlib
 import wave
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pytest
 from faster_whisper.transcribe import Segment
+from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from vodscribe.engines import bundled_model
 from vodscribe.engines.whisper import SAMPLE_RATE, Span, get_engine, merge_spans
 from vodscribe.media.probe import decode_audio, probe
 from vodscribe.speech.recognize import (
-    LanguageRun,
-    _fill_unknown,
+    CONFIDENT,
     _merge_runs,
+    _padded,
+    _prefer,
     _span_start,
     identify_start,
     plan_runs,
@@ -61,11 +63,54 @@ def test_language_plan_follows_a_switch_from_english_to_german() -> None:
 
 
 @pytest.mark.slow  # loads Whisper
-def test_short_unsure_clip_is_identified_with_its_context() -> None:
-    # Speech cut to the VAD edges reads as Greek (0.23); with its pauses and context, Spanish.
+def test_short_unsure_clip_is_identified_alike_on_every_cpu() -> None:
+    # whisper-base hears this Spanish clip as es 0.40 / el 0.22 with AVX-512 and el 0.37 / es 0.32
+    # with AVX2: unsure either way, it is decided by rule (Spanish) and reported as unsure.
     engine = get_engine()
     audio = _audio("cheetah_test_es.wav")
-    assert [r.language for r in plan_runs(engine, audio, engine.speech_spans(audio))] == ["es"]
+    [run] = plan_runs(engine, audio, engine.speech_spans(audio))
+    assert run.language == "es" and run.confidence < CONFIDENT
+    [run] = plan_runs(engine, audio, engine.speech_spans(audio), known=["el"])
+    assert run.language == "el", "a language already found in the file is preferred when unsure"
+
+
+def _speech(name: str) -> np.ndarray:
+    """A clip cut to its speech, with 0.1 s kept past the edges VAD finds without padding."""
+    audio = _audio(name)
+    stamps = get_speech_timestamps(audio, VadOptions(speech_pad_ms=0), sampling_rate=SAMPLE_RATE)
+    keep = SAMPLE_RATE // 10
+    return audio[max(0, stamps[0]["start"] - keep) : stamps[-1]["end"] + keep]
+
+
+@pytest.mark.slow  # loads Whisper
+def test_each_language_starts_at_the_first_word_after_a_switch(tmp_path: Path) -> None:
+    # German, Chinese, English, French, with 0.5 s between the speech edges at each switch.
+    clips = [
+        ("de", "cheetah_test_de.wav"),
+        ("zh", "sr_chinese.flac"),
+        ("en", "ldc93s1.wav"),
+        ("fr", "sr_french.aiff"),
+    ]
+    pause = np.zeros(int(0.3 * SAMPLE_RATE), dtype=np.float32)  # + 0.1 s kept either side
+    parts, switches = [], []
+    for _, name in clips:
+        parts += [_speech(name), pause]
+        switches.append(sum(len(p) for p in parts) / SAMPLE_RATE - 0.25)  # the middle of the pause
+    path = tmp_path / "switches.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes((np.clip(np.concatenate(parts), -1, 1) * 32767).astype("<i2").tobytes())
+    transcript = transcribe_file(path, get_engine())
+    assert sorted(transcript.languages) == sorted(lang for lang, _ in clips)
+    words = 0
+    for seg in transcript.segments:
+        for word in seg.words:
+            spoken = next(i for i, end in enumerate(switches) if (word.start + word.end) / 2 < end)
+            assert seg.language == clips[spoken][0], f"{word.text!r} at {word.start:.2f} s in {seg.language}"
+            words += 1
+    assert words >= 15
 
 
 @pytest.mark.slow  # loads Whisper
@@ -93,15 +138,37 @@ def test_windows_hold_at_most_30_seconds_of_speech() -> None:
     assert [s for w in windows for s in w] == spans
 
 
-def test_short_unsure_spans_take_their_neighbours_language() -> None:
+def test_runs_merge_neighbours_of_one_language_with_their_confidence() -> None:
     a, b, c, d = (Span(i, i + 1.0) for i in range(4))
-    filled = _fill_unknown([(a, None), (b, "de"), (c, None), (d, "en")])
-    assert [lang for _, lang in filled] == ["de", "de", "de", "en"]
-    runs = _merge_runs(filled)
-    assert runs == [
-        LanguageRun(Span(0, 3.0), "de", 3.0, (a, b, c)),
-        LanguageRun(Span(3, 4.0), "en", 1.0, (d,)),
+    runs = _merge_runs([(a, "de", 0.9), (b, "de", 0.5), (c, "de", 1.0), (d, "en", 0.6)])
+    assert [(r.span, r.language, r.spans) for r in runs] == [
+        (Span(0, 3.0), "de", (a, b, c)),
+        (Span(3, 4.0), "en", (d,)),
     ]
+    assert runs[0].confidence == pytest.approx(0.8) and runs[1].confidence == pytest.approx(0.6)
+
+
+def test_language_id_context_never_reaches_a_neighbours_speech() -> None:
+    spans = [Span(2.0, 4.0), Span(4.5, 6.0), Span(9.0, 10.0)]
+    assert _padded(spans, 10.5) == [Span(1.0, 4.25), Span(4.25, 7.0), Span(8.0, 10.5)]
+
+
+class _Ranked:
+    """Whisper's token order for :func:`_prefer` without loading a model."""
+
+    ORDER = ("en", "zh", "de", "es", "ru", "ko", "fr", "ja", "pt", "tr", "pl", "el", "hi")
+
+    def language_rank(self, language: str) -> int:
+        return self.ORDER.index(language) if language in self.ORDER else len(self.ORDER)
+
+
+def test_an_unsure_span_prefers_a_language_found_then_the_one_whisper_heard_most() -> None:
+    engine: Any = _Ranked()
+    unsure = {"el": 0.37, "es": 0.32, "hi": 0.05}  # the Spanish clip on an AVX2 machine
+    assert _prefer(engine, unsure, []) == "es"
+    assert _prefer(engine, {"es": 0.40, "el": 0.22, "pl": 0.05}, []) == "es"  # and on AVX-512
+    assert _prefer(engine, unsure, ["fr", "el"]) == "el"  # a language of the file, if a candidate
+    assert _prefer(engine, unsure, ["hi"]) == "es"  # hi is too far behind to be one
 
 
 def _music(seconds_per_note: float = 0.4) -> np.ndarray:
@@ -160,16 +227,17 @@ def test_a_run_in_one_language_holds_to_the_end() -> None:
 @pytest.mark.slow  # loads Whisper
 def test_one_language_id_pass_for_a_file_in_one_language(monkeypatch: pytest.MonkeyPatch) -> None:
     engine = get_engine()
-    passes: list[int] = []
-    detect = engine.detect_language
+    passes: list[str] = []
+    for name in ("detect_language", "identify", "identify_spans"):  # every encoder pass for language ID
+        method = getattr(engine, name)
 
-    def counted(audio: np.ndarray) -> list[tuple[str, float]]:
-        passes.append(len(audio))
-        return detect(audio)
+        def counted(*args: Any, _name: str = name, _method: Any = method) -> Any:
+            passes.append(_name)
+            return _method(*args)
 
-    monkeypatch.setattr(engine, "detect_language", counted)
+        monkeypatch.setattr(engine, name, counted)
     transcript = transcribe_file(DATA / "jfk_librivox.mp4", engine)
-    assert transcript.languages == ("en",) and len(passes) == 1  # as plain faster-whisper
+    assert transcript.languages == ("en",) and passes == ["detect_language"]  # as plain faster-whisper
     passes.clear()
     transcript = transcribe_file(DATA / "multilingual_en_de.mp3", engine)
     assert transcript.languages == ("en", "de")

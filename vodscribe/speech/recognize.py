@@ -14,9 +14,8 @@ language per VAD chunk kept them all (see docs/design.md, "Code-switching"), hen
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -24,19 +23,32 @@ from vodscribe.engines.base import SpeechSegment
 from vodscribe.engines.whisper import (
     SAMPLE_RATE,
     EngineStopped,
+    Probabilities,
     Span,
     Task,
     WhisperEngine,
+    WindowLanguages,
+    best,
     merge_spans,
     slice_audio,
 )
 
 #: A window whose best language has at least this probability is taken as one language.
 CONFIDENT = 0.80
-#: Spans shorter than this are too short to identify alone; they inherit their neighbours' language.
-MIN_ID_SECONDS = 1.5
-#: Seconds of audio kept around speech for language identification.
+#: A span whose best language leads the runner-up by less than this (and is under CONFIDENT) is
+#: unsure: measured on whisper-base, a Spanish test clip read es 0.40 / el 0.22 with AVX-512 and
+#: el 0.37 / es 0.32 with AVX2, while every clip it identified correctly led by at least 0.5.
+UNSURE_MARGIN = 0.25
+#: A span whose slice of a window gives the window's language less than this (and prefers another)
+#: may be in another language: it is identified on its own. Measured on the switch clips of the
+#: test data: the language before a switch got at most 0.16 in the slice after it.
+FOREIGN = 0.30
+#: An unsure span chooses among the languages with at least this share of its best one's probability.
+CANDIDATE_SHARE = 0.3
+#: Seconds of audio kept around speech for language identification (less where another span is nearer).
 CONTEXT = 1.0
+#: The pause between the two views of a span that language ID hears twice.
+REPEAT_PAUSE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +60,9 @@ class LanguageRun:
     speech_seconds: float
     spans: tuple[Span, ...] = ()
     """The speech inside ``span`` (VAD's spans); empty when unknown (all of ``span`` is decoded)."""
+    confidence: float = 1.0
+    """How sure language ID was of ``language`` (its probability, speech-weighted over the run's
+    spans); 1.0 where the language was given rather than identified."""
 
 
 def plan_runs(
@@ -56,78 +71,153 @@ def plan_runs(
     spans: Sequence[Span],
     *,
     language: str | None = None,
+    known: Sequence[str] = (),
+    speech: Sequence[Span] = (),
     should_stop: Callable[[], bool] | None = None,
 ) -> list[LanguageRun]:
-    """Assign a language to every speech span and merge neighbours of the same language."""
+    """Assign a language to every speech span and merge neighbours of the same language.
+
+    ``known`` are languages already found in the file (or expected by the client): a span whose
+    language stays unsure after all the evidence takes one of them if it is among its candidates.
+    ``speech`` is all the speech in ``audio`` when ``spans`` are only part of it: language ID never
+    hears the speech around ``spans`` either."""
     if not spans:
         return []
     if language is not None:
-        labelled: list[tuple[Span, str | None]] = [(s, language) for s in spans]
-    else:
-        labelled = _identify(engine, audio, spans, should_stop)
-    return _merge_runs(labelled)
+        return _merge_runs([(s, language, 1.0) for s in spans])
+    return _merge_runs(_identify(engine, audio, spans, known, speech or spans, should_stop))
 
 
 def _identify(
     engine: WhisperEngine,
     audio: np.ndarray,
     spans: Sequence[Span],
+    known: Sequence[str],
+    speech: Sequence[Span],
     should_stop: Callable[[], bool] | None,
-) -> list[tuple[Span, str | None]]:
-    labelled: list[tuple[Span, str | None]] = []
+) -> list[tuple[Span, str, float]]:
+    """Each span's language and confidence.
+
+    Each window of ≤30 s of speech is encoded once; its language ID, and that of each span's slice
+    of the encoding, settle the spans that agree with a confident window. A span that may be in
+    another language (its slice says so), or every span of an unsure window, is identified on its
+    own (:func:`_identify_alone`), never hearing a neighbour's speech, so a switch at a pause is
+    seen from the first word after it."""
+    padded = dict(zip(speech, _padded(speech, len(audio) / SAMPLE_RATE), strict=True))
+    evidence: dict[Span, Probabilities] = {}
+    decided: dict[Span, tuple[str, float]] = {}
     for window in merge_spans(spans):
         if should_stop is not None and should_stop():
             raise EngineStopped
-        best, p = engine.detect_language(_view(audio, window))[0]
-        if p >= CONFIDENT or len(window) == 1:
-            labelled.extend((s, best) for s in window)
-            continue
-        for span in window:  # a switch inside the window, or unsure: decide span by span
-            if span.duration < MIN_ID_SECONDS:
-                labelled.append((span, None))
+        view, inside = _view_of(audio, [padded[s] for s in window], window)
+        found = engine.identify_spans(view, inside)
+        top, p = best(found.window)
+        at = dict(zip(inside, window, strict=True))
+        foreign = {at[pos] for pos, probs in found.spans if _foreign(probs, top)}
+        for span in window:
+            if p >= CONFIDENT and span not in foreign:
+                decided[span] = (top, p)
             else:
-                labelled.append((span, engine.detect_language(_view(audio, [span]))[0][0]))
-    return _fill_unknown(labelled)
+                evidence[span] = _identify_alone(engine, audio, padded[span])
+    sure = {span: best(probs) for span, probs in evidence.items() if _sure(probs)}
+    decided.update(sure)
+    found_languages = [*known, *(lang for lang, _ in decided.values())]
+    labelled: list[tuple[Span, str, float]] = []
+    for i, span in enumerate(spans):
+        if span in decided:
+            labelled.append((span, *decided[span]))
+            continue
+        probs = evidence[span]
+        neighbours = [decided[s][0] for s in (spans[i - 1] if i else None, _at(spans, i + 1)) if s in decided]
+        language = _prefer(engine, probs, [*neighbours, *found_languages])
+        labelled.append((span, language, probs.get(language, 0.0)))
+    return labelled
 
 
-def _view(audio: np.ndarray, spans: Sequence[Span]) -> np.ndarray:
-    """The audio a language-ID pass looks at: the stretch around ``spans`` with its natural pauses
-    and a little context. Speech cut to the VAD edges loses word onsets and was measured to mislead
-    Whisper (a Spanish clip: es 0.40 with context, Greek 0.23 without). When the stretch is longer
-    than Whisper's 30 s window, the spans are joined, each with its context."""
-    total = len(audio) / SAMPLE_RATE
-    padded = [Span(max(0.0, s.start - CONTEXT), min(total, s.end + CONTEXT)) for s in spans]
-    region = Span(padded[0].start, padded[-1].end)
-    if region.duration <= 30.0:
-        return slice_audio(audio, region)
-    return _concat(audio, padded)
+def _at(spans: Sequence[Span], i: int) -> Span | None:
+    return spans[i] if i < len(spans) else None
 
 
-def _fill_unknown(labelled: list[tuple[Span, str | None]]) -> list[tuple[Span, str | None]]:
-    """Short spans take the language of the previous span (or the next one at the start)."""
-    known = [lang for _, lang in labelled if lang is not None]
-    fallback = Counter(known).most_common(1)[0][0] if known else "en"
-    out: list[tuple[Span, str | None]] = []
-    previous: str | None = None
-    for i, (span, lang) in enumerate(labelled):
-        if lang is None:
-            following = next((ln for _, ln in labelled[i + 1 :] if ln is not None), None)
-            lang = previous or following or fallback
-        out.append((span, lang))
-        previous = lang
+def _sure(probabilities: Probabilities) -> bool:
+    ranked = sorted(probabilities.values(), reverse=True)
+    runner_up = ranked[1] if len(ranked) > 1 else 0.0
+    return ranked[0] >= CONFIDENT or ranked[0] - runner_up >= UNSURE_MARGIN
+
+
+def _prefer(engine: WhisperEngine, probabilities: Probabilities, found: Sequence[str]) -> str:
+    """The language of an unsure span: among its candidates (those close to its best), the first
+    of ``found`` (its neighbours', then the file's), else the one Whisper heard most in training.
+    A rule, not the last digits of a probability, so it decides alike on every CPU."""
+    _, top = best(probabilities)
+    candidates = [lang for lang, p in probabilities.items() if p >= CANDIDATE_SHARE * top]
+    for language in found:
+        if language in candidates:
+            return language
+    return min(candidates, key=engine.language_rank)
+
+
+def _foreign(probabilities: Probabilities, language: str) -> bool:
+    """A span's slice that may not be in ``language``."""
+    return probabilities.get(language, 0.0) < FOREIGN and best(probabilities)[0] != language
+
+
+def _padded(spans: Sequence[Span], total: float) -> list[Span]:
+    """Each span with up to :data:`CONTEXT` of audio either side, but never past the middle of the
+    pause to a neighbour: language ID hears a span's own pauses, not the next speaker's words."""
+    out = []
+    for i, span in enumerate(spans):
+        before = spans[i - 1].end if i else 0.0
+        after = spans[i + 1].start if i + 1 < len(spans) else total
+        start = max(span.start - CONTEXT, (before + span.start) / 2 if i else 0.0)
+        end = min(span.end + CONTEXT, (span.end + after) / 2 if i + 1 < len(spans) else total)
+        out.append(Span(max(0.0, start), min(total, end)))
     return out
 
 
-def _merge_runs(labelled: Sequence[tuple[Span, str | None]]) -> list[LanguageRun]:
+def _view_of(
+    audio: np.ndarray, padded: Sequence[Span], spans: Sequence[Span]
+) -> tuple[np.ndarray, list[Span]]:
+    """The audio a language-ID pass looks at, and where each of ``spans`` is in it: the stretch
+    around the spans with its natural pauses and a little context. Speech cut to the VAD edges loses
+    word onsets and was measured to mislead Whisper (a Spanish clip: es 0.40 with context, Greek
+    0.23 without). When the stretch is longer than Whisper's 30 s window, the padded spans are
+    joined end to end."""
+    region = Span(padded[0].start, padded[-1].end)
+    if region.duration <= 30.0:
+        return slice_audio(audio, region), [Span(s.start - region.start, s.end - region.start) for s in spans]
+    inside, at = [], 0.0
+    for pad, span in zip(padded, spans, strict=True):
+        inside.append(Span(at + span.start - pad.start, at + span.end - pad.start))
+        at += pad.duration
+    return _concat(audio, padded), inside
+
+
+def _identify_alone(engine: WhisperEngine, audio: np.ndarray, padded: Span) -> Probabilities:
+    """One span's language from its own audio; when that is unsure, averaged with a second view,
+    the same audio heard twice (more of the same speech in Whisper's 30 s window)."""
+    once = slice_audio(audio, padded)
+    probabilities = engine.identify([once])
+    if _sure(probabilities) or 2 * padded.duration + REPEAT_PAUSE > 30.0:
+        return probabilities
+    pause = np.zeros(int(REPEAT_PAUSE * SAMPLE_RATE), dtype=audio.dtype)
+    twice = engine.identify([np.concatenate([once, pause, once])])
+    return {
+        lang: (probabilities.get(lang, 0.0) + twice.get(lang, 0.0)) / 2 for lang in {*probabilities, *twice}
+    }
+
+
+def _merge_runs(labelled: Sequence[tuple[Span, str, float]]) -> list[LanguageRun]:
     runs: list[LanguageRun] = []
-    for span, lang in labelled:
-        assert lang is not None
+    for span, lang, confidence in labelled:
         if runs and runs[-1].language == lang:
             last = runs[-1]
-            whole = Span(last.span.start, span.end)
-            runs[-1] = LanguageRun(whole, lang, last.speech_seconds + span.duration, (*last.spans, span))
+            seconds = last.speech_seconds + span.duration
+            weighted = (last.confidence * last.speech_seconds + confidence * span.duration) / seconds
+            runs[-1] = LanguageRun(
+                Span(last.span.start, span.end), lang, seconds, (*last.spans, span), weighted
+            )
         else:
-            runs.append(LanguageRun(span, lang, span.duration, (span,)))
+            runs.append(LanguageRun(span, lang, span.duration, (span,), confidence))
     return runs
 
 
@@ -174,8 +264,9 @@ def identify_start(
     """The language of the first ≤30 s of speech in ``spans`` (seen with its pauses and context,
     as :func:`plan_runs` sees it): the language, its probability and where that speech ends."""
     first = merge_spans(spans)[0]
-    best, p = engine.detect_language(_view(audio, first))[0]
-    return best, p, first[-1].end
+    view, _ = _view_of(audio, _padded(spans, len(audio) / SAMPLE_RATE)[: len(first)], first)
+    language, p = engine.detect_language(view)[0]
+    return language, p, first[-1].end
 
 
 def transcribe_assuming(
@@ -193,17 +284,25 @@ def transcribe_assuming(
     """Transcribe ``spans`` as one run in ``language``, checking it as Whisper goes.
 
     Each 30 s window Whisper encodes is language-identified from that encoding (no extra encoder
-    pass, unlike :func:`plan_runs`); the first window after ``checked_from`` that does not confirm
-    ``language`` (best language, at least :data:`CONFIDENT`) stops the run there. Returns the run
+    pass, unlike :func:`plan_runs`), and so is each span's slice of it. The run stops at the first
+    span whose slice may be in another language, or at the first window after ``checked_from``
+    that does not confirm ``language`` (best language, at least :data:`CONFIDENT`). Returns the run
     that held (None if nothing did), its segments, and the spans from the stop on, which need a
     plan of their own (empty when the language held throughout). A segment is never half kept: the
     stop moves back to the start of the span where the first segment not kept begins.
     """
     run = run_of(spans, language)
     latest: list[tuple[str, float]] = []
+    switch: list[float] = []  # where a span that may be in another language starts (seconds into audio)
 
-    def seen(probabilities: list[tuple[str, float]]) -> None:
-        latest[:] = probabilities
+    heard: list[float] = []  # the probability of ``language`` in each window
+
+    def seen(window: WindowLanguages) -> None:
+        latest[:] = sorted(window.window.items(), key=lambda item: -item[1])
+        heard.append(window.window.get(language, 0.0))
+        foreign = [s.start + run.span.start for s, probs in window.spans if _foreign(probs, language)]
+        if foreign and not switch:
+            switch.append(min(foreign))
 
     segments: list[SpeechSegment] = []
     stopped_at: float | None = None
@@ -219,16 +318,23 @@ def transcribe_assuming(
     )
     try:
         for seg in decoding:
-            if seg.end - offset > checked_from and not _confirms(latest, language):
-                stopped_at = seg.start - offset
+            start, end = seg.start - offset, seg.end - offset
+            if switch and end > switch[0] + 1e-3:
+                stopped_at = min(start, switch[0])
+                break
+            if end > checked_from and not _confirms(latest, language):
+                stopped_at = start
                 break
             if on_segment is not None:
                 on_segment(run, seg)
             segments.append(seg)
     finally:
         decoding.close()
+    if stopped_at is None and switch:
+        stopped_at = switch[0]  # its speech gave no segment in ``language``: it is planned anew
+    confidence = sum(heard) / len(heard) if heard else 1.0
     if stopped_at is None:
-        return run, segments, []
+        return replace(run, confidence=confidence), segments, []
     cut = _span_start(spans, stopped_at)
     while True:  # move the cut back until no kept segment reaches past it
         kept = [seg for seg in segments if seg.end - offset <= cut + 1e-3]
@@ -239,7 +345,8 @@ def transcribe_assuming(
         cut = earlier
     before = [s for s in spans if s.start < cut]
     rest = [s for s in spans if s.start >= cut]
-    return (run_of(before, language) if before else None), kept, rest
+    held = replace(run_of(before, language), confidence=confidence) if before else None
+    return held, kept, rest
 
 
 def _confirms(probabilities: Sequence[tuple[str, float]], language: str) -> bool:

@@ -97,8 +97,9 @@ def transcribe_file(
         for window in speech_windows(blocks, engine.speech_spans):
             progress.window(window)
             assumed = runs[-1].language if runs else None
+            known = tuple(dict.fromkeys(run.language for run in runs))
             for run, run_segments, backend in _recognise(
-                engine, window, language, target, translators, progress, should_stop, assumed
+                engine, window, language, target, translators, progress, should_stop, assumed, known
             ):
                 runs.append(run)
                 backends[run] = backend
@@ -129,14 +130,16 @@ def _recognise(
     progress: _Position,
     should_stop: Callable[[], bool] | None,
     assumed: str | None,
+    known: tuple[str, ...] = (),
 ) -> Iterator[tuple[LanguageRun, list[SpeechSegment], Translator | None]]:
     """One window's language runs with their segments and backends (on the file's clock).
 
     With the spoken language unknown, the window is first taken to go on in ``assumed`` (the last
     run's language), or, at the start of the file, in the language of its first 30 s of speech;
-    Whisper's own encoding of each later window checks that as it goes
+    Whisper's own encoding of each window, and of each span's slice of it, checks that as it goes
     (:func:`transcribe_assuming`), and from where it does not hold, the rest is planned as
-    :func:`plan_runs` plans (a language-ID pass per ≤30 s of speech, span by span where unsure).
+    :func:`plan_runs` plans (a language-ID pass per ≤30 s of speech, span by span where a span may
+    be in another language or the window is unsure; ``known`` are the languages found before).
     So a file in one language costs one language-ID pass, as plain faster-whisper's does.
 
     A run's translation backend is chosen before it is recognised, so a language no backend takes
@@ -165,13 +168,22 @@ def _recognise(
                 should_stop=should_stop,
             )
             if run is not None:
+                known = (*known, run.language)
                 moved = _moved(run, window.start)
                 if backend is not None and not backend.from_speech:
                     progress.expect_translation(moved)
                 yield moved, run_segments, backend
     if not spans:
         return
-    planned = plan_runs(engine, window.audio, spans, language=language, should_stop=should_stop)
+    planned = plan_runs(
+        engine,
+        window.audio,
+        spans,
+        language=language,
+        known=known,
+        speech=window.spans,
+        should_stop=should_stop,
+    )
     backends = {run: _backend(_moved(run, window.start), target, translators) for run in planned}
     for run, backend in backends.items():
         if backend is not None and not backend.from_speech:
