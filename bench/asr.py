@@ -36,6 +36,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import jiwer
+import machine
 import webvtt
 from faster_whisper import BatchedInferencePipeline
 from whisper_normalizer.basic import BasicTextNormalizer
@@ -222,6 +223,7 @@ def run_clip(engine: WhisperEngine, clip: Clip) -> ClipRun:
         "lang": clip.lang,
         "expected_languages": list(clip.expected),
         "detected_languages": list(transcript.languages),
+        "language_confidence": [round(p, 3) for p in transcript.confidence],
         "language_ok": language_ok(clip, transcript.languages),
         "duration_s": round(duration, 3),
         "processing_s": round(elapsed, 3),
@@ -513,6 +515,7 @@ def config(engine: WhisperEngine, beam_size: int, load_average: float) -> dict[s
         "cpu_count": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "load_average_1m_at_start": round(load_average, 2),
+        "cpu": machine.cpu(),
         "python": platform.python_version(),
         "faster_whisper": version("faster-whisper"),
         "ctranslate2": version("ctranslate2"),

@@ -119,9 +119,19 @@ def main(argv: list[str] | None = None) -> int:
         "--pauses", default="0.5,1.0", help="seconds of silence at the switch, comma-separated"
     )
     parser.add_argument("--languages", help="comma-separated subset (default: every language of the data)")
+    parser.add_argument(
+        "--clip",
+        action="append",
+        default=[],
+        metavar="LANG=FILE",
+        help="use this clip (relative to --data) for LANG instead of the manifest's first",
+    )
     args = parser.parse_args(argv)
     pauses = [float(p) for p in args.pauses.split(",")]
     clips = first_clips(args.data, args.languages.split(",") if args.languages else None)
+    for choice in args.clip:
+        lang, _, file = choice.partition("=")
+        clips[lang] = args.data / file
     engine = get_engine()
     audio = {lang: speech_only(path) for lang, path in clips.items()}
     results = []

@@ -119,6 +119,9 @@ def test_code_switching_finds_both_languages(api: httpx.Client, media_server: Me
     assert task["status"] == "SUCCESS", task
     result = task["result"]
     assert result["languages"] == ["eng", "ger"]
+    # How sure language ID was of each (our extension); both are clear in this clip.
+    assert set(result["language_confidence"]) == {"eng", "ger"}
+    assert all(0.8 <= p <= 1 for p in result["language_confidence"].values()), result["language_confidence"]
     text = result["concatenated_text"]
     assert "Permission is hereby granted" in text
     assert "Software" in text and ("Rechte" in text or "verwenden" in text), text
@@ -140,6 +143,7 @@ def test_explicit_language_is_used_and_echoed(api: httpx.Client, media_server: M
     assert task["task_data"]["audio_language"] == "ger"  # stored as ISO 639-2/B
     assert task["task_data"]["task_name"] == "transcription"  # defaulted when omitted
     assert task["result"]["languages"] == ["ger"]
+    assert "language_confidence" not in task["result"]  # given, not identified
     assert "Werbung" in task["result"]["concatenated_text"]
 
 

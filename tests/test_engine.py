@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import wave
 from collections.abc import Iterable
 from pathlib import Path
@@ -263,7 +264,7 @@ def test_speech_whisper_ended_a_window_before_is_decoded_again(monkeypatch: pyte
 
     monkeypatch.setattr(engine, "_decode", counted)
     segments = list(engine.transcribe(audio, language="en", spans=spans, offset=100.0))
-    assert "ill-disposed young man" in segments[-1].text  # the last sentence, decoded on its own
+    assert re.search(r"ill.disposed young man", segments[-1].text)  # the last sentence, decoded on its own
     assert segments[-1].start == pytest.approx(100 + 20.3, abs=0.5)
     assert [s.start for s in segments] == sorted(s.start for s in segments)
     assert len(decoded) == 2 and decoded[1] == pytest.approx(

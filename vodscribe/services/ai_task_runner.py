@@ -230,13 +230,18 @@ def build_result(
     if target is not None and target.b not in codes:
         codes = [*codes, target.b]
     cues = list(transcript.cues)
-    return {
+    result: dict[str, Any] = {
         "subtitles": to_subtitles_json(cues),
         "vttContent": to_vtt(cues),
         "concatenated_text": concatenated_text(cues),
         "languages": codes[:5],
         "speech_detected": transcript.speech_detected,
     }
+    if audio is None and transcript.confidence:
+        result["language_confidence"] = {
+            code: round(p, 3) for code, p in zip(spoken, transcript.confidence, strict=True)
+        }
+    return result
 
 
 def finish_task(settings: Settings, claimed: Claim, status: str, result: dict[str, Any]) -> str:

@@ -276,6 +276,7 @@ def transcribe_assuming(
     language: str,
     *,
     checked_from: float = 0.0,
+    confidence: float = 1.0,
     task: Task = "transcribe",
     offset: float = 0.0,
     on_segment: Callable[[LanguageRun, SpeechSegment], None] | None = None,
@@ -290,16 +291,20 @@ def transcribe_assuming(
     that held (None if nothing did), its segments, and the spans from the stop on, which need a
     plan of their own (empty when the language held throughout). A segment is never half kept: the
     stop moves back to the start of the span where the first segment not kept begins.
+
+    ``confidence`` is how sure the language ID that chose ``language`` was; the run reports its
+    mean with that of every window that confirmed it.
     """
     run = run_of(spans, language)
     latest: list[tuple[str, float]] = []
     switch: list[float] = []  # where a span that may be in another language starts (seconds into audio)
 
-    heard: list[float] = []  # the probability of ``language`` in each window
+    heard = [confidence]  # and the probability of ``language`` in each window that confirmed it
 
     def seen(window: WindowLanguages) -> None:
         latest[:] = sorted(window.window.items(), key=lambda item: -item[1])
-        heard.append(window.window.get(language, 0.0))
+        if _confirms(latest, language):
+            heard.append(latest[0][1])
         foreign = [s.start + run.span.start for s, probs in window.spans if _foreign(probs, language)]
         if foreign and not switch:
             switch.append(min(foreign))
@@ -332,7 +337,7 @@ def transcribe_assuming(
         decoding.close()
     if stopped_at is None and switch:
         stopped_at = switch[0]  # its speech gave no segment in ``language``: it is planned anew
-    confidence = sum(heard) / len(heard) if heard else 1.0
+    confidence = sum(heard) / len(heard)
     if stopped_at is None:
         return replace(run, confidence=confidence), segments, []
     cut = _span_start(spans, stopped_at)
@@ -373,3 +378,13 @@ def rank_languages(runs: Sequence[LanguageRun], limit: int = 5) -> list[str]:
         seconds[run.language] = seconds.get(run.language, 0.0) + run.speech_seconds
     ranked = sorted(seconds, key=lambda lang: -seconds[lang])  # stable: ties keep first-spoken order
     return ranked[:limit]
+
+
+def language_confidence(runs: Sequence[LanguageRun]) -> dict[str, float]:
+    """How sure language ID was of each language: its runs' confidence, weighted by speech."""
+    seconds: dict[str, float] = {}
+    weighted: dict[str, float] = {}
+    for run in runs:
+        seconds[run.language] = seconds.get(run.language, 0.0) + run.speech_seconds
+        weighted[run.language] = weighted.get(run.language, 0.0) + run.confidence * run.speech_seconds
+    return {lang: weighted[lang] / seconds[lang] if seconds[lang] else 1.0 for lang in seconds}

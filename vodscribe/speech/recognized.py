@@ -30,6 +30,7 @@ class Recognized:
                     "end": run.span.end,
                     "language": run.language,
                     "speech_seconds": run.speech_seconds,
+                    "confidence": run.confidence,
                     "segments": [
                         {**asdict(seg), "words": [asdict(w) for w in seg.words]} for seg in segments
                     ],
@@ -45,7 +46,12 @@ class Recognized:
             return None
         runs = []
         for item in data["runs"]:
-            run = LanguageRun(Span(item["start"], item["end"]), item["language"], item["speech_seconds"])
+            run = LanguageRun(
+                Span(item["start"], item["end"]),
+                item["language"],
+                item["speech_seconds"],
+                confidence=item.get("confidence", 1.0),  # records from before it was kept
+            )
             segments = tuple(
                 SpeechSegment(**{**seg, "words": tuple(Word(**w) for w in seg["words"])})
                 for seg in item["segments"]

@@ -21,6 +21,7 @@ from vodscribe.speech.recognize import (
     CONFIDENT,
     LanguageRun,
     identify_start,
+    language_confidence,
     plan_runs,
     rank_languages,
     run_of,
@@ -48,6 +49,8 @@ class Transcript:
     """Names of the translation backends used (empty when nothing was translated)."""
     recognized: Recognized | None = None
     """The speech as recognised, for reuse; None when Whisper translated some of it from the audio."""
+    confidence: tuple[float, ...] = ()
+    """For each of ``languages`` identified (not given), how sure language ID was of it (0-1)."""
 
     @property
     def speech_detected(self) -> bool:
@@ -99,7 +102,16 @@ def transcribe_file(
             assumed = runs[-1].language if runs else None
             known = tuple(dict.fromkeys(run.language for run in runs))
             for run, run_segments, backend in _recognise(
-                engine, window, language, target, translators, progress, should_stop, assumed, known
+                engine,
+                window,
+                language,
+                target,
+                translators,
+                progress,
+                should_stop,
+                assumed,
+                known,
+                runs[-1].confidence if runs else 1.0,
             ):
                 runs.append(run)
                 backends[run] = backend
@@ -131,6 +143,7 @@ def _recognise(
     should_stop: Callable[[], bool] | None,
     assumed: str | None,
     known: tuple[str, ...] = (),
+    assumed_confidence: float = 1.0,
 ) -> Iterator[tuple[LanguageRun, list[SpeechSegment], Translator | None]]:
     """One window's language runs with their segments and backends (on the file's clock).
 
@@ -146,10 +159,10 @@ def _recognise(
     fails the task before recognition is spent on it (:class:`UnsupportedTranslation`)."""
     spans: Sequence[Span] = window.spans
     if language is None and engine.batch_size == 0 and spans:
-        checked_from = 0.0
+        checked_from, confidence = 0.0, assumed_confidence
         if assumed is None:
-            assumed, p, checked_from = identify_start(engine, window.audio, spans)
-            if p < CONFIDENT:
+            assumed, confidence, checked_from = identify_start(engine, window.audio, spans)
+            if confidence < CONFIDENT:
                 assumed = None  # unsure from the start: the plan decides span by span
         if assumed is not None:
             whole = _moved(run_of(spans, assumed), window.start)
@@ -162,6 +175,7 @@ def _recognise(
                 spans,
                 assumed,
                 checked_from=checked_from,
+                confidence=confidence,
                 task="translate" if backend is not None and backend.from_speech else "transcribe",
                 offset=window.start,
                 on_segment=lambda _, seg: progress.recognition(whole, seg.end),
@@ -255,6 +269,8 @@ def _finish(
         segments = [_shift(s, info.audio_start) for s in segments]
     cues = tuple(build_cues(segments))
     languages_ = tuple(rank_languages(runs)) if cues else ((language,) if language else ())
+    sure = language_confidence(runs)
+    confidence = tuple(sure[lang] for lang in languages_) if cues and language is None else ()
     used = tuple(dict.fromkeys(b.name for b in backends.values() if b is not None))
     report(1.0)
     return Transcript(
@@ -264,6 +280,7 @@ def _finish(
         languages=languages_,
         translated_by=used,
         recognized=recognized,
+        confidence=confidence,
     )
 
 

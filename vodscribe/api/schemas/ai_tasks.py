@@ -49,6 +49,13 @@ class TranscriptionResult(BaseModel):
     concatenated_text: str = ""
     languages: list[str] = []
     speech_detected: bool = False
+    language_confidence: dict[str, float] | None = Field(
+        None,
+        description="Our extension: for each detected language (ISO 639-2/B), how sure language "
+        "identification was of it, 0-1, weighted by speech; below 0.8 the audio alone did not settle it "
+        "and a rule chose (a language already found in the file, else the more common one). Absent when "
+        "the language was given.",
+    )
 
 
 class FailureResult(BaseModel):
