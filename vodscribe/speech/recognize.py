@@ -45,6 +45,10 @@ UNSURE_MARGIN = 0.25
 FOREIGN = 0.30
 #: An unsure span chooses among the languages with at least this share of its best one's probability.
 CANDIDATE_SHARE = 0.3
+#: Speech shorter than this (a word or two) is identified alone only when language ID is confident;
+#: otherwise it takes the language of the speech across the shorter pause. A 0.6 s "un" ending a
+#: French sentence read en 0.65 alone.
+SHORT_SECONDS = 1.0
 #: Seconds of audio kept around speech for language identification (less where another span is nearer).
 CONTEXT = 1.0
 #: The pause between the two views of a span that language ID hears twice.
@@ -119,7 +123,7 @@ def _identify(
                 decided[span] = (top, p)
             else:
                 evidence[span] = _identify_alone(engine, audio, padded[span])
-    sure = {span: best(probs) for span, probs in evidence.items() if _sure(probs)}
+    sure = {span: best(probs) for span, probs in evidence.items() if _sure(probs, span.duration)}
     decided.update(sure)
     found_languages = [*known, *(lang for lang, _ in decided.values())]
     labelled: list[tuple[Span, str, float]] = []
@@ -128,20 +132,36 @@ def _identify(
             labelled.append((span, *decided[span]))
             continue
         probs = evidence[span]
-        neighbours = [decided[s][0] for s in (spans[i - 1] if i else None, _at(spans, i + 1)) if s in decided]
-        language = _prefer(engine, probs, [*neighbours, *found_languages])
+        neighbours = _nearest_first(spans, i, decided)
+        if span.duration < SHORT_SECONDS and neighbours:
+            labelled.append((span, *neighbours[0]))  # a word or two: as the speech nearest to it
+            continue
+        language = _prefer(engine, probs, [lang for lang, _ in neighbours] + found_languages)
         labelled.append((span, language, probs.get(language, 0.0)))
     return labelled
 
 
-def _at(spans: Sequence[Span], i: int) -> Span | None:
-    return spans[i] if i < len(spans) else None
+def _nearest_first(
+    spans: Sequence[Span], i: int, decided: dict[Span, tuple[str, float]]
+) -> list[tuple[str, float]]:
+    """The decided spans either side of ``spans[i]`` (language, confidence), the one across the
+    shorter pause first."""
+    span = spans[i]
+    sides = []
+    if i and spans[i - 1] in decided:
+        sides.append((span.start - spans[i - 1].end, decided[spans[i - 1]]))
+    if i + 1 < len(spans) and spans[i + 1] in decided:
+        sides.append((spans[i + 1].start - span.end, decided[spans[i + 1]]))
+    return [side for _, side in sorted(sides)]
 
 
-def _sure(probabilities: Probabilities) -> bool:
+def _sure(probabilities: Probabilities, seconds: float) -> bool:
+    """Language ID settles it: confident, or (for more than a word or two) well ahead."""
     ranked = sorted(probabilities.values(), reverse=True)
+    if ranked[0] >= CONFIDENT:
+        return True
     runner_up = ranked[1] if len(ranked) > 1 else 0.0
-    return ranked[0] >= CONFIDENT or ranked[0] - runner_up >= UNSURE_MARGIN
+    return seconds >= SHORT_SECONDS and ranked[0] - runner_up >= UNSURE_MARGIN
 
 
 def _prefer(engine: WhisperEngine, probabilities: Probabilities, found: Sequence[str]) -> str:
@@ -197,7 +217,7 @@ def _identify_alone(engine: WhisperEngine, audio: np.ndarray, padded: Span) -> P
     the same audio heard twice (more of the same speech in Whisper's 30 s window)."""
     once = slice_audio(audio, padded)
     probabilities = engine.identify([once])
-    if _sure(probabilities) or 2 * padded.duration + REPEAT_PAUSE > 30.0:
+    if _sure(probabilities, padded.duration) or 2 * padded.duration + REPEAT_PAUSE > 30.0:
         return probabilities
     pause = np.zeros(int(REPEAT_PAUSE * SAMPLE_RATE), dtype=audio.dtype)
     twice = engine.identify([np.concatenate([once, pause, once])])

@@ -130,7 +130,8 @@ def transcribe_file(
         raise Cancelled from exc
     from_speech = any(b is not None and b.from_speech for b in backends.values())
     recognized = None if from_speech else Recognized(tuple(spoken))
-    return _finish(info, segments, runs, backends, language, recognized, report)
+    heard = [run for run, run_segments in spoken if run_segments]  # a run that gave no text names no language
+    return _finish(info, segments, heard, backends, language, recognized, report)
 
 
 def _recognise(
@@ -236,7 +237,7 @@ def _from_recognized(
     should_stop: Callable[[], bool] | None,
 ) -> Transcript:
     """The subtitles of an earlier recognition: only the runs in another language are translated."""
-    runs = [run for run, _ in recognized.runs]
+    runs = [run for run, spoken in recognized.runs if spoken]
     progress = _Position(report, info.duration, translate_share=1.0)  # nothing left to recognise
     segments: list[SpeechSegment] = []
     for run, spoken in recognized.runs:
