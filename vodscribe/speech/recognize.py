@@ -121,8 +121,9 @@ def _identify(
         for span in window:
             if p >= CONFIDENT and span not in foreign:
                 decided[span] = (top, p)
-            else:
-                evidence[span] = _identify_alone(engine, audio, padded[span])
+            else:  # a window of one span has just been heard as the span alone would be
+                heard = found.window if len(window) == 1 else None
+                evidence[span] = _identify_alone(engine, audio, padded[span], heard)
     sure = {span: best(probs) for span, probs in evidence.items() if _sure(probs, span.duration)}
     decided.update(sure)
     found_languages = [*known, *(lang for lang, _ in decided.values())]
@@ -212,11 +213,14 @@ def _view_of(
     return _concat(audio, padded), inside
 
 
-def _identify_alone(engine: WhisperEngine, audio: np.ndarray, padded: Span) -> Probabilities:
-    """One span's language from its own audio; when that is unsure, averaged with a second view,
-    the same audio heard twice (more of the same speech in Whisper's 30 s window)."""
+def _identify_alone(
+    engine: WhisperEngine, audio: np.ndarray, padded: Span, heard: Probabilities | None = None
+) -> Probabilities:
+    """One span's language from its own audio (``heard``, when that was already identified); when
+    that is unsure, averaged with a second view, the same audio heard twice (more of the same
+    speech in Whisper's 30 s window)."""
     once = slice_audio(audio, padded)
-    probabilities = engine.identify([once])
+    probabilities = heard if heard is not None else engine.identify([once])
     if _sure(probabilities, padded.duration) or 2 * padded.duration + REPEAT_PAUSE > 30.0:
         return probabilities
     pause = np.zeros(int(REPEAT_PAUSE * SAMPLE_RATE), dtype=audio.dtype)
