@@ -117,9 +117,11 @@ def _identify(
         found = engine.identify_spans(view, inside)
         top, p = best(found.window)
         at = dict(zip(inside, window, strict=True))
-        foreign = {at[pos] for pos, probs in found.spans if _foreign(probs, top)}
+        foreign = {at[pos] for pos, probs in found.spans if _foreign(probs, top, pos.duration)}
         for span in window:
-            if p >= CONFIDENT and span not in foreign:
+            # Near a switch, a word or two is identified too (it may be the first of the new language).
+            near_switch = bool(foreign) and span.duration < SHORT_SECONDS
+            if p >= CONFIDENT and span not in foreign and not near_switch:
                 decided[span] = (top, p)
             else:  # a window of one span has just been heard as the span alone would be
                 heard = found.window if len(window) == 1 else None
@@ -177,9 +179,14 @@ def _prefer(engine: WhisperEngine, probabilities: Probabilities, found: Sequence
     return min(candidates, key=engine.language_rank)
 
 
-def _foreign(probabilities: Probabilities, language: str) -> bool:
-    """A span's slice that may not be in ``language``."""
-    return probabilities.get(language, 0.0) < FOREIGN and best(probabilities)[0] != language
+def _foreign(probabilities: Probabilities, language: str, seconds: float) -> bool:
+    """A span's slice that may not be in ``language``. A word or two gives a weak slice (a French
+    "un" read br 0.21), so a short span counts only when its slice is confident of another language
+    (1 s of Chinese after German read zh 0.999)."""
+    other, p = best(probabilities)
+    if probabilities.get(language, 0.0) >= FOREIGN or other == language:
+        return False
+    return seconds >= SHORT_SECONDS or p >= CONFIDENT
 
 
 def _padded(spans: Sequence[Span], total: float) -> list[Span]:
@@ -329,9 +336,11 @@ def transcribe_assuming(
         latest[:] = sorted(window.window.items(), key=lambda item: -item[1])
         if _confirms(latest, language):
             heard.append(latest[0][1])
-        foreign = [s.start + run.span.start for s, probs in window.spans if _foreign(probs, language)]
+        foreign = [
+            s.start + run.span.start for s, probs in window.spans if _foreign(probs, language, s.duration)
+        ]
         if foreign and not switch:
-            switch.append(min(foreign))
+            switch.append(_with_words_before(spans, min(foreign)))
 
     segments: list[SpeechSegment] = []
     stopped_at: float | None = None
@@ -376,6 +385,16 @@ def transcribe_assuming(
     rest = [s for s in spans if s.start >= cut]
     held = replace(run_of(before, language), confidence=confidence) if before else None
     return held, kept, rest
+
+
+def _with_words_before(spans: Sequence[Span], start: float) -> float:
+    """Where a switch found at the span starting at ``start`` may begin: before the short spans (a
+    word or two each) right before it, which a slice cannot judge (a Russian "Бедняга." 1.3 s
+    before the rest of its sentence)."""
+    at = next((i for i, s in enumerate(spans) if s.start >= start - 1e-6), len(spans))
+    while at > 0 and spans[at - 1].duration < SHORT_SECONDS:
+        at -= 1
+    return spans[at].start if at < len(spans) else start
 
 
 def _confirms(probabilities: Sequence[tuple[str, float]], language: str) -> bool:
