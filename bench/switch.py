@@ -145,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         done = [r for r in results if r["pause_s"] == pause]
         summary[str(pause)] = {
             "switches": len(done),
-            "clean_switches": sum(r["wrong_before"] + r["wrong_after"] == 0 for r in done),
+            "clean_switches": sum(
+                r["wrong_before"] + r["wrong_after"] == 0 and r["both_found"] for r in done
+            ),
             "words": sum(r["words_before"] + r["words_after"] for r in done),
             "words_in_wrong_language": sum(r["wrong_before"] + r["wrong_after"] for r in done),
             "both_languages_found": sum(r["both_found"] for r in done),
