@@ -215,9 +215,9 @@ class WhisperEngine:
         for span, frames in sliced:
             first = max(0, int(frames.start * ENCODER_FRAMES_PER_SECOND))
             last = min(host.shape[1], max(first + 1, int(frames.end * ENCODER_FRAMES_PER_SECOND)))
+            # Given from the host, as faster-whisper gives its features: CTranslate2 moves an input
+            # to the model's device (and GPU index) itself.
             part = ctranslate2.StorageView.from_array(np.ascontiguousarray(host[:, first:last]))
-            if encoded.device != "cpu":
-                part = part.to_device(ctranslate2.Device.cuda)
             result = self.model.model.detect_language(part)[0]
             found.append((span, {str(token)[2:-2]: float(p) for token, p in result}))
         return WindowLanguages(dict(window), tuple(found))

@@ -2,11 +2,16 @@
 
 Language is decided over the whole file, not its first 30 s:
 
-1. Silero VAD finds the speech spans.
-2. Spans are grouped into windows of up to 30 s of speech and each window gets a language-ID pass.
-   A window whose best language is not clearly ahead (a switch inside it, or a short, unsure window)
-   is split back into its spans, and each span is identified on its own.
-3. Consecutive spans of one language form a *run*; each run is transcribed with its language.
+1. Silero VAD finds the speech spans (a pause of 0.3 s splits them).
+2. The speech is taken to go on in the language found so far (:func:`transcribe_assuming`) while
+   Whisper's own encoding of each window it transcribes confirms it, as a whole and span by span
+   (the encoder output cut to each span).
+3. From where it does not, spans are grouped into windows of up to 30 s of speech, each with a
+   language-ID pass (:func:`plan_runs`); a span that disagrees with its window, or every span of an
+   unsure window, is identified on its own, never hearing a neighbour's speech. A span still unsure
+   is decided by rule (a language of the file, else the one Whisper heard most), never by the last
+   digits of a probability, which differ between CPUs.
+4. Consecutive spans of one language form a *run*; each run is transcribed with its language.
 
 Whisper's own ``multilingual=True`` mode was measured to drop languages in mixed clips, whereas one
 language per VAD chunk kept them all (see docs/design.md, "Code-switching"), hence this plan.
