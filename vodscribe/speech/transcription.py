@@ -92,15 +92,12 @@ def transcribe_file(
             return _from_recognized(info, reuse, backends, target, language, report, should_stop)
     blocks = stream_audio(path, info, max_seconds=max_seconds, should_stop=should_stop)
     progress = _Position(report, info.duration)
-    runs: list[LanguageRun] = []
     backends = {}
     segments: list[SpeechSegment] = []
     spoken: list[tuple[LanguageRun, tuple[SpeechSegment, ...]]] = []
     try:
         for window in speech_windows(blocks, engine.speech_spans):
             progress.window(window)
-            assumed = runs[-1].language if runs else None
-            known = tuple(dict.fromkeys(run.language for run in runs))
             for run, run_segments, backend in _recognise(
                 engine,
                 window,
@@ -109,11 +106,8 @@ def transcribe_file(
                 translators,
                 progress,
                 should_stop,
-                assumed,
-                known,
-                runs[-1].confidence if runs else 1.0,
+                tuple(run for run, _ in spoken),
             ):
-                runs.append(run)
                 backends[run] = backend
                 spoken.append((run, tuple(run_segments)))
                 if backend is not None and not backend.from_speech and target is not None:
@@ -130,8 +124,7 @@ def transcribe_file(
         raise Cancelled from exc
     from_speech = any(b is not None and b.from_speech for b in backends.values())
     recognized = None if from_speech else Recognized(tuple(spoken))
-    heard = [run for run, run_segments in spoken if run_segments]  # a run that gave no text names no language
-    return _finish(info, segments, heard, backends, language, recognized, report)
+    return _finish(info, segments, spoken, backends, language, recognized, report)
 
 
 def _recognise(
@@ -142,25 +135,25 @@ def _recognise(
     translators: Sequence[Translator],
     progress: _Position,
     should_stop: Callable[[], bool] | None,
-    assumed: str | None,
-    known: tuple[str, ...] = (),
-    assumed_confidence: float = 1.0,
+    before: Sequence[LanguageRun] = (),
 ) -> Iterator[tuple[LanguageRun, list[SpeechSegment], Translator | None]]:
     """One window's language runs with their segments and backends (on the file's clock).
 
-    With the spoken language unknown, the window is first taken to go on in ``assumed`` (the last
-    run's language), or, at the start of the file, in the language of its first 30 s of speech;
+    With the spoken language unknown, the window is first taken to go on in the language of the
+    last run ``before`` it, or, at the start of the file, in that of its first 30 s of speech;
     Whisper's own encoding of each window, and of each span's slice of it, checks that as it goes
     (:func:`transcribe_assuming`), and from where it does not hold, the rest is planned as
     :func:`plan_runs` plans (a language-ID pass per ≤30 s of speech, span by span where a span may
-    be in another language or the window is unsure; ``known`` are the languages found before).
+    be in another language or the window is unsure, preferring the languages found before).
     So a file in one language costs one language-ID pass, as plain faster-whisper's does.
 
     A run's translation backend is chosen before it is recognised, so a language no backend takes
     fails the task before recognition is spent on it (:class:`UnsupportedTranslation`)."""
     spans: Sequence[Span] = window.spans
+    known = tuple(dict.fromkeys(run.language for run in before))
     if language is None and engine.batch_size == 0 and spans:
-        checked_from, confidence = 0.0, assumed_confidence
+        assumed = before[-1].language if before else None
+        checked_from, confidence = 0.0, before[-1].confidence if before else 1.0
         if assumed is None:
             assumed, confidence, checked_from = identify_start(engine, window.audio, spans)
             if confidence < CONFIDENT:
@@ -237,7 +230,6 @@ def _from_recognized(
     should_stop: Callable[[], bool] | None,
 ) -> Transcript:
     """The subtitles of an earlier recognition: only the runs in another language are translated."""
-    runs = [run for run, spoken in recognized.runs if spoken]
     progress = _Position(report, info.duration, translate_share=1.0)  # nothing left to recognise
     segments: list[SpeechSegment] = []
     for run, spoken in recognized.runs:
@@ -253,13 +245,13 @@ def _from_recognized(
             segments += translated
         else:
             segments += spoken
-    return _finish(info, segments, runs, backends, language, recognized, report)
+    return _finish(info, segments, recognized.runs, backends, language, recognized, report)
 
 
 def _finish(
     info: MediaInfo,
     segments: list[SpeechSegment],
-    runs: Sequence[LanguageRun],
+    spoken: Sequence[tuple[LanguageRun, Sequence[SpeechSegment]]],
     backends: dict[LanguageRun, Translator | None],
     language: str | None,
     recognized: Recognized | None,
@@ -269,6 +261,7 @@ def _finish(
     if info.audio_start:
         segments = [_shift(s, info.audio_start) for s in segments]
     cues = tuple(build_cues(segments))
+    runs = [run for run, run_segments in spoken if run_segments]  # a run that gave no text names no language
     languages_ = tuple(rank_languages(runs)) if cues else ((language,) if language else ())
     sure = language_confidence(runs)
     confidence = tuple(sure[lang] for lang in languages_) if cues and language is None else ()
