@@ -1,5 +1,7 @@
 """One client can never read, list, change, cancel or delete another client's tasks, videos or
-subtitles: every route is tried with the other client's ids (in-process, real SQLite)."""
+subtitles: every route is tried with the other client's ids (in-process, real SQLite); and an id
+once handed out is never handed out again (SQLite and PostgreSQL), so a deleted object's id never
+reaches another client's."""
 
 from __future__ import annotations
 
@@ -7,12 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic import command
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, delete, event, select, text
 
+from tests.conftest import postgres_database
 from vodscribe.api.app import create_app
 from vodscribe.config import Settings
-from vodscribe.db.models import AITask, Subtitle, Video
-from vodscribe.db.session import migrate, session_scope
+from vodscribe.db.models import AITask, Client, Rendition, Subtitle, Video
+from vodscribe.db.session import alembic_config, migrate, session_scope
 from vodscribe.services.clients import create_client
 
 
@@ -86,3 +91,104 @@ def test_every_route_needs_a_key(world, route: tuple[str, str, dict | None]) -> 
     method, path, body = route
     r = client.request(method, path.format(**ids), json=body)
     assert r.status_code == 401 and r.json() == {"error": "Authentication credentials were not provided."}
+
+
+# --- ids are never handed out twice ------------------------------------------------------------------
+
+
+def _ids_after_deleting_the_newest(url: str) -> dict[str, tuple[int, int]]:
+    """For each table with a database-assigned id: the id of a row deleted while newest, and the id
+    the next row gets."""
+    migrate(url)
+    found: dict[str, tuple[int, int]] = {}
+    with session_scope(url) as s:
+        alice, _ = create_client(s, "alice")
+        first = Video(client_id=alice.id, slug=f"Slug{alice.id:012d}", name="first")
+        s.add(first)
+        s.flush()
+        sub = Subtitle(video_id=first.id, name="English", language="eng", vtt="WEBVTT\n\n")
+        s.add(sub)
+        s.flush()
+        gone = {"clients": alice.id, "videos": first.id, "subtitles": sub.id}
+    with session_scope(url) as s:
+        s.execute(delete(Video).where(Video.id == gone["videos"]))  # cascades to the subtitle
+        s.execute(delete(Client).where(Client.id == gone["clients"]))
+    with session_scope(url) as s:
+        bob, _ = create_client(s, "bob")
+        second = Video(client_id=bob.id, slug=f"Slug{bob.id:012d}x", name="second")
+        s.add(second)
+        s.flush()
+        sub = Subtitle(video_id=second.id, name="English", language="eng", vtt="WEBVTT\n\n")
+        s.add(sub)
+        s.flush()
+        found = {
+            "clients": (gone["clients"], bob.id),
+            "videos": (gone["videos"], second.id),
+            "subtitles": (gone["subtitles"], sub.id),
+        }
+    return found
+
+
+def test_sqlite_never_hands_out_a_deleted_id_again(tmp_path: Path) -> None:
+    """SQLite without AUTOINCREMENT gives the next row the deleted newest row's id: another client's
+    video would answer to a deleted video's id (its links, its unfinished upload)."""
+    for table, (deleted, new) in _ids_after_deleting_the_newest(f"sqlite:///{tmp_path}/db.sqlite").items():
+        assert new > deleted, table
+
+
+def test_postgresql_never_hands_out_a_deleted_id_again() -> None:
+    with postgres_database() as url:
+        for table, (deleted, new) in _ids_after_deleting_the_newest(url).items():
+            assert new > deleted, table
+
+
+def test_the_upgrade_keeps_every_row_and_reference(tmp_path: Path) -> None:
+    """Migration 0009 rebuilds SQLite tables that other tables reference (ON DELETE CASCADE): rows
+    and references survive it, and ids deleted before it are not reused after it."""
+    url = f"sqlite:///{tmp_path}/db.sqlite"
+    command.upgrade(alembic_config(url), "0008")
+    engine = create_engine(url)
+    event.listen(engine, "connect", lambda conn, _: conn.execute("PRAGMA foreign_keys=ON"))  # as ours
+    with engine.begin() as c:
+        c.execute(
+            text("INSERT INTO clients (id, name, key_hash, created_at) VALUES (1, 'a', 'h1', '2026-01-01')")
+        )
+        for vid in (1, 2, 3):
+            c.execute(
+                text(
+                    "INSERT INTO videos (id, client_id, slug, name, priority, auto_transcribe_audio_language,"
+                    " auto_translate_subtitles_language, status, auto_ai_requested, job_state, job_attempts,"
+                    " created_at, updated_at) VALUES (:id, 1, :slug, 'v', 0, 'auto', 'disable', 'ready', 0,"
+                    " 'done', 0, '2026-01-01', '2026-01-01')"
+                ),
+                {"id": vid, "slug": f"slug{vid}"},
+            )
+            c.execute(
+                text(
+                    "INSERT INTO renditions (video_id, name, progress, status, filename)"
+                    " VALUES (:v, 'mp4', 100, 'ready', 'x.mp4')"
+                ),
+                {"v": vid},
+            )
+            c.execute(
+                text(
+                    "INSERT INTO subtitles (video_id, name, language, vtt, created_at, updated_at)"
+                    " VALUES (:v, 'E', 'eng', 'WEBVTT', '2026-01-01', '2026-01-01')"
+                ),
+                {"v": vid},
+            )
+        c.execute(text("DELETE FROM videos WHERE id = 2"))
+    engine.dispose()
+    migrate(url)
+    with session_scope(url) as s:
+        assert sorted(s.scalars(select(Video.id))) == [1, 3]
+        assert sorted(s.scalars(select(Rendition.video_id))) == [1, 3]
+        assert sorted(s.scalars(select(Subtitle.video_id))) == [1, 3]
+        s.execute(delete(Video).where(Video.id == 3))
+    with session_scope(url) as s:
+        video = Video(client_id=1, slug="slug4", name="v4")
+        s.add(video)
+        s.flush()
+        assert video.id == 4
+        s.execute(delete(Video).where(Video.id == 1))  # the cascade still holds after the rebuild
+        assert s.scalars(select(Rendition.video_id)).all() == []

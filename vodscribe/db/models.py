@@ -41,6 +41,7 @@ class Client(Base):
     """An API client (account). Keys are stored as SHA-256 hashes only."""
 
     __tablename__ = "clients"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # ids are never handed out twice (0009)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -88,6 +89,7 @@ class Video(Base):
     job's own state (:class:`JobState`, claim, heartbeat, attempts) is kept beside it in ``job_*``."""
 
     __tablename__ = "videos"
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
@@ -144,6 +146,7 @@ class Rendition(Base):
     """One transcoded quality (Gcore ``converted_videos[]``)."""
 
     __tablename__ = "renditions"
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
@@ -162,6 +165,7 @@ class Subtitle(Base):
     """A subtitle track of a video; AI-made ones remember the task that made them."""
 
     __tablename__ = "subtitles"
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
@@ -178,7 +182,10 @@ class Recognition(Base):
     a file is recognised once: keyed by the file's SHA-256, the ASR model and the language hint."""
 
     __tablename__ = "recognitions"
-    __table_args__ = (Index("ix_recognitions_key", "media_sha256", "asr_model", "language_hint"),)
+    __table_args__ = (
+        Index("ix_recognitions_key", "media_sha256", "asr_model", "language_hint"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     media_sha256: Mapped[str] = mapped_column(String(64))
@@ -228,6 +235,7 @@ class WebhookAttempt(Base):
     """One POST of a delivery: the HTTP status, or the error that stopped it."""
 
     __tablename__ = "webhook_attempts"
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     delivery_id: Mapped[str] = mapped_column(

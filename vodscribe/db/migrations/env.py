@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+
 from alembic import context
 from sqlalchemy import pool
 
@@ -25,14 +27,25 @@ def run_migrations_online() -> None:
 
         engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # A rebuilt table is dropped and its copy renamed; with foreign keys on, dropping
+            # ``videos`` would delete every row that references it (ON DELETE CASCADE). This PRAGMA
+            # only takes effect outside a transaction, so before Alembic begins one.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
+            render_as_batch=sqlite,
         )
         with context.begin_transaction():
             context.run_migrations()
         connection.commit()
+        if sqlite:
+            problems = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")  # the pooled connection goes on
+            if problems:  # rows whose parent is gone: reported, not fixed (the operator decides)
+                logging.getLogger("vodscribe.db").warning("rows with a broken reference: %s", problems[:20])
 
 
 if context.is_offline_mode():
