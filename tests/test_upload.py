@@ -12,12 +12,14 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,7 @@ from tests.waiting import eventually
 from vodscribe.api.app import create_app
 from vodscribe.api.routers import tus
 from vodscribe.config import Settings
-from vodscribe.db.models import AITask, Subtitle, Video
+from vodscribe.db.models import AITask, Client, Subtitle, Video
 from vodscribe.db.session import get_engine, migrate, session_scope
 from vodscribe.db.statuses import JobState, TaskStatus, VideoStatus
 from vodscribe.services import uploads
@@ -45,6 +47,7 @@ from vodscribe.services.ai_task_runner import run_task
 from vodscribe.services.clients import create_client
 from vodscribe.services.reaper import reap
 from vodscribe.services.video_runner import run_video
+from vodscribe.storage.uploads import ID
 from vodscribe.upload_client import state_file
 
 SPEECH = DATA / "jfk_librivox.mp4"  # 24 s; JFK "... ask not what your country ..." in 0-11 s
@@ -155,13 +158,23 @@ def _row(live: Live, video_id: int) -> Video:
         return video
 
 
+def _stored_uploads(live: Live, video: dict[str, Any]) -> list[Path]:
+    """The uploaded files kept in the media store for the video (``source/upload-<upload id>``)."""
+    source = live.settings.data_dir / "videos" / f"{video['client_id']}_{video['slug']}" / "source"
+    return sorted(source.glob("upload*")) if source.is_dir() else []
+
+
 def _stored_upload(live: Live, video: dict[str, Any]) -> Path:
-    return live.settings.data_dir / "videos" / f"{video['client_id']}_{video['slug']}" / uploads.UPLOADED
+    """The one uploaded file kept for the video: the one its row names."""
+    [path] = _stored_uploads(live, video)
+    assert path.name == Path(str(_row(live, video["id"]).uploaded_source)).name
+    return path
 
 
 def _partial_uploads(live: Live) -> list[Path]:
+    """The folders of unfinished uploads (beside them: the creation lock and the used tokens)."""
     root = live.settings.uploads_dir
-    return sorted(root.iterdir()) if root.is_dir() else []
+    return sorted(p for p in root.iterdir() if ID.fullmatch(p.name)) if root.is_dir() else []
 
 
 # --- upload parameters -----------------------------------------------------------------------------
@@ -234,7 +247,7 @@ def test_an_uploaded_video_is_processed_to_ready_with_ai_subtitles(live: Live) -
     with session_scope(live.settings.db_url) as s:
         [sub] = s.scalars(select(Subtitle).where(Subtitle.video_id == video["id"]))
         assert "your country" in sub.vtt.lower(), sub.vtt
-    assert not _stored_upload(live, video).exists()  # deleted once the job ended
+    assert _stored_uploads(live, video) == []  # deleted once the job ended
     assert _row(live, video["id"]).uploaded_source is None
     assert live.api.get(f"/streaming/videos/{video['id']}/upload").status_code == 409
 
@@ -312,7 +325,8 @@ def test_an_html_file_uploaded_as_a_video_ends_it_in_error(live: Live, tmp_path:
     assert raised.value.status_code == 422
     body = live.api.get(f"/streaming/videos/{video['id']}").json()
     assert body["status"] == "error" and body["error"].startswith("The uploaded file is not a video"), body
-    assert not _stored_upload(live, video).exists() and _partial_uploads(live) == []
+    assert "an HTML page" in body["error"] and "URL" not in body["error"], body  # about the file sent
+    assert _stored_uploads(live, video) == [] and _partial_uploads(live) == []
     assert _row(live, video["id"]).job_state == JobState.IDLE  # nothing queued
     # The video can take another upload.
     assert live.api.get(f"/streaming/videos/{video['id']}/upload").status_code == 200
@@ -374,10 +388,10 @@ def test_termination_deletes_the_upload(live: Live) -> None:
 
 
 def test_the_reaper_removes_abandoned_partial_uploads(live: Live) -> None:
-    params = _params(live, _video(live)["id"])
-    kept = _create(live, _metadata(params), 1000).headers["location"]
+    video_id = _video(live)["id"]
+    kept = _create(live, _metadata(_params(live, video_id)), 1000).headers["location"]
     live.settings.upload_expiry_s = 0.0  # uploads created now have expired at once
-    abandoned = _create(live, _metadata(params), 1000)
+    abandoned = _create(live, _metadata(_params(live, video_id)), 1000)
     assert abandoned.status_code == 201 and "GMT" in abandoned.headers["upload-expires"]
     eventually(lambda: uploads.files(live.settings).expired(time.time()), timeout=5)
     reap(live.settings)
@@ -402,9 +416,11 @@ def test_with_s3_the_upload_is_a_private_object_any_worker_reads(tmp_path: Path,
         )
         params = _params(live, video["id"])
         TusClient(f"{live.base}/upload/").uploader(str(SPEECH), metadata=_metadata(params)).upload()
+        name = _row(live, video["id"]).uploaded_source
     s3 = boto3.client("s3", endpoint_url=s3_endpoint, **S3_CREDENTIALS)
     folder = f"{settings.s3_prefix}/{video['client_id']}_{video['slug']}/"
-    uploaded = folder + uploads.UPLOADED
+    assert name is not None and name.startswith(uploads.UPLOADED + "-")
+    uploaded = folder + name
     assert s3.get_object(Bucket=BUCKET, Key=uploaded)["Body"].read() == SPEECH.read_bytes()
     assert httpx.get(f"{s3_endpoint}/{BUCKET}/{uploaded}").status_code == 403  # not public
     assert not (tmp_path / "videos").exists() and _partial_uploads(live) == []
@@ -539,7 +555,188 @@ def test_an_upload_on_postgresql(tmp_path: Path) -> None:
                     str(SPEECH), metadata=_metadata(_params(live, video["id"]), filename="ünïcode name.mp4")
                 ).upload()
                 row = _row(live, video["id"])
-                assert (row.job_state, row.uploaded_source) == (JobState.QUEUED, uploads.UPLOADED)
+                assert row.job_state == JobState.QUEUED
+                assert (row.uploaded_source or "").startswith(uploads.UPLOADED + "-")
                 assert row.upload_filename == "ünïcode name.mp4"
         finally:
             get_engine(settings.db_url).dispose()  # before the database is dropped
+
+
+# --- tenants, tokens and limits (hardening 2) --------------------------------------------------------
+
+
+def _other(live: Live) -> httpx.Client:
+    return httpx.Client(base_url=live.base, headers={"Authorization": f"APIKey {live.other_key}"}, timeout=30)
+
+
+def test_an_upload_never_lands_in_another_client_s_video(live: Live) -> None:
+    """Client a deletes its video before its upload's last byte; client b's next video must neither
+    get that id nor the file: the upload ended with the video."""
+    mine = _video(live, auto_transcribe_audio_language="disable")
+    body = SPEECH.read_bytes()
+    url = _create(live, _metadata(_params(live, mine["id"])), len(body)).headers["location"]
+    assert _patch(url, 0, body[:-10]).status_code == 204
+    assert live.api.delete(f"/streaming/videos/{mine['id']}").status_code == 204
+    with _other(live) as other:
+        r = other.post("/streaming/videos", json={"video": {"name": "theirs"}})
+        assert r.status_code == 200, r.text
+        theirs = r.json()
+    assert theirs["id"] != mine["id"]  # ids are never handed out twice
+    r = _patch(url, len(body) - 10, body[-10:])
+    assert r.status_code == 404, r.text
+    row = _row(live, theirs["id"])
+    assert (row.status, row.job_state, row.uploaded_source) == (VideoStatus.EMPTY, JobState.IDLE, None)
+    assert _stored_uploads(live, theirs) == [] and _partial_uploads(live) == []
+
+
+def test_an_upload_finishes_only_into_the_video_it_was_made_for(live: Live) -> None:
+    """Even when the row under the video's id is not the video the upload was made for (a database
+    restored from a backup, a reused id), the upload does not finish into it."""
+    mine = _video(live, auto_transcribe_audio_language="disable")
+    body = SPEECH.read_bytes()
+    url = _create(live, _metadata(_params(live, mine["id"])), len(body)).headers["location"]
+    with session_scope(live.settings.db_url) as s:
+        row = s.get(Video, mine["id"])
+        assert row is not None
+        row.slug = "AnotherVideo0000"  # as if this id now held another video
+    r = _patch(url, 0, body)
+    assert r.status_code == 404 and "deleted" in r.json()["error"], r.text
+    assert _row(live, mine["id"]).uploaded_source is None
+
+
+def test_a_token_makes_one_upload(live: Live) -> None:
+    params = _params(live, _video(live)["id"])
+    assert _create(live, _metadata(params), 1000).status_code == 201
+    again = _create(live, _metadata(params), 1000)
+    assert again.status_code == 409 and "has been used" in again.json()["error"], again.text
+    assert len(_partial_uploads(live)) == 1
+
+
+def test_open_uploads_are_capped_per_client(live: Live) -> None:
+    live.settings.upload_max_open_per_client = 2
+    for _ in range(2):
+        assert _create(live, _metadata(_params(live, _video(live)["id"])), 1000).status_code == 201
+    refused = _create(live, _metadata(_params(live, _video(live)["id"])), 1000)
+    assert refused.status_code == 429 and "unfinished uploads" in refused.json()["error"], refused.text
+    # The other client is not held back by this one's uploads.
+    with _other(live) as other:
+        theirs = other.post("/streaming/videos", json={"video": {"name": "theirs"}}).json()
+        params = other.get(f"/streaming/videos/{theirs['id']}/upload").json()
+    assert _create(live, _metadata(params), 1000).status_code == 201
+    assert len(_partial_uploads(live)) == 3
+
+
+def test_declared_bytes_are_capped_per_client(live: Live) -> None:
+    live.settings.upload_max_pending_bytes_per_client = 10_000
+    assert _create(live, _metadata(_params(live, _video(live)["id"])), 6_000).status_code == 201
+    refused = _create(live, _metadata(_params(live, _video(live)["id"])), 6_000)
+    assert refused.status_code == 429 and "declare" in refused.json()["error"], refused.text
+    assert _create(live, _metadata(_params(live, _video(live)["id"])), 4_000).status_code == 201
+
+
+def test_uploads_created_together_reserve_the_disk_they_declare(live: Live) -> None:
+    """Free space is checked against every open upload's missing bytes, not per upload: five created
+    together never promise more than the disk has above the minimum."""
+    free = shutil.disk_usage(live.settings.data_dir).free
+    declared = 50 * 1024**2
+    # Room for two and a half of them above the minimum (other writers on the disk: some slack).
+    live.settings.upload_min_free_bytes = free - 5 * declared // 2
+    tokens = [_metadata(_params(live, _video(live)["id"])) for _ in range(5)]
+    with ThreadPoolExecutor(5) as pool:
+        codes = sorted(pool.map(lambda m: _create(live, m, declared).status_code, tokens))
+    assert codes == [201, 201, 507, 507, 507], codes
+
+
+def test_creating_uploads_counts_against_the_client_s_rate_limit(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        upload_min_free_bytes=0,
+        allow_private_urls=True,
+        rate_limit_per_s=1,
+        rate_limit_burst=2,
+    )
+    with _running(settings) as live:
+        metas = [
+            {"token": uploads.issue_token(settings, c, v), "video_id": str(v), "client_id": str(c)}
+            for c, v in _direct_videos(live, 3)
+        ]
+        codes = [_create(live, m, 100) for m in metas]
+    assert [r.status_code for r in codes] == [201, 201, 429], [r.text for r in codes]
+    assert int(codes[2].headers["retry-after"]) >= 1
+
+
+def _direct_videos(live: Live, count: int) -> list[tuple[int, int]]:
+    """(client id, video id) of ``count`` videos of client a made in the database: API requests would
+    spend its rate."""
+    made = []
+    with session_scope(live.settings.db_url) as s:
+        client_id = s.scalars(select(Client.id).where(Client.name == "a")).one()
+        for n in range(count):
+            video = Video(client_id=client_id, slug=f"Direct{n:010d}", name="direct")
+            s.add(video)
+            s.flush()
+            made.append((client_id, video.id))
+    return made
+
+
+def test_of_two_uploads_finishing_together_the_acknowledged_one_is_kept(live: Live) -> None:
+    """Two uploads of one video send their last bytes at once: one is answered 204, the other 409,
+    and the file kept is the one answered 204 (repeated: it is a race)."""
+    plain = SPEECH.read_bytes()
+    bodies = (plain, plain + b"\0" * 4096)  # both media; told apart by their size
+    for _ in range(6):
+        video = _video(live, auto_transcribe_audio_language="disable")
+        urls = []
+        for body in bodies:
+            url = _create(live, _metadata(_params(live, video["id"])), len(body)).headers["location"]
+            assert _patch(url, 0, body[:-1]).status_code == 204
+            urls.append(url)
+        start = threading.Barrier(2)
+
+        def finish(n: int, urls: list[str] = urls, start: threading.Barrier = start) -> int:
+            start.wait()
+            return _patch(urls[n], len(bodies[n]) - 1, bodies[n][-1:]).status_code
+
+        with ThreadPoolExecutor(2) as pool:
+            codes = list(pool.map(finish, (0, 1)))
+        assert sorted(codes) == [204, 409], codes
+        kept = bodies[codes.index(204)]
+        assert _stored_upload(live, video).read_bytes() == kept
+        assert _partial_uploads(live) == []
+
+
+@pytest.mark.parametrize("digits", ["²", "①", "١٢", "５"])
+def test_unicode_digits_are_refused_not_a_server_error(live: Live, digits: str) -> None:
+    """``str.isdigit`` is true for "²" and "①", which ``int`` refuses: each is a clear 400 (401 for a
+    token), and the connection goes on serving the next request. Headers arrive as Latin-1, where
+    "²" is one byte; metadata is base64 UTF-8 and carries any of them."""
+    url = _create(live, _metadata(_params(live, _video(live)["id"])), 1000).headers["location"]
+    path = url.replace(live.base, "")
+    b64 = base64.b64encode(digits.encode()).decode()
+    token = base64.b64encode(f"{digits}.{'0' * 16}.{'0' * 64}".encode()).decode()
+    with httpx.Client(base_url=live.base, headers=TUS) as tus_client:
+        meta = _header(_metadata(_params(live, _video(live)["id"])))
+        r = tus_client.post("/upload/", headers={"Upload-Length": b"\xb2", "Upload-Metadata": meta})
+        assert r.status_code == 400, r.text
+        patch = {"Content-Type": "application/offset+octet-stream", "Upload-Offset": b"\xb2"}
+        r = tus_client.patch(path, content=b"x", headers=patch)
+        assert r.status_code == 400, r.text
+        for field in ("video_id", "client_id"):
+            fields = dict(pair.split(" ") for pair in meta.split(","))
+            bad = ",".join(f"{k} {b64 if k == field else v}" for k, v in fields.items())
+            r = tus_client.post("/upload/", headers={"Upload-Length": "10", "Upload-Metadata": bad})
+            assert r.status_code == 400 and field in r.json()["error"], r.text
+        fields = dict(pair.split(" ") for pair in meta.split(","))
+        bad = ",".join(f"{k} {token if k == 'token' else v}" for k, v in fields.items())
+        r = tus_client.post("/upload/", headers={"Upload-Length": "10", "Upload-Metadata": bad})
+        assert r.status_code == 401 and "malformed" in r.json()["error"], r.text
+        assert tus_client.head(path).status_code == 200  # the connection goes on
+    r = live.api.get("/streaming/videos", params={"search": digits})
+    assert r.status_code == 200 and r.json() == [], r.text
+
+
+def test_a_filename_with_control_characters_is_refused(live: Live) -> None:
+    for name in ("talk\x00.mp4", "two\nlines.mp4"):
+        r = _create(live, _metadata(_params(live, _video(live)["id"]), filename=name), 10)
+        assert r.status_code == 400 and "filename" in r.json()["error"], r.text
+    assert _partial_uploads(live) == []

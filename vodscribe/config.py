@@ -163,7 +163,17 @@ class Settings(BaseSettings):
         default=86400.0, description="An unfinished upload idle this long is deleted (Upload-Expires)"
     )
     upload_min_free_bytes: int = Field(
-        default=1024**3, description="Disk space an upload must leave free where it is written (507)"
+        default=1024**3,
+        description="Disk space that must stay free where uploads are written once every open upload "
+        "has all its declared bytes (507)",
+    )
+    upload_max_open_per_client: int = Field(
+        default=10, description="Unfinished uploads a client may have at once (429 beyond)"
+    )
+    upload_max_pending_bytes_per_client: int | None = Field(
+        default=None,
+        description="Bytes a client's unfinished uploads may still declare in all (429 beyond); "
+        "default twice the upload size limit",
     )
 
     # --- jobs -----------------------------------------------------------------------------------
@@ -227,6 +237,11 @@ class Settings(BaseSettings):
     @property
     def upload_limit(self) -> int:
         return self.upload_max_bytes if self.upload_max_bytes is not None else self.fetch_max_bytes
+
+    @property
+    def upload_client_bytes(self) -> int:
+        pending = self.upload_max_pending_bytes_per_client
+        return pending if pending is not None else 2 * self.upload_limit
 
     @property
     def work_dir(self) -> Path:

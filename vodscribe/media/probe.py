@@ -212,11 +212,14 @@ def _binary_kind(head: bytes) -> str | None:
     return None
 
 
-def not_media_error(head: bytes) -> NotMediaError:
-    """The error for content that :func:`sniff` did not recognise, naming what it looks like."""
+def not_media_error(head: bytes, uploaded: bool = False) -> NotMediaError:
+    """The error for content that :func:`sniff` did not recognise, naming what it looks like; about
+    the file a client ``uploaded``, or else about the URL it gave."""
     if not head:
         return NotMediaError("The file is empty.")
     what = _text_kind(head) or _binary_kind(head)
+    if what is not None and uploaded:
+        return NotMediaError(f"The file is {what}, not a media file; upload a video file such as an MP4.")
     if what == "an HTML page":
         return NotMediaError(_HTML_MESSAGE)
     if what is not None:
@@ -229,11 +232,11 @@ def not_media_error(head: bytes) -> NotMediaError:
     )
 
 
-def sniff_or_raise(head: bytes) -> MediaKind:
+def sniff_or_raise(head: bytes, uploaded: bool = False) -> MediaKind:
     """:func:`sniff`, raising :class:`NotMediaError` with a helpful message for non-media."""
     kind = sniff(head)
     if kind is None:
-        raise not_media_error(head)
+        raise not_media_error(head, uploaded)
     return kind
 
 

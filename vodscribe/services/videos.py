@@ -19,7 +19,7 @@ from vodscribe.db.statuses import UNFINISHED, JobState, TaskStatus, VideoStatus
 from vodscribe.errors import URLNotAllowedError
 from vodscribe.media.fetch import check_url, parse_headers
 from vodscribe.queue import dispatch_video
-from vodscribe.services import subtitles, webhooks
+from vodscribe.services import subtitles, uploads, webhooks
 from vodscribe.services.ai_tasks import QUEUE_UNAVAILABLE, iso
 from vodscribe.services.subtitles import SubtitleFields
 from vodscribe.storage.media import MediaStore, media_store
@@ -253,6 +253,7 @@ def delete_video(session: Session, settings: Settings, video: Video) -> bool:
         session.rollback()  # a concurrent request deleted it first, and reported it
         return False
     session.commit()
+    uploads.end_for_video(settings, video.id)  # its id is never reused, but its uploads must not finish
     media_store(settings).delete(key)
     return True
 
@@ -281,7 +282,7 @@ def list_videos(session: Session, client: Client, q: VideoQuery) -> tuple[int, l
             Video.slug == term,
             func.lower(Video.name).like(contains(term.lower()), escape=LIKE_ESCAPE),
         ]
-        if term.isdigit() and int(term) < 2**31:
+        if term.isascii() and term.isdigit() and int(term) < 2**31:
             options.append(Video.id == int(term))
         conditions.append(or_(*options))
     total = session.scalar(select(func.count(Video.id)).where(*conditions)) or 0

@@ -12,6 +12,11 @@ for between chunks), as tusd does: the holder is most often a PATCH whose client
 
 State lives on disk only: an upload survives a restart of the service. The id is 128 random bits
 (hex), checked against :data:`ID` before it is ever joined to a path.
+
+Beside the uploads, ``.create.lock`` serialises creations (a creation checks what all open uploads
+still need, then adds one: across processes, that must not interleave), and ``tokens/`` holds one
+empty file per upload token used (named ``<expiry>.<mac>``, created exclusively), so a token makes
+one upload; they are swept once the token has expired.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from typing import IO
 from vodscribe.atomic import write_atomic
 
 ID = re.compile(r"[0-9a-f]{32}")
+#: A used token's mark: its expiry (epoch seconds) and its HMAC (hex).
+TOKEN = re.compile(r"([0-9]{1,12})\.[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +47,8 @@ class UploadInfo:
     client_id: int
     video_id: int
     filename: str | None  # shown, never used as a path
+    #: The video's ``{client_id}_{slug}``: an upload finishes only into the video it was made for.
+    video_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +65,21 @@ class Gone(Exception):
     """The upload was removed (finished, terminated or swept) meanwhile."""
 
 
+class TokenUsed(Exception):
+    """The upload token has made an upload already."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenUpload:
+    info: UploadInfo
+    state: UploadState
+
+    @property
+    def missing(self) -> int:
+        """Bytes still to come: what the disk must yet make room for."""
+        return max(0, self.info.length - self.state.offset)
+
+
 class UploadFiles:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -64,10 +88,16 @@ class UploadFiles:
         return self.root / upload_id if ID.fullmatch(upload_id) else None
 
     def create(
-        self, length: int, client_id: int, video_id: int, filename: str | None, expires: float
+        self,
+        length: int,
+        client_id: int,
+        video_id: int,
+        filename: str | None,
+        expires: float,
+        video_key: str = "",
     ) -> UploadInfo:
         self.root.mkdir(parents=True, exist_ok=True)
-        info = UploadInfo(secrets.token_hex(16), length, client_id, video_id, filename)
+        info = UploadInfo(secrets.token_hex(16), length, client_id, video_id, filename, video_key)
         folder = self.root / info.id
         folder.mkdir(mode=0o700)
         (folder / "data").touch(mode=0o600)
@@ -205,6 +235,58 @@ class UploadFiles:
         except FileNotFoundError:  # a folder without its lock file: creation died early
             shutil.rmtree(folder, ignore_errors=True)
         return True
+
+    @contextlib.contextmanager
+    def creating(self) -> Iterator[None]:
+        """Hold the creation lock (blocking): no other process creates an upload meanwhile."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".create.lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def open_uploads(self) -> list[OpenUpload]:
+        """Every upload on disk that has not finished nor been removed (expired ones included until
+        they are swept: their space is still taken)."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for folder in self.root.iterdir():
+            info = self.info(folder.name)
+            if info is None:
+                continue
+            try:
+                found.append(OpenUpload(info, self.state(info.id)))
+            except (OSError, ValueError, TypeError):  # removed meanwhile
+                continue
+        return found
+
+    def use_token(self, mark: str) -> None:
+        """Record that the token ``mark`` (``<expiry>.<mac>``) made an upload; raises
+        :class:`TokenUsed` if it already had."""
+        if not TOKEN.fullmatch(mark):
+            raise ValueError("not a token mark")
+        folder = self.root / "tokens"
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            os.close(os.open(folder / mark, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError as exc:
+            raise TokenUsed from exc
+
+    def sweep_tokens(self, now: float) -> int:
+        """Forget used tokens that have expired (they are refused for that anyway); returns how many."""
+        folder = self.root / "tokens"
+        if not folder.is_dir():
+            return 0
+        swept = 0
+        for mark in folder.iterdir():
+            found = TOKEN.fullmatch(mark.name)
+            if found is not None and int(found.group(1)) < now:
+                mark.unlink(missing_ok=True)
+                swept += 1
+        return swept
 
     def free_bytes(self) -> int:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,9 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import re
 import time
+import unicodedata
 from collections.abc import AsyncIterator
 from email.utils import formatdate
 from typing import IO
@@ -66,6 +68,12 @@ def _error(status: int, message: str, **extra: str) -> JSONResponse:
     return JSONResponse(ErrorBody(error=message).model_dump(), status, headers=_headers(**extra))
 
 
+def _upload_error(exc: uploads.UploadError) -> JSONResponse:
+    if exc.retry_after is None:
+        return _error(exc.status, exc.message)
+    return _error(exc.status, exc.message, **{"Retry-After": str(max(1, round(exc.retry_after)))})
+
+
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -80,9 +88,14 @@ def _check_version(request: Request) -> None:
         raise _Refused(412, f"Tus-Resumable: {TUS_VERSION} is required.")
 
 
+#: A non-negative integer as TUS sends it: ASCII digits only (``str.isdigit`` also takes "²" and "①",
+#: which ``int`` then refuses).
+NUMBER = re.compile(r"[0-9]{1,19}")
+
+
 def _number(request: Request, name: str) -> int:
     text = request.headers.get(name)
-    if text is None or not text.isdigit() or len(text) > 19:
+    if text is None or not NUMBER.fullmatch(text):
         raise _Refused(400, f"{name} must be given as a non-negative integer.")
     return int(text)
 
@@ -106,9 +119,17 @@ def _metadata(header: str) -> dict[str, str]:
 
 def _int_field(metadata: dict[str, str], name: str) -> int:
     value = metadata.get(name, "")
-    if not value.isdigit() or int(value) >= 2**31:
+    if not NUMBER.fullmatch(value) or int(value) >= 2**31:
         raise _Refused(400, f"Upload-Metadata must name {name} (an integer).")
     return int(value)
+
+
+def _filename(metadata: dict[str, str]) -> str | None:
+    """The ``filename`` shown for the video; one with control characters (NUL, newlines) is refused."""
+    name = metadata.get("filename") or None
+    if name is not None and any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
+        raise _Refused(400, "Upload-Metadata: filename must not contain control characters.")
+    return name
 
 
 NOT_FOUND = "Upload not found (unknown, finished, terminated or expired)."
@@ -166,7 +187,10 @@ def options(request: Request) -> Response:
 
 
 @router.post(
-    "/", status_code=201, response_class=Response, responses=responses(400, 401, 404, 409, 412, 413, 507)
+    "/",
+    status_code=201,
+    response_class=Response,
+    responses=responses(400, 401, 404, 409, 412, 413, 429, 507),
 )
 async def create_upload(request: Request) -> Response:
     """Creation: ``Upload-Length`` and ``Upload-Metadata`` (``video_id``, ``client_id``, ``token``,
@@ -188,13 +212,13 @@ async def create_upload(request: Request) -> Response:
             token=token,
             video_id=_int_field(metadata, "video_id"),
             client_id=_int_field(metadata, "client_id"),
-            filename=metadata.get("filename") or None,
+            filename=_filename(metadata),
         )
-        info = await anyio.to_thread.run_sync(uploads.create, settings, new)
+        info = await anyio.to_thread.run_sync(uploads.create, settings, new, request.app.state.limiter)
     except _Refused as exc:
         return _error(exc.status, exc.message)
     except uploads.UploadError as exc:
-        return _error(exc.status, exc.message)
+        return _upload_error(exc)
     base = (settings.public_url or str(request.base_url)).rstrip("/")
     state = uploads.files(settings).state(info.id)
     return Response(
@@ -285,9 +309,11 @@ async def append_to_upload(upload_id: str, request: Request) -> Response:
     except _Refused as exc:
         return _error(exc.status, exc.message)
     except uploads.UploadError as exc:
-        return _error(exc.status, exc.message)
+        return _upload_error(exc)
     except NotMediaError as exc:
         return _error(422, f"The uploaded file is not a video: {exc.message}")
+    except FileNotFoundError:  # ended meanwhile (its video deleted): what was sent is gone with it
+        return _error(404, NOT_FOUND)
     return Response(
         status_code=204,
         headers=_headers(**{"Upload-Offset": str(done), "Upload-Expires": _expires(expires)}),
@@ -345,7 +371,7 @@ async def _append(
         raise _Refused(409, f"Upload-Offset {offset} does not match the upload's offset {current}.")
     remaining = info.length - current
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > remaining:
+    if declared is not None and NUMBER.fullmatch(declared) and int(declared) > remaining:
         raise _Refused(413, f"The body is longer than the {remaining} bytes the upload still needs.")
     hasher = hashlib.new(checksum[0]) if checksum else None
     written = 0
