@@ -4,6 +4,7 @@ signature. Only 127.0.0.1 is ever sent to: the refused private URLs are tested w
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -68,6 +69,38 @@ def test_bad_bodies_answer_field_errors(client: TestClient) -> None:
     assert r.status_code == 422 and list(r.json()["errors"]) == ["url"]
     r = client.put("/streaming/webhook", json={"url": "https://93.184.215.14/" + "a" * 3000})
     assert r.status_code == 422 and "too long" in r.json()["errors"]["url"][0]
+
+
+def test_a_lone_surrogate_in_the_url_is_a_field_error(client: TestClient) -> None:
+    body = b'{"url": "https://93.184.215.14/\\ud800"}'  # valid JSON, not encodable text
+    r = client.put("/streaming/webhook", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and list(r.json()["errors"]) == ["url"], r.text
+
+
+def test_secrets_are_sealed_at_rest_and_the_database_is_private(tmp_path: Path) -> None:
+    """The database file is readable by its owner only, and the signing secret is not in it: a copy
+    of the file gives neither; the service still signs with it. A secret kept in clear by an older
+    version is sealed by the reaper and goes on verifying."""
+    settings = Settings(data_dir=tmp_path)
+    with in_process_api(settings) as c:
+        secret = c.put("/streaming/webhook", json={"url": "https://93.184.215.14/hook"}).json()["secret"]
+    database = tmp_path / "vodscribe.db"
+    assert database.is_file() and database.stat().st_mode & 0o777 == 0o600
+    assert secret.encode() not in database.read_bytes()
+    for wal in tmp_path.glob("vodscribe.db-*"):
+        assert secret.encode() not in wal.read_bytes() and wal.stat().st_mode & 0o077 == 0
+    with session_scope(settings.db_url) as s:
+        [endpoint] = s.query(WebhookEndpoint).all()
+        assert webhooks.secret_of(settings, endpoint) == secret
+        endpoint.secret = "whsec_keptinclear"  # as an older version stored it
+    assert webhooks.seal_plain_secrets(settings) == 1
+    with session_scope(settings.db_url) as s:
+        [endpoint] = s.query(WebhookEndpoint).all()
+        assert endpoint.secret.startswith("enc1:") and "keptinclear" not in endpoint.secret
+        assert webhooks.secret_of(settings, endpoint) == "whsec_keptinclear"
+    other = Settings(data_dir=tmp_path / "elsewhere", database_url=settings.db_url)
+    with session_scope(settings.db_url) as s, pytest.raises(ValueError, match="another key"):
+        webhooks.secret_of(other, s.query(WebhookEndpoint).one())
 
 
 def test_settings_secret_shown_once_and_rotated(client: TestClient) -> None:
@@ -252,6 +285,13 @@ def verifies(secret: str, r: Received) -> bool:
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
+    with receiving() as state:
+        yield state
+
+
+@contextlib.contextmanager
+def receiving() -> Iterator[Receiver]:
+    """A :class:`Receiver` on 127.0.0.1 for the block."""
     state: Receiver
 
     class Handler(BaseHTTPRequestHandler):
@@ -284,11 +324,13 @@ def receiver() -> Iterator[Receiver]:
     state = Receiver(f"http://127.0.0.1:{server.server_address[1]}/hook")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield state
-    if state.hang is not None:
-        state.hang.set()
-    server.shutdown()
-    server.server_close()
+    try:
+        yield state
+    finally:
+        if state.hang is not None:
+            state.hang.set()
+        server.shutdown()
+        server.server_close()
 
 
 def _pending_delivery(settings: Settings, url: str) -> str:
@@ -525,3 +567,27 @@ def test_a_receiver_that_hangs_does_not_delay_the_video(
     shown = account.api.get("/streaming/webhook").json()["deliveries"]
     assert shown and all(d["status"] == "pending" for d in shown)
     assert receiver.received  # the first event is being sent (and waited on) meanwhile
+
+
+def test_a_client_s_hanging_receiver_does_not_hold_another_client_s_deliveries(
+    hooks_service: Service, account: Account, receiver: Receiver
+) -> None:
+    """Client a's receiver hangs (an attempt may wait 60 s) and a has 16 events under way: they take
+    one of the webhook worker's threads, not all four, so client b's event arrives meanwhile."""
+    receiver.hang = threading.Event()
+    for n in range(16):
+        video = account.api.post("/streaming/videos", json={"name": f"hang {n}"}).json()
+        assert account.api.delete(f"/streaming/videos/{video['id']}").status_code == 204
+    eventually(lambda: receiver.received, timeout=30, what="client a's first event being sent")
+    key = hooks_service.new_key(f"fair-{uuid.uuid4().hex[:6]}")
+    with (
+        receiving() as theirs,
+        httpx.Client(base_url=hooks_service.base_url, headers=hooks_service.headers(key), timeout=30) as api,
+    ):
+        assert api.put("/streaming/webhook", json={"url": theirs.url}).status_code == 200
+        video = api.post("/streaming/videos", json={"name": "prompt"}).json()
+        assert api.delete(f"/streaming/videos/{video['id']}").status_code == 204
+        eventually(lambda: theirs.events("video_delete"), timeout=30, what="client b's event")
+        assert not receiver.hang.is_set()  # client a's receiver still holds what it got
+    with receiver.lock:
+        assert len(receiver.received) == 1  # one of a's at a time: the rest wait their turn

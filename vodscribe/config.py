@@ -203,6 +203,15 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(
         default=4, ge=1, description="Deliveries the embedded worker of `serve` sends at once"
     )
+    webhook_concurrency_per_client: int = Field(
+        default=1,
+        ge=1,
+        description="Deliveries of one client sent at once, by all workers together: a slow receiver "
+        "holds no more of the pool than this",
+    )
+    webhook_defer_s: float = Field(
+        default=1.0, gt=0, description="When a client has that many under way, its next waits this long"
+    )
 
     @property
     def db_url(self) -> str:

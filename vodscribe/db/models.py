@@ -197,13 +197,13 @@ class Recognition(Base):
 
 class WebhookEndpoint(Base):
     """A client's webhook (vodscribe's extension: Gcore documents no route for it): where events are
-    POSTed and the secret that signs them. The secret is kept in clear: signing needs it."""
+    POSTed and the secret that signs them, sealed (:mod:`vodscribe.keys`): signing reads it back."""
 
     __tablename__ = "webhook_endpoints"
 
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True)
     url: Mapped[str | None] = mapped_column(Text, nullable=True)  # None: no events are recorded
-    secret: Mapped[str] = mapped_column(String(64))
+    secret: Mapped[str] = mapped_column(String(512))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -227,6 +227,9 @@ class WebhookDelivery(Base):
     #: When the next attempt is due; while one runs, when its lease ends (the reaper re-sends a
     #: pending delivery whose time is long past: its message was lost or its worker died).
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: While an attempt is under way, the end of its lease (None otherwise): how many of a client's
+    #: deliveries are being sent at once is counted from it.
+    sending_until: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
 

@@ -53,6 +53,7 @@ def reap(settings: Settings) -> list[str]:
     uploads.release_finished(settings)
     uploads.sweep_expired(settings)  # abandoned partial uploads
     webhook_delivery.sweep(settings)  # deliveries whose message was lost or whose worker died
+    webhooks.seal_plain_secrets(settings)  # kept in clear by a version before sealing
     if sent:
         with session_scope(settings.db_url) as s:
             s.execute(

@@ -3,7 +3,10 @@
 A delivery runs on the ``webhooks`` queue only. An attempt is claimed with a conditional update that
 moves ``next_attempt_at`` to the end of a lease (two messages for one delivery: one sends), then POSTs
 the event with the guarded (SSRF-safe) client: a short timeout for the whole attempt, no redirects,
-the response body never read. A 2xx ends it; anything else is retried after 1, 3, 9, ... times
+the response body never read. Clients share the pool fairly: at most ``webhook_concurrency_per_client``
+attempts of one client are under way at once (counted from their leases, across workers); a message
+beyond that goes back to the queue for ``webhook_defer_s`` without taking a thread, so a receiver that
+hangs delays its own deliveries only. A 2xx ends it; anything else is retried after 1, 3, 9, ... times
 ``webhook_backoff_s`` (capped) until ``webhook_max_attempts``, then it is failed. The reaper's
 :func:`sweep` re-sends a pending delivery whose due time is long past: its message was lost or its
 worker died mid-attempt.
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import delete, select, update
+from sqlalchemy import ScalarSelect, delete, func, select, update
 from sqlalchemy.orm import Session
 from ssrfguard.httpx import AsyncClient as GuardedClient
 
@@ -30,7 +33,7 @@ from vodscribe.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from vodscribe.db.session import changed, session_scope
 from vodscribe.media.public_address import PublicOnlyPolicy
 from vodscribe.queue import dispatch_webhook
-from vodscribe.services.webhooks import DELIVERED, FAILED, PENDING
+from vodscribe.services.webhooks import DELIVERED, FAILED, PENDING, secret_of
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +68,38 @@ class _Claim:
     body: bytes
 
 
-def _claim(settings: Settings, delivery_id: str) -> _Claim | None:
+class _Deferred:
+    """The client has ``webhook_concurrency_per_client`` attempts under way: try again shortly."""
+
+
+DEFERRED = _Deferred()
+
+
+def _sending(client_id: int, now: object) -> ScalarSelect[int]:
+    """How many of the client's attempts are under way (their lease not over)."""
+    return (
+        select(func.count(WebhookDelivery.id))
+        .where(
+            WebhookDelivery.client_id == client_id,
+            WebhookDelivery.status == PENDING,
+            WebhookDelivery.sending_until > now,
+        )
+        .scalar_subquery()
+    )
+
+
+def _claim(settings: Settings, delivery_id: str) -> _Claim | _Deferred | None:
     """Take the next attempt of the delivery, or None when it is not due (done, failed, being sent,
-    or waiting for its backoff). Without an endpoint URL any more, the delivery is failed."""
+    or waiting for its backoff), or :data:`DEFERRED` when its client has enough under way. Without an
+    endpoint URL any more, the delivery is failed."""
     now = utcnow()
     with session_scope(settings.db_url) as s:
         row = s.get(WebhookDelivery, delivery_id)
         if row is None or row.status != PENDING or row.next_attempt_at > now + timedelta(seconds=_EARLY_S):
             return None
-        endpoint = s.get(WebhookEndpoint, row.client_id)
+        # The endpoint's row lock (PostgreSQL) makes one claim of a client at a time: counting what
+        # is under way and adding to it cannot interleave. SQLite writes one transaction at a time.
+        endpoint = s.get(WebhookEndpoint, row.client_id, with_for_update=True)
         if endpoint is None or not endpoint.url:
             s.execute(
                 update(WebhookDelivery)
@@ -86,14 +112,19 @@ def _claim(settings: Settings, delivery_id: str) -> _Claim | None:
         lease = now + timedelta(seconds=2 * settings.webhook_timeout_s + 5)
         attempt = row.attempts + 1  # read before the update (which refreshes ``row``)
         body = json.dumps(row.payload, separators=(",", ":"), ensure_ascii=False).encode()
+        # The count is in the update itself: SQLite reads outside a transaction, so a count read
+        # first could be stale by the time this writes.
+        room = _sending(row.client_id, now) < settings.webhook_concurrency_per_client
         held = update(WebhookDelivery).where(
             WebhookDelivery.id == delivery_id,
             WebhookDelivery.status == PENDING,
             WebhookDelivery.attempts == attempt - 1,
+            room,
         )
-        if not changed(s, held.values(attempts=attempt, next_attempt_at=lease)):
-            return None
-        return _Claim(delivery_id, attempt, endpoint.url, endpoint.secret, row.event, body)
+        if not changed(s, held.values(attempts=attempt, next_attempt_at=lease, sending_until=lease)):
+            return None if s.scalar(select(room)) else DEFERRED
+        secret = secret_of(settings, endpoint)
+        return _Claim(delivery_id, attempt, endpoint.url, secret, row.event, body)
 
 
 def _client(settings: Settings) -> httpx.AsyncClient:
@@ -143,6 +174,12 @@ def deliver(settings: Settings, delivery_id: str) -> str:
     claim = _claim(settings, delivery_id)
     if claim is None:
         return "SKIPPED"
+    if isinstance(claim, _Deferred):
+        try:
+            dispatch_webhook(settings, delivery_id, countdown=settings.webhook_defer_s)
+        except Exception:
+            log.exception("could not queue webhook delivery %s again; the reaper will", delivery_id)
+        return "DEFERRED"
     started = time.monotonic()
     code, error = _post(settings, claim)
     took = round(1000 * (time.monotonic() - started))
@@ -175,6 +212,7 @@ def _store(
     else:
         wait = backoff(settings, claim.attempt)
         values = {"next_attempt_at": now + timedelta(seconds=wait)}
+    values["sending_until"] = None
     with session_scope(settings.db_url) as s:
         ours = update(WebhookDelivery).where(
             WebhookDelivery.id == claim.delivery_id,

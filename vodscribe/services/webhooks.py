@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from vodscribe import keys
 from vodscribe.config import Settings
 from vodscribe.db.models import (
     AITask,
@@ -30,6 +31,7 @@ from vodscribe.db.models import (
     WebhookEndpoint,
     utcnow,
 )
+from vodscribe.db.session import session_scope
 from vodscribe.errors import URLNotAllowedError
 from vodscribe.media.fetch import check_url
 from vodscribe.queue import dispatch_webhook
@@ -55,6 +57,10 @@ class WebhookError(Exception):
 # --- the endpoint -------------------------------------------------------------------------------
 
 
+#: What the secrets are sealed for (:mod:`vodscribe.keys`): their key is derived for this alone.
+SECRET_PURPOSE = "webhook-secret"
+
+
 def new_secret() -> str:
     return "whsec_" + secrets.token_hex(24)
 
@@ -64,13 +70,37 @@ def hint(secret: str) -> str:
     return f"{secret[:6]}…{secret[-4:]}"
 
 
+def secret_of(settings: Settings, endpoint: WebhookEndpoint) -> str:
+    """The endpoint's signing secret (kept sealed in the database)."""
+    return keys.unseal(settings, SECRET_PURPOSE, endpoint.secret)
+
+
+def _new_secret(settings: Settings, endpoint: WebhookEndpoint) -> str:
+    secret = new_secret()
+    endpoint.secret = keys.seal(settings, SECRET_PURPOSE, secret)
+    return secret
+
+
+def seal_plain_secrets(settings: Settings) -> int:
+    """Seal secrets stored in clear before sealing existed (the reaper's sweep); returns how many."""
+    with session_scope(settings.db_url) as s:
+        plain = s.scalars(
+            select(WebhookEndpoint).where(WebhookEndpoint.secret.not_like(f"{keys.SEALED}%"))
+        ).all()
+        for endpoint in plain:
+            endpoint.secret = keys.seal(settings, SECRET_PURPOSE, endpoint.secret)
+    return len(plain)
+
+
 def get_endpoint(session: Session, client: Client) -> WebhookEndpoint | None:
     return session.get(WebhookEndpoint, client.id)
 
 
-def set_url(session: Session, settings: Settings, client: Client, url: str) -> tuple[WebhookEndpoint, bool]:
+def set_url(
+    session: Session, settings: Settings, client: Client, url: str
+) -> tuple[WebhookEndpoint, str | None]:
     """Point the client's webhook at ``url`` (checked like a media URL). Returns the endpoint and
-    whether its secret was created now (the caller shows it in full once)."""
+    its secret when it was created now (the caller shows it in full once)."""
     if len(url) > MAX_URL_LENGTH:
         raise WebhookError(f"is too long (maximum is {MAX_URL_LENGTH} characters)")
     try:
@@ -80,9 +110,10 @@ def set_url(session: Session, settings: Settings, client: Client, url: str) -> t
     except URLNotAllowedError as exc:
         raise WebhookError(exc.message) from exc
     endpoint = get_endpoint(session, client)
-    created = endpoint is None
+    created = None
     if endpoint is None:
-        endpoint = WebhookEndpoint(client_id=client.id, secret=new_secret())
+        endpoint = WebhookEndpoint(client_id=client.id)
+        created = _new_secret(settings, endpoint)
         session.add(endpoint)
     endpoint.url = checked
     endpoint.updated_at = utcnow()
@@ -99,17 +130,16 @@ def disable(session: Session, client: Client) -> None:
         session.commit()
 
 
-def rotate_secret(session: Session, client: Client) -> WebhookEndpoint:
-    """A new signing secret; deliveries signed from now on (retries too) use it."""
+def rotate_secret(session: Session, settings: Settings, client: Client) -> str:
+    """A new signing secret (returned); deliveries signed from now on (retries too) use it."""
     endpoint = get_endpoint(session, client)
     if endpoint is None:
-        endpoint = WebhookEndpoint(client_id=client.id, secret=new_secret())
+        endpoint = WebhookEndpoint(client_id=client.id)
         session.add(endpoint)
-    else:
-        endpoint.secret = new_secret()
-        endpoint.updated_at = utcnow()
+    secret = _new_secret(settings, endpoint)
+    endpoint.updated_at = utcnow()
     session.commit()
-    return endpoint
+    return secret
 
 
 @dataclass(frozen=True, slots=True)

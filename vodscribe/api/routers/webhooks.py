@@ -18,6 +18,7 @@ from vodscribe.api.schemas.webhooks import (
     WebhookSecretOut,
     WebhookSet,
 )
+from vodscribe.config import Settings
 from vodscribe.db.models import Client
 from vodscribe.services import webhooks
 from vodscribe.services.ai_tasks import iso
@@ -30,7 +31,7 @@ ERRORS = responses(400, 401, 429, model=StatusErrorBody)
 SHOWN_DELIVERIES = 20
 
 
-def _out(session: Session, client: Client, *, secret: str | None = None) -> WebhookOut:
+def _out(session: Session, settings: Settings, client: Client, *, secret: str | None = None) -> WebhookOut:
     endpoint = webhooks.get_endpoint(session, client)
     deliveries = [
         WebhookDeliveryOut(
@@ -56,16 +57,16 @@ def _out(session: Session, client: Client, *, secret: str | None = None) -> Webh
     return WebhookOut(
         url=endpoint.url if endpoint else None,
         enabled=bool(endpoint and endpoint.url),
-        secret_hint=webhooks.hint(endpoint.secret) if endpoint else None,
+        secret_hint=webhooks.hint(webhooks.secret_of(settings, endpoint)) if endpoint else None,
         secret=secret,
         deliveries=deliveries,
     )
 
 
 @router.get("", response_model=WebhookOut, responses=ERRORS)
-def get_webhook(client: ClientDep, session: SessionDep) -> Any:
+def get_webhook(client: ClientDep, session: SessionDep, settings: SettingsDep) -> Any:
     """The endpoint, whether it is enabled, and the latest deliveries with their attempts."""
-    return _out(session, client)
+    return _out(session, settings, client)
 
 
 @router.put("", response_model=WebhookOut, responses={**ERRORS, **responses(422, model=FieldErrors)})
@@ -73,10 +74,10 @@ def set_webhook(body: WebhookSet, client: ClientDep, session: SessionDep, settin
     """Send events to ``url`` (checked like a video's ``origin_url``). The first PUT creates the
     signing secret and answers it in full, once."""
     try:
-        endpoint, created = webhooks.set_url(session, settings, client, body.url)
+        _, created = webhooks.set_url(session, settings, client, body.url)
     except WebhookError as exc:
         return Response(FieldErrors(errors=exc.errors).model_dump_json(), 422, media_type="application/json")
-    return _out(session, client, secret=endpoint.secret if created else None)
+    return _out(session, settings, client, secret=created)
 
 
 @router.delete("", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
@@ -87,8 +88,8 @@ def delete_webhook(client: ClientDep, session: SessionDep) -> Response:
 
 
 @router.post("/secret", response_model=WebhookSecretOut, responses=ERRORS)
-def rotate_secret(client: ClientDep, session: SessionDep) -> Any:
+def rotate_secret(client: ClientDep, session: SessionDep, settings: SettingsDep) -> Any:
     """A new signing secret, answered in full once; every later attempt (retries too) is signed
     with it, and the old one no longer verifies."""
-    endpoint = webhooks.rotate_secret(session, client)
-    return WebhookSecretOut(secret=endpoint.secret, secret_hint=webhooks.hint(endpoint.secret))
+    secret = webhooks.rotate_secret(session, settings, client)
+    return WebhookSecretOut(secret=secret, secret_hint=webhooks.hint(secret))

@@ -3,7 +3,8 @@
 Every free-text field has a maximum length (Gcore's where documented: ``client_user_id`` 256 and
 ``client_entity_data`` 4096 characters on AI tasks), so no body can make rows, list pages or the
 server's memory grow without bound; and none may hold a NUL character (PostgreSQL text cannot store
-it). Strings are strict: a number where text belongs is refused, not converted.
+it) or a lone surrogate (JSON's ``"\ud800"``: no database can encode it). Strings are strict: a
+number where text belongs is refused, not converted.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ from pydantic import AfterValidator, StringConstraints
 def _no_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode text (a lone surrogate is not)") from None
     return value
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vodscribe.api.schemas.text import URL
+
 
 class WebhookSet(BaseModel):
     """``PUT /streaming/webhook``: where events are POSTed."""
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(description="https:// (or http://) URL on a public address, no credentials")
+    url: URL = Field(description="https:// (or http://) URL on a public address, no credentials")
 
 
 class WebhookAttemptOut(BaseModel):
