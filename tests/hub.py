@@ -10,7 +10,9 @@ It serves the few routes a pull uses, as the Hugging Face hub answers them:
 
 Repositories are made by the tests (:meth:`Hub.publish`); each publish is a new commit. A file can
 be set to cut the connection after some bytes (:meth:`Hub.cut`) or to arrive damaged once
-(:meth:`Hub.damage`), and every request is recorded.
+(:meth:`Hub.damage`), and every request is recorded. As a hostile or broken server, the hub can
+also redirect large files to another origin (``http://localhost:{port}/cdn/...``, as the hub
+redirects LFS files to its CDN), ignore ``Range``, or send more bytes than it announced.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class Request:
     method: str
     path: str
     range: str | None
+    host: str = ""
+    authorization: str | None = None
 
 
 @dataclass
@@ -50,6 +54,12 @@ class Hub:
     """path -> byte counts: each GET of that file sends at most the next count, then hangs up."""
     damaged: set[str] = field(default_factory=set)
     """File names whose next GET sends one byte changed (a transfer gone wrong)."""
+    cdn: bool = False
+    """Large (LFS) files are answered 302 to another origin, as the hub sends them to its CDN."""
+    ignore_range: set[str] = field(default_factory=set)
+    """File names whose GETs start from byte 0 whatever their ``Range``."""
+    grow: dict[str, int] = field(default_factory=dict)
+    """File names whose GETs send this many bytes more than HEAD announced."""
 
     @property
     def url(self) -> str:
@@ -81,6 +91,7 @@ LFS_FROM = 1024 * 1024
 _INFO = re.compile(r"/api/models/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?$")
 _TREE = re.compile(r"/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?$")
 _RESOLVE = re.compile(r"/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
+_CDN = re.compile(r"/cdn/(?P<repo>[^/]+/[^/]+)/(?P<rev>[^/]+)/(?P<path>.+)$")
 
 
 def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
@@ -117,7 +128,15 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             path = unquote(urlsplit(self.path).path)
-            hub.requests.append(Request(self.command, path, self.headers.get("Range")))
+            hub.requests.append(
+                Request(
+                    self.command,
+                    path,
+                    self.headers.get("Range"),
+                    self.headers.get("Host", ""),
+                    self.headers.get("Authorization"),
+                )
+            )
             if m := _TREE.match(path):
                 repo = self._repo(m["repo"], m["rev"])
                 if repo is None:
@@ -152,21 +171,36 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
                         "siblings": [{"rfilename": name} for name in sorted(repo.files)],
                     }
                 )
-            if m := _RESOLVE.match(path):
+            if (m := _RESOLVE.match(path)) or (m := _CDN.match(path)):
                 repo = self._repo(m["repo"], m["rev"])
                 if repo is None:
                     return self._missing("repo not found")
                 data = repo.files.get(m["path"])
                 if data is None:
                     return self._missing("entry not found")
+                if hub.cdn and path.startswith(f"/{m['repo']}/") and len(data) >= LFS_FROM:
+                    return self._to_cdn(m["repo"], repo, m["path"], data)
                 return self._file(path, repo, data)
             return self._missing("repo not found")
 
+        def _to_cdn(self, name: str, repo: Repo, path: str, data: bytes) -> None:
+            """As the hub answers a large file: 302 to its CDN, another origin, with the file's hash."""
+            self.send_response(302)
+            self.send_header("Location", f"http://localhost:{hub.port}/cdn/{name}/{repo.commit}/{path}")
+            self.send_header("X-Repo-Commit", repo.commit)
+            self.send_header("X-Linked-Etag", f'"{hashlib.sha256(data).hexdigest()}"')
+            self.send_header("X-Linked-Size", str(len(data)))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
         def _file(self, path: str, repo: Repo, data: bytes) -> None:
+            name = path.rsplit("/", 1)[-1]
             start = 0
             if (rng := self.headers.get("Range")) and (m := re.fullmatch(r"bytes=(\d+)-", rng.strip())):
-                start = int(m[1])
+                start = 0 if name in hub.ignore_range else int(m[1])
             body = data[start:]
+            if self.command == "GET" and name in hub.grow:
+                body += b"\0" * hub.grow[name]
             self.send_response(206 if start else 200)
             self.send_header("X-Repo-Commit", repo.commit)
             if len(data) >= LFS_FROM:  # as the hub: an LFS file's ETag is its SHA-256
@@ -182,7 +216,6 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if self.command == "HEAD":
                 return
-            name = path.rsplit("/", 1)[-1]
             if name in hub.damaged:
                 hub.damaged.discard(name)
                 body = bytes([body[0] ^ 1]) + body[1:]

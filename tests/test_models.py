@@ -475,3 +475,74 @@ def test_a_pull_the_disk_cannot_hold_is_refused_before_fetching(
     with pytest.raises(PullError, match=r"base needs 0\.2 GB more on .*, which has 0\.1 GB free"):
         pull(find("base"), ModelStore(tmp_path / "models"), endpoint=hub.url, progress=False)
     assert hub.gets("/model.bin") == []
+
+
+# --- a hub is untrusted input (hardening 2) ----------------------------------------------------------
+
+TINY_REPO = "someone/tiny"
+TINY = catalogue.CatalogueModel(
+    name="tiny-test", kind="asr", repo=TINY_REPO, files=("config.json", "*.bin"), licence="MIT",
+    commercial=True, languages="1", size_gb=0.01, memory_gb=0.1, description="a test model",
+)  # fmt: skip
+TINY_FILES = {"config.json": b'{"a": 1}', "model.bin": os.urandom(2 * 1024 * 1024)}
+
+
+@pytest.mark.parametrize(
+    "name", ["x/../../../../escaped.bin", "/tmp/escaped.bin", "..\\escaped.bin", "a//b.bin"]
+)
+def test_a_file_name_from_the_hub_never_leaves_the_models_folder(hub: Hub, tmp_path: Path, name: str) -> None:
+    hub.publish(TINY_REPO, {**TINY_FILES, name: b"owned"})
+    store = ModelStore(tmp_path / "data" / "models")
+    with pytest.raises(PullError, match="not a plain relative path"):
+        pull(TINY, store, endpoint=hub.url, progress=False)
+    assert [p for p in tmp_path.rglob("*") if p.is_file() and p.read_bytes() == b"owned"] == []
+    assert not Path("/tmp/escaped.bin").exists()
+    assert store.entry(TINY.name) is None
+
+
+def test_a_pattern_matches_within_one_folder_level(hub: Hub, tmp_path: Path) -> None:
+    """``*.bin`` names top-level files only: a nested one is not fetched."""
+    hub.publish(TINY_REPO, {**TINY_FILES, "nested/extra.bin": b"not asked for"})
+    store = ModelStore(tmp_path / "models")
+    entry = pull(TINY, store, endpoint=hub.url, progress=False)
+    assert sorted(entry.files) == ["config.json", "model.bin"]
+
+
+def test_the_hub_token_goes_to_the_hub_only(
+    hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large file is redirected to another origin (the hub's CDN): the token is not sent there."""
+    monkeypatch.setenv("HF_TOKEN", "hf_secrettokenvalue")
+    hub.cdn = True
+    hub.publish(TINY_REPO, TINY_FILES)
+    store = ModelStore(tmp_path / "models")
+    pull(TINY, store, endpoint=hub.url, progress=False)
+    assert store.problems(TINY.name) == []
+    to_hub = [r for r in hub.requests if r.host.startswith("127.0.0.1")]
+    to_cdn = [r for r in hub.requests if r.host.startswith("localhost")]
+    assert to_cdn and all(r.authorization is None for r in to_cdn), to_cdn
+    assert to_hub and all(r.authorization == "Bearer hf_secrettokenvalue" for r in to_hub)
+
+
+def test_a_server_sending_more_than_it_announced_fails_the_pull(hub: Hub, tmp_path: Path) -> None:
+    hub.publish(TINY_REPO, TINY_FILES)
+    hub.grow["model.bin"] = 1000
+    store = ModelStore(tmp_path / "models")
+    with pytest.raises(PullError, match="more than the 2097152 bytes"):
+        pull(TINY, store, endpoint=hub.url, progress=False)
+    assert len(hub.gets("/model.bin")) == 1
+    assert store.entry(TINY.name) is None
+
+
+def test_a_server_ignoring_range_and_cutting_fails_after_a_bounded_number_of_requests(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """It starts over on every request and never gets further: the pull stops with the reason
+    instead of looping for ever (and ``serve`` with pulling on start would hang)."""
+    hub.publish(TINY_REPO, TINY_FILES)
+    hub.ignore_range.add("model.bin")
+    hub.cut("model.bin", *[1_000_000] * 50)
+    store = ModelStore(tmp_path / "models")
+    with pytest.raises(PullError, match="ignored Range"):
+        pull(TINY, store, endpoint=hub.url, progress=False)
+    assert len(hub.gets("/model.bin")) == 7  # one that brought bytes, six in a row that did not

@@ -10,6 +10,12 @@ good copy and the lock as they were.
 
 ``HF_HUB_OFFLINE`` refuses to pull (load from a copied ``DATA_DIR/models`` instead);
 ``VODSCRIBE_HF_ENDPOINT`` (or the hub client's own ``HF_ENDPOINT``) names a mirror.
+
+What a hub or mirror answers is untrusted: a file name must be a plain relative path (no ``..``, no
+absolute path, no backslash or control character) or the pull is refused; the hub token is sent to
+the hub's own origin only, never to the host a large file is redirected to (its CDN); and a server
+that keeps sending more than it announced, or ignores ``Range`` while cutting the connection, makes
+the pull fail after a bounded number of requests, with the reason.
 """
 
 from __future__ import annotations
@@ -48,13 +54,50 @@ def hub_offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
+#: One part of a file name a hub may give: no control characters, no backslash (a separator on
+#: Windows), and not ``.`` or ``..``.
+_PART = re.compile(r"[^\x00-\x1f\x7f\\/]+")
+
+
+def safe_name(name: str) -> bool:
+    """Whether a file name from a hub is a plain relative path that stays inside its folder."""
+    parts = name.split("/")
+    return len(name) <= 1024 and all(_PART.fullmatch(p) and p not in (".", "..") for p in parts)
+
+
+def _glob(name: str, pattern: str) -> bool:
+    """``fnmatch`` part by part: ``*`` never spans a ``/`` (``*.json`` is not ``x/../../y.json``)."""
+    names, patterns = name.split("/"), pattern.split("/")
+    return len(names) == len(patterns) and all(
+        fnmatch.fnmatchcase(n, p) for n, p in zip(names, patterns, strict=True)
+    )
+
+
 def _matching(files: list[str], patterns: tuple[str, ...]) -> list[str]:
     """The repository's files that ``patterns`` name; of a checkpoint published both ways, only the
-    safetensors weights (the same tensors, half the download when both are there)."""
-    found = sorted(f for f in files if any(fnmatch.fnmatch(f, p) for p in patterns))
+    safetensors weights (the same tensors, half the download when both are there). A name that is
+    not a plain relative path refuses the pull: the hub (or mirror) is not to be trusted."""
+    for name in files:
+        if not safe_name(name):
+            raise PullError(f"The hub lists a file named {name!r}: not a plain relative path; refusing it")
+    found = sorted(f for f in files if any(_glob(f, p) for p in patterns))
     if any(f.endswith(".safetensors") for f in found):
-        found = [f for f in found if not fnmatch.fnmatch(f, "pytorch_model*.bin")]
+        found = [f for f in found if not _glob(f, "pytorch_model*.bin")]
     return found
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parsed = httpx.URL(url)
+    default = {"http": 80, "https": 443}.get(parsed.scheme)
+    return parsed.scheme, parsed.host, parsed.port or default
+
+
+def headers_for(url: str, hub: str, headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` without the credentials unless ``url`` is on the hub's own origin (a large file's
+    location is its CDN, another host: the token is not for it)."""
+    if _origin(url) == _origin(hub):
+        return headers
+    return {k: v for k, v in headers.items() if k.lower() not in ("authorization", "cookie")}
 
 
 def _compare(name: str, kind: str, found: dict[str, LockedFile], locked: dict[str, LockedFile]) -> None:
@@ -129,6 +172,9 @@ def _pull(
     staging.mkdir(parents=True, exist_ok=True)
     (staging / ".commit").write_text(commit)
     headers = build_hf_headers(library_name="vodscribe")
+    from huggingface_hub import constants
+
+    hub = endpoint or constants.ENDPOINT
     metas = {}
     for name in files:
         url = hf_hub_url(model.repo, name, revision=commit, endpoint=endpoint)
@@ -139,7 +185,8 @@ def _pull(
     _check_room(model, staging, {name: meta.size for name, meta in metas.items()})
     for name, meta in metas.items():
         try:
-            fetch_file(meta.location, staging / name, size=meta.size, headers=headers, progress=progress)
+            sent = headers_for(meta.location, hub, headers)
+            fetch_file(meta.location, staging / name, size=meta.size, headers=sent, progress=progress)
         except Exception as exc:  # a cut connection, an HTTP error, a full disk
             raise PullError(
                 f"Pulling {model.name} stopped at {name}: {exc}. Run the same command again to resume "
@@ -231,9 +278,11 @@ def fetch_file(
     url: str, target: Path, *, size: int | None, headers: dict[str, str], progress: bool, tries: int = 6
 ) -> None:
     """Download ``url`` to ``target`` through ``target.part``, resuming with a ``Range`` request
-    from the bytes already there: after a cut connection in this run (up to ``tries`` times in a
-    row without progress) and in a later run. huggingface_hub 2.x itself no longer resumes across
-    runs (it writes each attempt to a new per-process temporary file), hence this loop."""
+    from the bytes already there: after a cut connection in this run and in a later run.
+    huggingface_hub 2.x itself no longer resumes across runs (it writes each attempt to a new
+    per-process temporary file), hence this loop. It ends: ``tries`` requests in a row that bring
+    the file no further (cut early, or a server that ignores ``Range`` and starts over) fail the
+    pull with the reason, and so does a server sending more than the ``size`` it announced."""
     if target.is_file() and (size is None or target.stat().st_size == size):
         return
     part = target.with_name(target.name + ".part")
@@ -242,44 +291,61 @@ def fetch_file(
         total=size, initial=0, unit="B", unit_scale=True, unit_divisor=1024, desc=target.name,
         disable=not progress, file=sys.stderr, leave=False,
     ) as bar:  # fmt: skip
-        failures = 0
+        failures, best, reason = 0, -1, ""
         while True:
             have = part.stat().st_size if part.exists() else 0
-            if size is not None and have > size:
+            if size is not None and have > size:  # left by an earlier run of a server that overshot
                 part.unlink()
                 have = 0
             bar.n = have
             bar.refresh()
             if size is not None and have == size:
                 break
-            request = dict(headers, **({"Range": f"bytes={have}-"} if have else {}))
-            try:
-                with httpx.stream(
-                    "GET",
-                    url,
-                    headers=request,
-                    follow_redirects=True,
-                    timeout=httpx.Timeout(30.0, read=120.0),
-                ) as response:
-                    if response.status_code == 416 and size is None:
-                        break  # the server has no more bytes than we do
-                    response.raise_for_status()
-                    if have and response.status_code != 206:
-                        have = 0  # the server ignored the Range: start over
-                    with part.open("ab" if have else "wb") as out:
-                        for chunk in response.iter_bytes():  # as received: a cut keeps every byte
-                            out.write(chunk)
-                            bar.update(len(chunk))
-                            failures = 0
-                if size is None:
-                    break
-            except httpx.TransportError as exc:
+            if have > best:
+                best, failures = have, 0
+            elif failures + 1 >= tries:
+                raise PullError(f"no progress in {tries} requests in a row ({reason})")
+            else:
                 failures += 1
-                log.warning("%s: %s; resuming (%d/%d)", target.name, exc, failures, tries - 1)
-                if failures >= tries:
-                    raise
+                log.warning("%s: %s; resuming (%d/%d)", target.name, reason, failures, tries - 1)
                 time.sleep(min(2.0**failures / 4, 8.0))
+            try:
+                reason = _fetch_once(url, part, have, size, headers, bar)
+            except httpx.TransportError as exc:
+                reason = str(exc) or type(exc).__name__
+            if size is None and not reason:
+                break
     os.replace(part, target)
+
+
+def _fetch_once(
+    url: str, part: Path, have: int, size: int | None, headers: dict[str, str], bar: tqdm[None]
+) -> str:
+    """One GET from byte ``have`` into ``part``: "" when the answer ended normally, else why it did
+    not bring the whole file (a transport error is raised)."""
+    request = dict(headers, **({"Range": f"bytes={have}-"} if have else {}))
+    timeout = httpx.Timeout(30.0, read=120.0)
+    with httpx.stream("GET", url, headers=request, follow_redirects=True, timeout=timeout) as response:
+        if response.status_code == 416 and size is None:
+            return ""  # the server has no more bytes than we do
+        response.raise_for_status()
+        restarted = bool(have) and response.status_code != 206
+        if restarted:
+            have = 0  # the server ignored the Range: start over
+        ignored = "the server ignored Range and " if restarted else ""
+        with part.open("ab" if have else "wb") as out:
+            try:
+                for chunk in response.iter_bytes():  # as received: a cut keeps every byte
+                    if size is not None and have + len(chunk) > size:
+                        raise PullError(f"the server sent more than the {size} bytes it announced")
+                    out.write(chunk)
+                    have += len(chunk)
+                    bar.update(len(chunk))
+            except httpx.TransportError as exc:
+                return f"{ignored}the connection was cut: {exc or type(exc).__name__}"
+    if size is not None and have < size:
+        return f"{ignored}the answer ended early"
+    return ""
 
 
 def _install(ready: Path, target: Path, *, files: list[str]) -> None:
