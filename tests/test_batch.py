@@ -213,3 +213,46 @@ def test_a_queue_that_refuses_a_job_leaves_no_video(
     assert len(sent) == 1 and _counts(settings) == (0, 0)
     with pytest.raises(gcore.NotFoundError):
         _sdk(client).streaming.videos.get(sent[0])
+
+
+def _many_cues(count: int) -> str:
+    def at(n: int, ms: int) -> str:
+        return f"{n // 3600:02d}:{n // 60 % 60:02d}:{n % 60:02d}.{ms:03d}"
+
+    return "WEBVTT\n\n" + "\n".join(f"{at(n, 0)} --> {at(n, 500)}\nx\n" for n in range(count))
+
+
+def test_the_cues_of_a_subtitle_and_of_a_request_are_bounded(client: TestClient, settings: Settings) -> None:
+    """Parsing costs by the cue: a small text of many tiny cues is refused before it is parsed, in one
+    subtitle and in a batch whose subtitles are each within bounds."""
+    video = client.post("/streaming/videos", json={"video": {"name": "v"}}).json()
+    too_many = _many_cues(20_001)
+    assert len(too_many.encode()) < 1024 * 1024
+    r = client.post(f"/streaming/videos/{video['id']}/subtitles", json={"language": "eng", "vtt": too_many})
+    assert r.status_code == 422 and "20000 cues" in r.json()["error"], r.text[:300]
+    r = client.post(
+        f"/streaming/videos/{video['id']}/subtitles", json={"language": "eng", "vtt": _many_cues(2000)}
+    )
+    assert r.status_code == 200, r.text[:300]
+    each = _many_cues(15_000)
+    batch = [{"name": f"b{n}", "subtitles": [{"language": "eng", "vtt": each}]} for n in range(3)]
+    before = _counts(settings)
+    r = client.post("/streaming/videos/batch", json={"videos": batch})
+    assert r.status_code == 422 and "20000 cues in all" in json.dumps(r.json()), r.text[:300]
+    assert _counts(settings) == before
+
+
+def test_a_video_s_subtitles_hold_a_bounded_number_of_cues(client: TestClient) -> None:
+    """Its HLS playlists are rebuilt from all its subtitles on every change: their cues together are
+    bounded, so no change costs more than that."""
+    video = client.post("/streaming/videos", json={"video": {"name": "v"}}).json()
+    url = f"/streaming/videos/{video['id']}/subtitles"
+    full = _many_cues(20_000)
+    for _ in range(5):
+        assert client.post(url, json={"language": "eng", "vtt": full}).status_code == 200
+    r = client.post(url, json={"language": "ger", "vtt": VTT})
+    assert r.status_code == 422 and "100000 cues" in r.json()["error"], r.text[:300]
+    first = client.get(url).json()[0]["id"]
+    r = client.patch(f"{url}/{first}", json={"vtt": VTT})  # replacing frees its cues
+    assert r.status_code == 200, r.text[:300]
+    assert client.post(url, json={"language": "ger", "vtt": VTT}).status_code == 200

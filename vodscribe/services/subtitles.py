@@ -26,6 +26,13 @@ from vodscribe.storage.media import media_store
 log = logging.getLogger(__name__)
 
 MAX_SUBTITLE_BYTES = 5 * 1024 * 1024
+#: Parsing costs by the cue (60 µs each on our 2-core machine), and a 5 MB text can hold 170,000
+#: tiny ones: the cues of one subtitle (a 10-hour recording with a cue every 3 s has 12,000), of one
+#: request (a batch) and of one video (its HLS playlists are rebuilt from all of them on a change)
+#: are bounded too, counted before anything is parsed.
+MAX_CUES = 20_000
+MAX_CUES_PER_REQUEST = 20_000
+MAX_CUES_PER_VIDEO = 100_000
 #: What one video may hold, so that its subtitle list (which carries the texts) stays bounded.
 MAX_SUBTITLES = 50
 MAX_SUBTITLE_TEXT_PER_VIDEO = 20 * 1024 * 1024  # characters, all of its subtitles together
@@ -65,11 +72,27 @@ def _checked_text(text: str | None) -> str:
         raise SubtitleError('Unprocessable Entity. The "vtt" field is empty.')
     if len(text.encode()) > MAX_SUBTITLE_BYTES:
         raise SubtitleError("Unprocessable Entity. Subtitles must be at most 5 MB.")
+    if cue_count(text) > MAX_CUES:
+        raise SubtitleError(f"Unprocessable Entity. Subtitles may have at most {MAX_CUES} cues.")
     try:
         parse_subtitles(text)
     except InvalidSubtitlesError as exc:
         raise SubtitleError(f"Unprocessable Entity. Invalid subtitles: {exc}") from exc
     return text
+
+
+def cue_count(text: str | None) -> int:
+    """An upper bound of the cues in a WebVTT or SubRip text (each has one ``-->``), counted without
+    parsing it."""
+    return text.count("-->") if text else 0
+
+
+def check_request_cues(texts: list[str | None]) -> None:
+    """Refuse a request whose subtitles have more than :data:`MAX_CUES_PER_REQUEST` cues in all."""
+    if sum(cue_count(text) for text in texts) > MAX_CUES_PER_REQUEST:
+        raise SubtitleError(
+            f"Unprocessable Entity. One request may send at most {MAX_CUES_PER_REQUEST} cues in all."
+        )
 
 
 def list_subtitles(session: Session, video: Video) -> list[Subtitle]:
@@ -87,27 +110,41 @@ def get_subtitle(session: Session, video: Video, subtitle_id: int) -> Subtitle |
     return sub if sub is not None and sub.video_id == video.id else None
 
 
-def check_room(session: Session, video: Video, *, adding: int = 1, text: int = 0, replacing: int = 0) -> None:
-    """Refuse ``adding`` more subtitles with ``text`` more characters (``replacing`` characters of the
-    one being replaced) when the video would hold more than its limits. The video's row is locked
-    meanwhile where the database can, so two requests cannot both take the last room."""
+def check_room(
+    session: Session, video: Video, *, adding: int = 1, text: str = "", replacing: str = ""
+) -> None:
+    """Refuse ``adding`` more subtitles with ``text`` more (``replacing`` the text of the one being
+    replaced) when the video would hold more than its limits. The video's row is locked meanwhile
+    where the database can, so two requests cannot both take the last room."""
     session.execute(select(Video.id).where(Video.id == video.id).with_for_update())
-    count, total = session.execute(
-        select(func.count(Subtitle.id), func.coalesce(func.sum(func.length(Subtitle.vtt)), 0)).where(
-            Subtitle.video_id == video.id
-        )
+    arrows = func.length(Subtitle.vtt) - func.length(func.replace(Subtitle.vtt, "-->", ""))
+    count, total, cues = session.execute(
+        select(
+            func.count(Subtitle.id),
+            func.coalesce(func.sum(func.length(Subtitle.vtt)), 0),
+            func.coalesce(func.sum(arrows), 0),
+        ).where(Subtitle.video_id == video.id)
     ).one()
-    _check_limits(count + adding, total - replacing + text)
+    _check_limits(
+        count + adding,
+        total - len(replacing) + len(text),
+        cues // 3 - cue_count(replacing) + cue_count(text),
+    )
 
 
-def _check_limits(count: int, text: int) -> None:
-    """Refuse a video with more than ``MAX_SUBTITLES`` subtitles or too much text in them."""
+def _check_limits(count: int, text: int, cues: int) -> None:
+    """Refuse a video with more than ``MAX_SUBTITLES`` subtitles or too much text or too many cues in
+    them."""
     if count > MAX_SUBTITLES:
         raise SubtitleError(f"Unprocessable Entity. A video has at most {MAX_SUBTITLES} subtitles.")
     if text > MAX_SUBTITLE_TEXT_PER_VIDEO:
         raise SubtitleError(
             "Unprocessable Entity. A video's subtitles may hold at most "
             f"{MAX_SUBTITLE_TEXT_PER_VIDEO // (1024 * 1024)} MB of text together."
+        )
+    if cues > MAX_CUES_PER_VIDEO:
+        raise SubtitleError(
+            f"Unprocessable Entity. A video's subtitles may hold at most {MAX_CUES_PER_VIDEO} cues together."
         )
 
 
@@ -121,12 +158,12 @@ def checked_new(f: SubtitleFields) -> tuple[str, str, str]:
 
 def check_new_room(texts: list[str]) -> None:
     """The limits of :func:`check_room` for the subtitles of a video being created."""
-    _check_limits(len(texts), sum(len(t) for t in texts))
+    _check_limits(len(texts), sum(len(t) for t in texts), sum(cue_count(t) for t in texts))
 
 
 def create_subtitle(session: Session, settings: Settings, video: Video, f: SubtitleFields) -> Subtitle:
     name, language, text = checked_new(f)
-    check_room(session, video, text=len(text))
+    check_room(session, video, text=text)
     sub = Subtitle(video_id=video.id, name=name, language=language, vtt=text)
     session.add(sub)
     try:
@@ -145,7 +182,7 @@ def update_subtitle(
         sub.language = _language(f.language).b
     if "vtt" in f.given:
         text = _checked_text(f.vtt)
-        check_room(session, video, adding=0, text=len(text), replacing=len(sub.vtt))
+        check_room(session, video, adding=0, text=text, replacing=sub.vtt)
         sub.vtt = text
     if "name" in f.given:
         if not (f.name or "").strip():
@@ -348,7 +385,7 @@ def _add_ai_subtitle(
         log.info("task %s: video %s already has this subtitle", task_id, video.id)
         return False
     try:
-        check_room(session, video, text=len(result["vttContent"]))
+        check_room(session, video, text=result["vttContent"])
     except SubtitleError as exc:  # the task keeps its result; the video has no room for another track
         log.warning("task %s: subtitle not attached to video %s: %s", task_id, video.id, exc.message)
         return False

@@ -178,6 +178,10 @@ def create_videos(
     checked: list[tuple[dict[str, Any], list[tuple[str, str, str]]]] = []
     if not items:
         errors["videos"] = ["can't be blank"]
+    try:  # before any is parsed: what the request costs is bounded, not only its bytes
+        subtitles.check_request_cues([sub.vtt for item in items for sub in item.subtitles])
+    except subtitles.SubtitleError as exc:
+        raise VideoValidationError({"videos": [_plain(exc.message)]}) from None
     for i, item in enumerate(items):
         try:
             values = _validate(settings, item.fields, creating=True)
