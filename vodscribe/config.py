@@ -151,8 +151,9 @@ class Settings(BaseSettings):
     # --- direct upload (TUS, /upload/) ------------------------------------------------------------
     upload_secret: SecretStr | None = Field(
         default=None,
-        description="Key that signs upload tokens; default a random one kept in data_dir/upload-secret "
-        "(created once, mode 0600; every process sharing the data_dir uses it)",
+        description="The service's key: signs upload tokens and seals webhook secrets; default a random "
+        "one kept in data_dir/upload-secret (created once, mode 0600; every process sharing the data_dir "
+        "uses it)",
     )
     upload_token_ttl_s: float = Field(default=86400.0, description="How long an upload token is valid")
     upload_max_bytes: int | None = Field(
