@@ -259,7 +259,7 @@ def test_subtitles_per_video_are_bounded(client: TestClient, settings: Settings)
 
     video = client.post("/streaming/videos", json={"name": "a"}).json()
     base = f"/streaming/videos/{video['id']}/subtitles"
-    cue = "00:00:01.000 --> 00:00:02.000\n" + "x" * 60 + "\n\n"
+    cue = "00:00:01.000 --> 00:00:02.000\n" + "x" * 300 + "\n\n"  # under the cue bounds: bytes count here
     big = "WEBVTT\n\n" + cue * ((4 * 1024 * 1024) // len(cue))
     made = 0
     while True:
