@@ -5,21 +5,28 @@ services are missing."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
-from collections.abc import Iterator
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 from gcore import Gcore
 
 from tests.conftest import (
     REDIS_URL,
     MediaServer,
     Service,
+    free_port,
     postgres_database,
     start_service,
     start_worker,
@@ -28,7 +35,12 @@ from tests.conftest import (
     unavailable,
     wait_for,
 )
+from tests.test_webhooks import pending_delivery, receiving
 from tests.waiting import eventually
+from vodscribe.api.app import create_app
+from vodscribe.config import Settings
+from vodscribe.db.session import migrate
+from vodscribe.queue import dispatch_webhook
 
 # a vodscribe serve and workers (which load Whisper) on PostgreSQL and Redis
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -239,3 +251,105 @@ def test_ai_subtitles_start_from_the_origin_on_the_asr_worker(
     assert not (svc.data_dir / "videos" / key / "source").exists()
     master = httpx.get(video.hls_url, timeout=30).text
     assert master.count('NAME="English (AI-generated)"') == 1
+
+
+# --- outages: Redis restarts under a worker, the database goes away under the API and workers ----------
+
+
+@contextlib.contextmanager
+def _own_redis(port: int) -> Iterator[Callable[[], None]]:
+    """A redis-server of this test's own on ``port`` (nothing kept on disk); yields a function that
+    restarts it on the same port."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        unavailable("redis-server", FileNotFoundError("redis-server"))
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    procs = [subprocess.Popen(command, stdout=subprocess.DEVNULL)]
+    client = redis.Redis(port=port)
+    eventually(lambda: _pings(client), timeout=20, what="redis-server up")
+
+    def restart() -> None:
+        procs[-1].terminate()
+        procs[-1].wait(timeout=20)
+        procs.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
+        eventually(lambda: _pings(client), timeout=20, what="redis-server up again")
+
+    try:
+        yield restart
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+def test_a_worker_holding_a_delayed_message_survives_a_redis_restart(tmp_path: Path) -> None:
+    """A retry's countdown is a message the worker holds; when Redis restarts, Celery's worker then
+    exits (kombu restores unacknowledged messages on a closed connection). ``vodscribe worker`` keeps
+    it running: a delivery queued after the restart is sent."""
+    port = free_port()
+    with _own_redis(port) as restart, receiving() as receiver:
+        broker = f"redis://127.0.0.1:{port}/0"
+        settings = Settings(data_dir=tmp_path, broker_url=broker, allow_private_urls=True)
+        migrate(settings.db_url)
+        env = {
+            **os.environ,
+            "VODSCRIBE_DATA_DIR": str(tmp_path),
+            "VODSCRIBE_BROKER_URL": broker,
+            "VODSCRIBE_ALLOW_PRIVATE_URLS": "true",
+        }
+        log = open(tmp_path / "worker.log", "ab")  # noqa: SIM115 (kept open for the process's life)
+        command = ["worker", "-Q", "webhooks", "--pool", "threads", "-c", "2"]
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "vodscribe.cli", *command],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            eventually(lambda: b"ready." in (tmp_path / "worker.log").read_bytes(), timeout=60, what="worker")
+            dispatch_webhook(settings, str(uuid.uuid4()), countdown=300)  # held by the worker
+            held = redis.Redis(port=port)
+            eventually(lambda: held.hlen("unacked") > 0, timeout=20, what="the delayed message held")
+            restart()
+            delivery = pending_delivery(settings, receiver.url)
+            dispatch_webhook(settings, delivery)
+            eventually(lambda: receiver.received, timeout=90, what="a delivery after the restart")
+            assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-2000:]
+        finally:
+            stop_process(worker)
+
+
+def test_a_task_that_meets_the_database_down_is_sent_again_soon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database unreachable when a task starts: the message is retried after seconds (Celery's
+    retry), not acknowledged and left for the reaper's re-send minutes later."""
+    from vodscribe.worker import tasks
+
+    down = Settings(data_dir=tmp_path, database_url="postgresql+psycopg://postgres@127.0.0.1:9/none")
+    calls: list[str] = []
+
+    def run_task(settings: Settings, task_id: str) -> str:
+        calls.append(task_id)
+        if len(calls) == 1:
+            return real_run_task(down, task_id)  # the real claim, on a database that is not there
+        return "SUCCESS"
+
+    real_run_task = tasks.run_task
+    monkeypatch.setattr(tasks, "run_task", run_task)
+    result = tasks.transcribe.apply(args=["a-task"])
+    assert (result.state, calls) == ("SUCCESS", ["a-task", "a-task"]), result.traceback
+
+
+def test_the_api_answers_503_while_the_database_is_unreachable(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, database_url="postgresql+psycopg://postgres@127.0.0.1:9/none")
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        for path in ("/streaming/ai/tasks", "/streaming/videos"):
+            r = client.get(path, headers={"Authorization": "APIKey some-key"})
+            assert r.status_code == 503 and r.headers["retry-after"] == "5", (path, r.text)
+            assert r.json()["error"] == "The database is unavailable; try again shortly."

@@ -333,7 +333,7 @@ def receiving() -> Iterator[Receiver]:
         server.server_close()
 
 
-def _pending_delivery(settings: Settings, url: str) -> str:
+def pending_delivery(settings: Settings, url: str) -> str:
     """A client whose webhook is ``url`` (secret ``whsec_x``) and one pending ``video_delete`` delivery."""
     migrate(settings.db_url)
     with session_scope(settings.db_url) as s:
@@ -353,7 +353,7 @@ def test_the_worker_refuses_a_private_address_at_connection_time(tmp_path: Path,
     attempt is stored with the refusal and retried later."""
     port = int(receiver.url.split(":")[2].split("/")[0])
     settings = Settings(data_dir=tmp_path, fetch_allowed_ports=[port], webhook_backoff_s=30)
-    delivery_id = _pending_delivery(settings, receiver.url)
+    delivery_id = pending_delivery(settings, receiver.url)
     assert deliver(settings, delivery_id) == "retry"
     assert deliver(settings, delivery_id) == "SKIPPED"  # not due again for 30 s
     assert receiver.received == []
@@ -393,7 +393,7 @@ def test_an_attempt_ends_at_its_deadline_however_the_receiver_dribbles(
     """Every read gets a byte well within the timeout; the attempt as a whole is cut off at it."""
     receiver.drip = True
     settings = Settings(data_dir=tmp_path, allow_private_urls=True, webhook_timeout_s=1, webhook_backoff_s=30)
-    delivery_id = _pending_delivery(settings, receiver.url)
+    delivery_id = pending_delivery(settings, receiver.url)
     assert deliver(settings, delivery_id) == "retry"
     with session_scope(settings.db_url) as s:
         (attempt,) = s.query(WebhookAttempt).all()

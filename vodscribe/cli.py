@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import click
@@ -181,14 +182,24 @@ def serve(host: str | None, port: int | None, worker: bool | None) -> None:
 def worker(queues: str, concurrency: int | None, pool: str) -> None:
     """Run a worker that processes queued tasks (scale out: run many, on many machines)."""
     from vodscribe.db.session import migrate as run
+    from vodscribe.worker.supervisor import WorkerSupervisor
 
+    _setup_logging()
     settings = get_settings()
     if "asr" in {q.strip() for q in queues.split(",")}:  # media-only workers need no models
         _check_models(settings)
         _check_translation(settings)
     run(settings.db_url)
     cmd = _worker_command(queues, concurrency or settings.worker_concurrency, pool)
-    os.execv(cmd[0], cmd)
+    # Kept alive, as serve keeps its own: a Celery worker holding a delayed message (a retry's
+    # countdown) exits when Redis restarts (kombu 5.7's restore_unacked meets a closed connection).
+    supervisor = WorkerSupervisor(cmd, own_group=False)
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    supervisor.start()
+    stopping.wait()
+    supervisor.stop(timeout=None)  # Celery's warm shutdown: the tasks under way finish first
 
 
 @main.group()

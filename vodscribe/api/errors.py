@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any
 
@@ -10,11 +11,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from vodscribe.api.schemas.videos import field_errors_from
+
+log = logging.getLogger(__name__)
 
 NOT_FOUND = "Not Found. Entity you are looking for was not found, please check the initial parameters"
 
@@ -165,6 +169,15 @@ def install(app: FastAPI) -> None:
         return JSONResponse(
             error_body(exc.status, exc.message, with_status=exc.with_status), exc.status, headers=headers
         )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_down(_: Request, exc: Exception) -> JSONResponse:
+        # The database is unreachable (a restart, a failover) or busy: nothing was done, and the
+        # client may retry, as for a broker that refuses a job.
+        log.warning("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        message = "The database is unavailable; try again shortly."
+        return JSONResponse(error_body(503, message), 503, headers={"Retry-After": "5"})
 
     @app.exception_handler(StaleDataError)
     @app.exception_handler(ObjectDeletedError)

@@ -1,10 +1,16 @@
-"""Celery task definitions: thin wrappers over the services."""
+"""Celery task definitions: thin wrappers over the services.
+
+A task that meets the database unreachable (a restart, a failover) is sent again shortly, with a
+growing wait, rather than dropped for the reaper to find minutes later: nothing was claimed, or what
+was claimed is taken back by the claim's own rules (a task under way is never run twice).
+"""
 
 from __future__ import annotations
 
 import logging
 
 from celery.signals import worker_init, worker_process_init
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from vodscribe.config import get_settings
 from vodscribe.engines.whisper import engine_for
@@ -16,18 +22,28 @@ from vodscribe.services.webhook_delivery import deliver
 log = logging.getLogger(__name__)
 app = get_celery()
 
+#: Sent again after 2, 4, 8... seconds (at most 60, jittered) while the database is unreachable; after
+#: that many, the reaper's re-send takes over.
+DATABASE_RETRY: dict[str, object] = {
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 20,
+}
 
-@app.task(name=TRANSCRIBE, acks_late=True, ignore_result=True)
+
+@app.task(name=TRANSCRIBE, acks_late=True, ignore_result=True, **DATABASE_RETRY)
 def transcribe(task_id: str) -> str:
     return run_task(get_settings(), task_id)
 
 
-@app.task(name=PROCESS_VIDEO, acks_late=True, ignore_result=True)
+@app.task(name=PROCESS_VIDEO, acks_late=True, ignore_result=True, **DATABASE_RETRY)
 def process_video(video_id: int) -> str:
     return run_video(get_settings(), video_id)
 
 
-@app.task(name=DELIVER_WEBHOOK, acks_late=True, ignore_result=True)
+@app.task(name=DELIVER_WEBHOOK, acks_late=True, ignore_result=True, **DATABASE_RETRY)
 def deliver_webhook(delivery_id: str) -> str:
     return deliver(get_settings(), delivery_id)
 
