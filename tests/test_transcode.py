@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -14,6 +15,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
+from tests.waiting import eventually
 from vodscribe.errors import Cancelled, CorruptMediaError, MediaError
 from vodscribe.media import ffmpeg as ffmpeg_module
 from vodscribe.media.ffmpeg import input_args, run_ffmpeg, summarise
@@ -386,3 +388,28 @@ def test_screenshot(source: Callable[[str], Path], tmp_path: Path) -> None:
         assert (frame.width, frame.height) == (largest.width, largest.height)
         assert frame.to_ndarray(format="rgb24").std() > 10  # a real picture, not a blank frame
     assert sorted(p.name for p in shot.parent.iterdir()) == ["0.jpg"]
+
+
+def test_a_killed_run_s_half_written_renditions_go_with_the_next_run(
+    source: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """A media worker killed during ffmpeg leaves its temporary renditions in the video's folder (the
+    soak found one, with a 20-minute run's twenty kills); the job's next run deletes them."""
+    src, out = source("hd.mp4"), tmp_path / "video"
+    script = (
+        "import sys; from pathlib import Path; from vodscribe.media.probe import probe; "
+        "from vodscribe.media.transcode import transcode; "
+        "src = Path(sys.argv[1]); transcode(src, probe(src), Path(sys.argv[2]))"
+    )
+    run = subprocess.Popen([sys.executable, "-c", script, str(src), str(out)], start_new_session=True)
+    try:
+        eventually(lambda: list(out.glob(".vod*.tmp.mp4")), timeout=60, what="ffmpeg writing")
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)  # the worker and its ffmpeg, as kill -9 of a worker does
+        run.wait()
+    assert list(out.glob(".vod*.tmp.mp4"))  # what the killed run left
+    renditions = transcode(src, probe(src), out)
+    screenshot(renditions[-1].path, 1.0, out / "screenshot.jpg")
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*(r.path.name for r in renditions), "screenshot.jpg"]
+    )

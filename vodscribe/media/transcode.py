@@ -27,7 +27,7 @@ from pathlib import Path
 
 import av
 
-from vodscribe.atomic import replacing
+from vodscribe.atomic import leftovers, replacing
 from vodscribe.errors import CorruptMediaError, MediaError, too_long
 from vodscribe.media.ffmpeg import input_args, run_ffmpeg
 from vodscribe.media.probe import MediaInfo, MediaKind, check_duration, open_media
@@ -180,7 +180,8 @@ def transcode(
     file without video, CorruptMediaError when ffmpeg fails or the source turns out truncated,
     TooLongError past ``max_seconds`` (by the header, or by what ffmpeg made: the output is cut just
     past the limit, so a lying header costs no more than the limit), and Cancelled when
-    ``should_stop()`` says so.
+    ``should_stop()`` says so. ``out_dir`` is the caller's alone (one job per video): temporary
+    renditions a killed run left there are deleted first.
     """
     if not info.has_video:
         raise MediaError(NO_VIDEO_MESSAGE)
@@ -189,6 +190,9 @@ def transcode(
     plans = plan_renditions(info, display=(geometry.width, geometry.height))
     out_dir.mkdir(parents=True, exist_ok=True)
     finals = [out_dir / f"{plan.name}.mp4" for plan in plans]
+    for _, name in RENDITIONS:  # every rendition name: an earlier run may have planned others
+        for stale in leftovers(out_dir / f"{name}.mp4"):
+            stale.unlink(missing_ok=True)
     with ExitStack() as outputs:  # all renamed into place once every rendition is complete
         temps = [outputs.enter_context(replacing(final)) for final in finals]
         args = _transcode_args(source, info, geometry, plans, temps, max_seconds)
@@ -287,9 +291,12 @@ def screenshot_time(duration: float) -> float:
 def screenshot(source_mp4: Path, duration: float, out: Path) -> Path:
     """Save a JPEG of the frame at :func:`screenshot_time` of a rendition (its size, i.e. use the largest).
 
-    Falls back to the first frame if nothing decodes at the chosen time. Written atomically.
+    Falls back to the first frame if nothing decodes at the chosen time. Written atomically; what a
+    killed run left half-written is deleted first (``out`` is the caller's alone).
     """
     out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in leftovers(out):
+        stale.unlink(missing_ok=True)
     for at in dict.fromkeys((screenshot_time(duration), 0.0)):
         try:
             with replacing(out) as temp:
