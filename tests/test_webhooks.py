@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import MediaServer, Service, in_process_api, start_service, stop_service, tone_video
 from tests.waiting import eventually
+from vodscribe import keys
 from vodscribe.api.app import create_app
 from vodscribe.config import Settings
 from vodscribe.db.models import AITask, Video, WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
@@ -591,3 +592,18 @@ def test_a_client_s_hanging_receiver_does_not_hold_another_client_s_deliveries(
         assert not receiver.hang.is_set()  # client a's receiver still holds what it got
     with receiver.lock:
         assert len(receiver.received) == 1  # one of a's at a time: the rest wait their turn
+
+
+def test_a_worker_with_another_key_leaves_the_delivery_pending(tmp_path: Path) -> None:
+    """A webhook worker whose service key differs cannot read the sealed secret: it sends nothing,
+    takes no attempt and leaves the delivery pending (the reaper re-sends it, logged each time)."""
+    settings = Settings(data_dir=tmp_path)
+    delivery_id = pending_delivery(settings, "https://93.184.215.14/hook")
+    with session_scope(settings.db_url) as s:
+        [endpoint] = s.query(WebhookEndpoint).all()
+        endpoint.secret = keys.seal(settings, webhooks.SECRET_PURPOSE, "whsec_x")
+    elsewhere = Settings(data_dir=tmp_path / "elsewhere", database_url=settings.db_url)
+    assert deliver(elsewhere, delivery_id) == "SKIPPED"
+    with session_scope(settings.db_url) as s:
+        row = s.get(WebhookDelivery, delivery_id)
+        assert row is not None and (row.status, row.attempts) == ("pending", 0)

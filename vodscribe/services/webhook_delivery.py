@@ -109,6 +109,11 @@ def _claim(settings: Settings, delivery_id: str) -> _Claim | _Deferred | None:
             log.info("webhook delivery %s failed: the client has no webhook URL any more", delivery_id)
             return None
         # The lease: long enough for one attempt; a worker that dies leaves it for the reaper.
+        try:
+            secret = secret_of(settings, endpoint)
+        except ValueError:  # this machine has another key: left pending until it has the right one
+            log.error("webhook delivery %s: its secret cannot be read here", delivery_id, exc_info=True)
+            return None
         lease = now + timedelta(seconds=2 * settings.webhook_timeout_s + 5)
         attempt = row.attempts + 1  # read before the update (which refreshes ``row``)
         body = json.dumps(row.payload, separators=(",", ":"), ensure_ascii=False).encode()
@@ -123,7 +128,6 @@ def _claim(settings: Settings, delivery_id: str) -> _Claim | _Deferred | None:
         )
         if not changed(s, held.values(attempts=attempt, next_attempt_at=lease, sending_until=lease)):
             return None if s.scalar(select(room)) else DEFERRED
-        secret = secret_of(settings, endpoint)
         return _Claim(delivery_id, attempt, endpoint.url, secret, row.event, body)
 
 
