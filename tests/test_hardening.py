@@ -544,7 +544,7 @@ def test_the_embedded_worker_dies_with_the_server_even_on_sigkill(tmp_path: Path
     try:
 
         def started() -> list[int]:
-            found = re.findall(r"embedded worker started \(pid (\d+)\)", (tmp_path / "serve.log").read_text())
+            found = re.findall(r"worker started \(pid (\d+)\)", (tmp_path / "serve.log").read_text())
             return [int(pid) for pid in found] if len(found) == 2 else []
 
         # Two: the media/ASR worker and the webhook worker.
