@@ -62,16 +62,18 @@ DEFAULT_TESTDATA = ROOT.parent / "shared" / "testdata"
 REPO_COPIES = ROOT / "tests" / "data"
 
 
+def find_clip(folder: Path, clip: str) -> str:
+    """``clip`` (a manifest path) inside ``folder``: that path, or its bare name in a flat copy."""
+    path = next((p for p in (clip, Path(clip).name) if (folder / p).is_file()), None)
+    if path is None:
+        raise SystemExit(f"{clip} not found in {folder}; pass the test-data folder with --data DIR")
+    return path
+
+
 def _clips_in(folder: Path) -> dict[str, str]:
     """Each clip's path inside ``folder`` (its manifest path, or its bare name in a flat copy) -> its
     expected language."""
-    found: dict[str, str] = {}
-    for clip, language in CLIPS.items():
-        path = next((p for p in (clip, Path(clip).name) if (folder / p).is_file()), None)
-        if path is None:
-            raise SystemExit(f"{clip} not found in {folder}; pass the test-data folder with --data DIR")
-        found[path] = language
-    return found
+    return {find_clip(folder, clip): language for clip, language in CLIPS.items()}
 
 
 class _Quiet(SimpleHTTPRequestHandler):

@@ -71,7 +71,6 @@ import hashlib
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import socket
@@ -95,33 +94,24 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.load import CLIPS, DEFAULT_TESTDATA, REPO_COPIES, find_clip  # noqa: E402
 from tests.conftest import free_port, llm_model_file, reachable  # noqa: E402
 from vodscribe.db.session import migrate, session_scope  # noqa: E402
 from vodscribe.services.clients import create_client  # noqa: E402
 from vodscribe.services.subtitles import ai_subtitle_name  # noqa: E402
 from vodscribe.services.webhook_delivery import sign  # noqa: E402
+from vodscribe.storage.uploads import ID as UPLOAD_ID  # noqa: E402  (the folders of TUS uploads)
 
-#: Short real clips (test-data manifest paths) and the language each is spoken in.
-CLIPS = {
-    "en/ldc93s1.wav": "eng",
-    "de/cheetah_test_de.wav": "ger",
-    "fr/sr_french.aiff": "fre",
-    "es/cheetah_test_es.wav": "spa",
-}
 #: Translation target for a clip in each language (another language the bundled LLM knows).
 TRANSLATE_TO = {"eng": "ger", "ger": "eng", "fre": "eng", "spa": "eng"}
 #: More targets for translations asked for on a ready video.
 EXTRA_TARGETS = ("ger", "fre", "ita", "spa", "eng")
-DEFAULT_TESTDATA = ROOT.parent / "shared" / "testdata"
-REPO_COPIES = ROOT / "tests" / "data"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 FINAL_TASK = ("SUCCESS", "FAILURE", "REVOKED")
 #: MP4 variants per clip (same speech, different bytes: some recognitions are reused, some not).
 VARIANTS = 4
 CHUNK = 64 * 1024  # TUS PATCH size
 GIB = 1024**3
-#: The folder name of a TUS upload under ``DATA_DIR/uploads`` (other entries are the store's own).
-UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 #: Answers after which a client sends the same request again (an outage): not 507, which is final.
 RETRIABLE = frozenset({429, 500, 502, 503, 504})
 #: What the clients submit, and how often (weights).
@@ -1669,9 +1659,7 @@ def _media(folder: Path, root: Path) -> dict[str, str]:
     (media / "mp4").mkdir(parents=True)
     served: dict[str, str] = {}
     for clip in CLIPS:
-        source = next((folder / p for p in (clip, Path(clip).name) if (folder / p).is_file()), None)
-        if source is None:
-            raise SystemExit(f"{clip} not found in {folder}; pass the test-data folder with --data DIR")
+        source = folder / find_clip(folder, clip)
         name = Path(clip).name
         shutil.copyfile(source, media / name)
         served[name] = clip
