@@ -96,37 +96,29 @@ def test_every_route_needs_a_key(world, route: tuple[str, str, dict | None]) -> 
 # --- ids are never handed out twice ------------------------------------------------------------------
 
 
+def _client_video_subtitle(url: str, name: str) -> dict[str, int]:
+    """A new client with a video and a subtitle: the ids each was given, by table."""
+    with session_scope(url) as s:
+        client, _ = create_client(s, name)
+        video = Video(client_id=client.id, slug=f"Slug{client.id:012d}", name=name)
+        s.add(video)
+        s.flush()
+        sub = Subtitle(video_id=video.id, name="English", language="eng", vtt="WEBVTT\n\n")
+        s.add(sub)
+        s.flush()
+        return {"clients": client.id, "videos": video.id, "subtitles": sub.id}
+
+
 def _ids_after_deleting_the_newest(url: str) -> dict[str, tuple[int, int]]:
     """For each table with a database-assigned id: the id of a row deleted while newest, and the id
     the next row gets."""
     migrate(url)
-    found: dict[str, tuple[int, int]] = {}
-    with session_scope(url) as s:
-        alice, _ = create_client(s, "alice")
-        first = Video(client_id=alice.id, slug=f"Slug{alice.id:012d}", name="first")
-        s.add(first)
-        s.flush()
-        sub = Subtitle(video_id=first.id, name="English", language="eng", vtt="WEBVTT\n\n")
-        s.add(sub)
-        s.flush()
-        gone = {"clients": alice.id, "videos": first.id, "subtitles": sub.id}
+    gone = _client_video_subtitle(url, "alice")
     with session_scope(url) as s:
         s.execute(delete(Video).where(Video.id == gone["videos"]))  # cascades to the subtitle
         s.execute(delete(Client).where(Client.id == gone["clients"]))
-    with session_scope(url) as s:
-        bob, _ = create_client(s, "bob")
-        second = Video(client_id=bob.id, slug=f"Slug{bob.id:012d}x", name="second")
-        s.add(second)
-        s.flush()
-        sub = Subtitle(video_id=second.id, name="English", language="eng", vtt="WEBVTT\n\n")
-        s.add(sub)
-        s.flush()
-        found = {
-            "clients": (gone["clients"], bob.id),
-            "videos": (gone["videos"], second.id),
-            "subtitles": (gone["subtitles"], sub.id),
-        }
-    return found
+    new = _client_video_subtitle(url, "bob")
+    return {table: (gone[table], new[table]) for table in gone}
 
 
 def test_sqlite_never_hands_out_a_deleted_id_again(tmp_path: Path) -> None:
