@@ -27,7 +27,7 @@ import threading
 import time
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from importlib.metadata import version
@@ -46,12 +46,12 @@ from vodscribe.config import get_settings
 from vodscribe.engines.whisper import (
     CUDA_BATCH_SIZE,
     WhisperEngine,
-    get_engine,
+    engine_for,
     resolve_batch_size,
     resolve_device,
 )
 from vodscribe.media.probe import probe
-from vodscribe.speech.segment import concatenated_text
+from vodscribe.speech.cues import concatenated_text
 from vodscribe.speech.transcription import transcribe_file
 
 if TYPE_CHECKING:
@@ -183,14 +183,13 @@ def load_engine(
 ) -> tuple[WhisperEngine, float]:
     s = get_settings()
     started = time.perf_counter()
-    engine = get_engine(
-        s.asr_model,
-        device or s.asr_device,
-        s.asr_compute_type,
-        s.asr_cpu_threads,
-        beam_size,
-        s.asr_batch_size if batch_size is None else batch_size,
+    options = replace(
+        s.asr,
+        device=device or s.asr.device,
+        beam_size=beam_size,
+        batch_size=s.asr.batch_size if batch_size is None else batch_size,
     )
+    engine = engine_for(s, options)
     return engine, time.perf_counter() - started
 
 
@@ -511,7 +510,7 @@ def config(engine: WhisperEngine, beam_size: int, load_average: float) -> dict[s
         "device": engine.device,
         "compute_type": engine.compute_type,
         "beam_size": beam_size,
-        "cpu_threads": s.asr_cpu_threads,
+        "cpu_threads": s.asr.cpu_threads,
         "cpu_count": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "load_average_1m_at_start": round(load_average, 2),
@@ -526,7 +525,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--beam-size", type=int, default=get_settings().asr_beam_size)
+    parser.add_argument("--beam-size", type=int, default=get_settings().asr.beam_size)
     parser.add_argument(
         "--data",
         "--testdata",
@@ -563,8 +562,8 @@ def main(argv: list[str] | None = None) -> int:
     load_average = os.getloadavg()[0]  # other processes on the machine skew the timings
     testdata = find_testdata(args.data)
     clips = load_clips(testdata, args.clips)
-    device = resolve_device(args.device or get_settings().asr_device)
-    service_batch = resolve_batch_size(get_settings().asr_batch_size, device)
+    device = resolve_device(args.device or get_settings().asr.device)
+    service_batch = resolve_batch_size(get_settings().asr.batch_size, device)
     log(f"{len(clips)} clips from {testdata}, beam size {args.beam_size}, {device}")
     per_mode: dict[str, list[ClipRun]] = {}
     raw_per_mode: dict[str, list[ClipRun]] = {}

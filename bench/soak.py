@@ -99,8 +99,8 @@ from tests.conftest import free_port, llm_model_file, reachable  # noqa: E402
 from vodscribe.db.session import migrate, session_scope  # noqa: E402
 from vodscribe.services.clients import create_client  # noqa: E402
 from vodscribe.services.subtitles import ai_subtitle_name  # noqa: E402
-from vodscribe.services.webhook_delivery import sign  # noqa: E402
 from vodscribe.storage.uploads import ID as UPLOAD_ID  # noqa: E402  (the folders of TUS uploads)
+from vodscribe.worker.webhook_delivery import sign  # noqa: E402
 
 #: Translation target for a clip in each language (another language the bundled LLM knows).
 TRANSLATE_TO = {"eng": "ger", "ger": "eng", "fre": "eng", "spa": "eng"}

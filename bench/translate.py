@@ -35,6 +35,7 @@ import sacrebleu
 
 from vodscribe import languages
 from vodscribe.engines.text_translator import TextTranslator
+from vodscribe.models.resolve import ref
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA = REPO_ROOT / "bench" / "data" / "parallel.json"
@@ -63,9 +64,9 @@ def _backends(args: argparse.Namespace) -> list[TextTranslator]:
     if not args.no_llm:
         from vodscribe.engines.llm import LlamaTranslator, llm_available
 
-        model = os.environ.get("VODSCRIBE_LLM_MODEL", "bundled") or "bundled"
-        if model != "bundled" or llm_available():
-            found.append(LlamaTranslator(model, threads=args.threads))
+        chat = ref("llm", os.environ.get("VODSCRIBE_LLM_MODEL", "") or "bundled")
+        if not chat.bundled or llm_available():
+            found.append(LlamaTranslator(None if chat.bundled else Path(chat.value), threads=args.threads))
         else:
             _log("LLM backend not installed (pip install 'vodscribe[llm]'): skipped")
     return found

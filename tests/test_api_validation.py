@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 
 from vodscribe.api.app import create_app
 from vodscribe.config import Settings
-from vodscribe.db.models import AITask, Client, Video
 from vodscribe.db.session import migrate, session_scope
+from vodscribe.db.tables import AITask, Client, Video
 from vodscribe.services.clients import create_client, hash_key
 
 

@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 
 from vodscribe.api.app import create_app
 from vodscribe.config import Settings
-from vodscribe.db.models import Subtitle, Video
 from vodscribe.db.session import migrate, session_scope
+from vodscribe.db.tables import Subtitle, Video
 from vodscribe.services import videos
 from vodscribe.services.clients import create_client
 

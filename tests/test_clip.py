@@ -18,12 +18,12 @@ from sqlalchemy import select
 
 from tests.conftest import MediaServer, in_process_api
 from vodscribe.config import Settings
-from vodscribe.db.models import AITask, Subtitle, Video
 from vodscribe.db.session import session_scope
 from vodscribe.db.statuses import TaskStatus, VideoStatus
-from vodscribe.services.ai_task_runner import run_task
+from vodscribe.db.tables import AITask, Subtitle, Video
 from vodscribe.services.subtitles import HLS_META
-from vodscribe.services.video_runner import run_video
+from vodscribe.worker.ai_task_runner import run_task
+from vodscribe.worker.video_runner import run_video
 
 # 24 s: JFK 0-11 s ("... ask not what your country ..."), "mister john dashwood ..." 12-19.1 s,
 # "he was not an ill disposed young man" 20.1-23.1 s (tests/data/README.md).

@@ -14,10 +14,11 @@ import pytest
 from faster_whisper.transcribe import Segment
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
+from vodscribe.config import AsrOptions
 from vodscribe.engines import bundled_model
 from vodscribe.engines.whisper import SAMPLE_RATE, Span, get_engine, merge_spans
 from vodscribe.media.probe import decode_audio, probe
-from vodscribe.speech.recognize import (
+from vodscribe.speech.language_runs import (
     CONFIDENT,
     _merge_runs,
     _padded,
@@ -44,7 +45,9 @@ def test_bundled_model_is_hash_checked() -> None:
 
 @pytest.mark.slow  # loads Whisper
 def test_engine_runs_int8_on_cpu() -> None:
-    engine = get_engine(device="cpu")  # asked for explicitly: "auto" picks CUDA where there is a GPU
+    engine = get_engine(
+        options=AsrOptions(device="cpu")
+    )  # asked for explicitly: "auto" picks CUDA where there is a GPU
     assert (engine.device, engine.compute_type) == ("cpu", "int8")
 
 

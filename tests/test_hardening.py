@@ -28,8 +28,8 @@ from tests.conftest import REQUIRE_SERVICES, free_port
 from tests.waiting import eventually
 from vodscribe.api.app import create_app
 from vodscribe.config import Settings
-from vodscribe.db.models import AITask, Video
-from vodscribe.db.session import get_engine, migrate, session_scope
+from vodscribe.db.session import migrate, session_scope, sql_engine
+from vodscribe.db.tables import AITask, Video
 from vodscribe.errors import TooLongError, URLNotAllowedError
 from vodscribe.media.fetch import check_url
 from vodscribe.media.probe import decode_audio, probe
@@ -193,7 +193,7 @@ def test_a_video_past_the_limit_is_not_transcoded(tmp_path: Path) -> None:
 @pytest.mark.slow  # runs an AI task in this process: the Whisper model loads
 def test_an_ai_task_on_a_bomb_fails_with_the_reason(silent_flac: Path, tmp_path: Path) -> None:
     from tests.conftest import _Handler
-    from vodscribe.services.ai_task_runner import run_task
+    from vodscribe.worker.ai_task_runner import run_task
 
     settings = Settings(data_dir=tmp_path, allow_private_urls=True, max_media_duration_s=300)
     migrate(settings.db_url)
@@ -290,7 +290,7 @@ def test_the_embed_page_does_not_load_subtitle_texts(client: TestClient, setting
     def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
         statements.append(statement)
 
-    engine = get_engine(settings.db_url)
+    engine = sql_engine(settings.db_url)
     event.listen(engine, "before_cursor_execute", seen)
     try:
         page = client.get(f"/videos/{video['client_id']}_{video['slug']}/embed")

@@ -16,8 +16,8 @@ from sqlalchemy import create_engine, delete, event, select, text
 from tests.conftest import postgres_database
 from vodscribe.api.app import create_app
 from vodscribe.config import Settings
-from vodscribe.db.models import AITask, Client, Rendition, Subtitle, Video
 from vodscribe.db.session import alembic_config, migrate, session_scope
+from vodscribe.db.tables import AITask, Client, Rendition, Subtitle, Video
 from vodscribe.services.clients import create_client
 
 

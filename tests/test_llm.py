@@ -21,7 +21,7 @@ ENG, GER, FRE, UZB, CHI = (languages.resolve(c) for c in ("eng", "ger", "fre", "
 
 @pytest.fixture(scope="module")
 def translator() -> LlamaTranslator:
-    return LlamaTranslator(str(llm_model_file()))
+    return LlamaTranslator(llm_model_file())
 
 
 def test_the_extra_is_installed() -> None:
@@ -67,7 +67,7 @@ def test_languages_are_offered_without_loading(tmp_path: Path) -> None:
     with pytest.raises(TranslationError, match="English to Uzbek"):
         t.translate(["Hello."], ENG, UZB)
     with pytest.raises(TranslationError, match="does not exist"):
-        LlamaTranslator(str(tmp_path / "missing.gguf"))
+        LlamaTranslator(tmp_path / "missing.gguf")
 
 
 @pytest.mark.slow  # loads the bundled GGUF

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 from tests.long_media import spread_speech
+from vodscribe.config import AsrOptions
 from vodscribe.engines.whisper import SAMPLE_RATE, Span, WhisperEngine, get_engine
 from vodscribe.errors import Cancelled
 from vodscribe.media.probe import decode_audio, probe, stream_audio
-from vodscribe.speech.segment import concatenated_text
+from vodscribe.speech.cues import concatenated_text
 from vodscribe.speech.transcription import transcribe_file
 from vodscribe.speech.windows import TAIL_SECONDS, speech_windows
 
@@ -128,8 +129,10 @@ def test_batched_engine_maps_times_back_to_the_speech() -> None:
     path = DATA / "jfk_librivox.mp4"
     audio = decode_audio(path, probe(path))
     spans = WhisperEngine.speech_spans(audio)
-    sequential = list(get_engine(batch_size=0).transcribe(audio, language="en", spans=spans))
-    batched = list(get_engine(batch_size=4).transcribe(audio, language="en", spans=spans))
+    sequential = list(
+        get_engine(options=AsrOptions(batch_size=0)).transcribe(audio, language="en", spans=spans)
+    )
+    batched = list(get_engine(options=AsrOptions(batch_size=4)).transcribe(audio, language="en", spans=spans))
     for segments in (sequential, batched):
         text = concatenated_text(segments).lower()
         assert "ask not what your country can do for you" in text and "dashwood" in text

@@ -405,7 +405,7 @@ def test_a_service_on_named_models_answers_and_translates(
 
 
 def test_what_fits_where() -> None:
-    from vodscribe.services.model_listing import Gpu, Hardware, hardware
+    from vodscribe.cli.model_listing import Gpu, Hardware, hardware
 
     cpu_only = Hardware(ram_bytes=24 * 10**9, gpus=())
     assert cpu_only.fits(find("large-v3").memory_gb) == "CPU"

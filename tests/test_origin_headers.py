@@ -20,14 +20,14 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import admit_loopback_only, in_process_api, tone_video
 from vodscribe.config import Settings
-from vodscribe.db.models import Video
 from vodscribe.db.session import session_scope
 from vodscribe.db.statuses import VideoStatus
+from vodscribe.db.tables import Video
 from vodscribe.errors import FetchError
 from vodscribe.media import fetch
 from vodscribe.media.fetch import download, parse_headers
-from vodscribe.services import video_runner
-from vodscribe.services.video_runner import run_video
+from vodscribe.worker import video_runner
+from vodscribe.worker.video_runner import run_video
 
 SECRET = "Bearer s3cr3t-t0ken-abc"
 HEADER = f"Authorization: {SECRET}"

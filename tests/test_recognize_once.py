@@ -12,14 +12,14 @@ import pytest
 from tests.conftest import DATA, MediaServer, start_service, stop_service, wait_for
 from tests.waiting import eventually
 from vodscribe.config import Settings
-from vodscribe.db.models import AITask, utcnow
 from vodscribe.db.session import migrate, session_scope
-from vodscribe.engines.base import SpeechSegment, Word
+from vodscribe.db.tables import AITask, utcnow
+from vodscribe.engines.results import SpeechSegment, Word
 from vodscribe.engines.whisper import Span
 from vodscribe.services.clients import create_client
-from vodscribe.services.reaper import reap
-from vodscribe.speech.recognize import LanguageRun
-from vodscribe.speech.recognized import Recognized
+from vodscribe.speech.language_runs import LanguageRun
+from vodscribe.speech.stored_recognition import Recognized
+from vodscribe.worker.reaper import reap
 
 
 def test_a_recognition_round_trips_through_json() -> None:

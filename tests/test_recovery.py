@@ -16,13 +16,13 @@ import pytest
 from tests.conftest import MediaServer, Service, start_service, stop_service, wait_for
 from tests.waiting import eventually
 from vodscribe.config import Settings
-from vodscribe.db.models import AITask, Video, utcnow
 from vodscribe.db.session import migrate, session_scope
-from vodscribe.services.ai_task_runner import claim, run_task
+from vodscribe.db.tables import AITask, Video, utcnow
 from vodscribe.services.clients import create_client
-from vodscribe.services.reaper import reap
 from vodscribe.services.video_sources import SOURCE
-from vodscribe.storage.media import media_store
+from vodscribe.storage.video_files import media_store
+from vodscribe.worker.ai_task_runner import claim, run_task
+from vodscribe.worker.reaper import reap
 
 
 def _row(service: Service, task_id: str) -> tuple[str, int, str]:

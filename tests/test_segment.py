@@ -1,4 +1,4 @@
-"""Tests for vodscribe.speech.segment: ASR words -> subtitle cues (Netflix timed-text rules)."""
+"""Tests for vodscribe.speech.cues: ASR words -> subtitle cues (Netflix timed-text rules)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from vodscribe.engines.base import Cue, SpeechSegment, Word
-from vodscribe.speech.segment import build_cues, concatenated_text, flatten_text
+from vodscribe.engines.results import Cue, SpeechSegment, Word
+from vodscribe.speech.cues import build_cues, concatenated_text, flatten_text
 
 EPS = 1e-6
 GAP = 2 / 25

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import webvtt
 
-from vodscribe.engines.base import Cue, SpeechSegment, Word
-from vodscribe.speech.segment import build_cues
+from vodscribe.engines.results import Cue, SpeechSegment, Word
+from vodscribe.speech.cues import build_cues
 from vodscribe.speech.subtitle_formats import (
     InvalidSubtitlesError,
     parse_srt,

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from vodscribe import languages
-from vodscribe.engines.base import SpeechSegment, Word
+from vodscribe.engines.results import SpeechSegment, Word
 from vodscribe.engines.text_translator import TextTranslator, TranslationError
 from vodscribe.engines.whisper import get_engine
 from vodscribe.errors import Cancelled, UnsupportedTranslation
 from vodscribe.languages import Language
-from vodscribe.speech.segment import build_cues
+from vodscribe.speech.cues import build_cues
 from vodscribe.speech.subtitle_translation import (
     MAX_SENTENCE_SECONDS,
     Sentence,

@@ -11,12 +11,12 @@ from fastapi.testclient import TestClient
 
 from vodscribe.api.app import create_app
 from vodscribe.config import Settings
-from vodscribe.db.models import AITask
 from vodscribe.db.session import migrate, session_scope
+from vodscribe.db.tables import AITask
 from vodscribe.engines import llm
 from vodscribe.services import translation_backends
-from vodscribe.services.ai_task_runner import run_task
 from vodscribe.services.clients import create_client
+from vodscribe.worker.ai_task_runner import run_task
 
 
 @pytest.fixture

@@ -38,17 +38,17 @@ from tests.conftest import BUCKET, DATA, S3_CREDENTIALS, free_port, postgres_dat
 from tests.waiting import eventually
 from vodscribe.api.app import create_app
 from vodscribe.api.routers import tus
+from vodscribe.cli.upload_client import state_file
 from vodscribe.config import Settings
-from vodscribe.db.models import AITask, Client, Subtitle, Video
-from vodscribe.db.session import get_engine, migrate, session_scope
+from vodscribe.db.session import migrate, session_scope, sql_engine
 from vodscribe.db.statuses import JobState, TaskStatus, VideoStatus
+from vodscribe.db.tables import AITask, Client, Subtitle, Video
 from vodscribe.services import uploads
-from vodscribe.services.ai_task_runner import run_task
 from vodscribe.services.clients import create_client
-from vodscribe.services.reaper import reap
-from vodscribe.services.video_runner import run_video
 from vodscribe.storage.uploads import ID
-from vodscribe.upload_client import state_file
+from vodscribe.worker.ai_task_runner import run_task
+from vodscribe.worker.reaper import reap
+from vodscribe.worker.video_runner import run_video
 
 SPEECH = DATA / "jfk_librivox.mp4"  # 24 s; JFK "... ask not what your country ..." in 0-11 s
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -559,7 +559,7 @@ def test_an_upload_on_postgresql(tmp_path: Path) -> None:
                 assert (row.uploaded_source or "").startswith(uploads.UPLOADED + "-")
                 assert row.upload_filename == "ünïcode name.mp4"
         finally:
-            get_engine(settings.db_url).dispose()  # before the database is dropped
+            sql_engine(settings.db_url).dispose()  # before the database is dropped
 
 
 # --- tenants, tokens and limits (hardening 2) --------------------------------------------------------

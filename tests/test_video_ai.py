@@ -24,18 +24,19 @@ from sqlalchemy import select
 from tests.conftest import BUCKET, MediaServer, postgres_database
 from vodscribe.api.app import create_app
 from vodscribe.config import Settings
-from vodscribe.db.models import AITask, Client, Subtitle, Video, utcnow
 from vodscribe.db.session import migrate, session_scope
 from vodscribe.db.statuses import JobState, TaskStatus, VideoStatus
+from vodscribe.db.tables import AITask, Client, Subtitle, Video, utcnow
 from vodscribe.errors import MediaError
-from vodscribe.services import video_runner
-from vodscribe.services.ai_task_runner import Claim, finish_task, run_task
+from vodscribe.schemas.videos import VideoFieldsIn
 from vodscribe.services.clients import create_client
 from vodscribe.services.subtitles import HLS_META
-from vodscribe.services.video_runner import complete, run_video
 from vodscribe.services.video_sources import SOURCE
-from vodscribe.services.videos import VideoFields, create_video
-from vodscribe.storage.media import media_store
+from vodscribe.services.videos import create_video
+from vodscribe.storage.video_files import media_store
+from vodscribe.worker import video_runner
+from vodscribe.worker.ai_task_runner import Claim, finish_task, run_task
+from vodscribe.worker.video_runner import complete, run_video
 
 SPEECH = "jfk_librivox.mp4"  # 24 s, 320x240, "... ask not what your country can do for you ..."
 SUBTITLE = 'NAME="English (AI-generated)"'
@@ -70,7 +71,7 @@ def _new_video(settings: Settings, url: str, **fields: Any) -> int:
     """A video created as the API creates it (its job message goes to the queue; the test runs it)."""
     with session_scope(settings.db_url) as s:
         client, _ = create_client(s, "c")
-        given = VideoFields(name="speech", origin_url=url, **fields)
+        given = VideoFieldsIn(name="speech", origin_url=url, **fields)
         return create_video(s, settings, client, given).id
 
 

@@ -28,12 +28,13 @@ from tests.waiting import eventually
 from vodscribe import keys
 from vodscribe.api.app import create_app
 from vodscribe.config import Settings
-from vodscribe.db.models import AITask, Video, WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
 from vodscribe.db.session import migrate, session_scope
-from vodscribe.services import webhook_delivery, webhooks
+from vodscribe.db.tables import AITask, Video, WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
+from vodscribe.services import webhooks
 from vodscribe.services.clients import create_client, hash_key
-from vodscribe.services.reaper import reap
-from vodscribe.services.webhook_delivery import backoff, deliver, sign
+from vodscribe.worker import webhook_delivery
+from vodscribe.worker.reaper import reap
+from vodscribe.worker.webhook_delivery import backoff, deliver, sign
 
 # --- in-process: the settings routes ---------------------------------------------------------------
 

@@ -7,12 +7,29 @@ and ``VODSCRIBE_BROKER_URL`` at Redis to scale out.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+@dataclass(frozen=True, slots=True)
+class AsrOptions:
+    """How Whisper runs: the ``VODSCRIBE_ASR_*`` settings but the model, as one object from the
+    settings to the engine (hashable: the engine cache is keyed by it)."""
+
+    device: str = "auto"
+    compute_type: str = "auto"
+    beam_size: int = 5
+    batch_size: int = -1
+    cpu_threads: int = 0
+
+
+#: The defaults of the ``VODSCRIBE_ASR_*`` settings.
+DEFAULT_ASR = AsrOptions()
 
 
 class Settings(BaseSettings):
@@ -227,6 +244,16 @@ class Settings(BaseSettings):
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def asr(self) -> AsrOptions:
+        return AsrOptions(
+            device=self.asr_device,
+            compute_type=self.asr_compute_type,
+            beam_size=self.asr_beam_size,
+            batch_size=self.asr_batch_size,
+            cpu_threads=self.asr_cpu_threads,
+        )
 
     @property
     def celery_broker_url(self) -> str:

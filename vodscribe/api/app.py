@@ -11,13 +11,14 @@ from fastapi.staticfiles import StaticFiles
 from vodscribe import __version__
 from vodscribe.api import errors
 from vodscribe.api.head import HeadAsGet
+from vodscribe.api.health import health as service_health
 from vodscribe.api.limits import BodyLimit
-from vodscribe.api.routers import ai_tasks, console, media, subtitles, tus, videos, webhooks
-from vodscribe.api.schemas.service import Health
+from vodscribe.api.openapi import gcore_openapi
+from vodscribe.api.rate_limit import make_limiter
+from vodscribe.api.routers import ai_tasks, console, public_files, subtitles, tus, videos, webhooks
 from vodscribe.config import Settings, get_settings
 from vodscribe.queue import celery_for
-from vodscribe.services.health import health as service_health
-from vodscribe.services.ratelimit import make_limiter
+from vodscribe.schemas.service import Health
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.limiter = make_limiter(settings)
     celery_for(settings)  # creates the embedded broker's folders, which /health checks
     errors.install(app)
+    app.openapi = lambda: gcore_openapi(app)  # type: ignore[method-assign]
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_body_bytes,
@@ -42,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ai_tasks.router)
     app.include_router(videos.router)
     app.include_router(subtitles.router)
-    app.include_router(media.router)
+    app.include_router(public_files.router)
     app.include_router(tus.router)
     app.include_router(webhooks.router)
     app.include_router(console.router)

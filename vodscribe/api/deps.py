@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from vodscribe.api.errors import ApiError
 from vodscribe.config import Settings
-from vodscribe.db.models import Client
 from vodscribe.db.session import get_sessionmaker, missing_database_file
+from vodscribe.db.tables import Client
 from vodscribe.services.clients import authenticate
 
 

@@ -1,22 +1,19 @@
-"""Error bodies in Gcore's shapes: ``{"error": "..."}`` (with ``status`` where Gcore has it)."""
+"""Error bodies in Gcore's shapes: ``{"error": "..."}`` (with ``status`` where Gcore has it), and the
+app's handlers that answer with them (a 405 lists the methods the path allows)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
-
-from vodscribe.api.schemas.videos import field_errors_from
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +35,7 @@ def error_body(status: int, message: str, *, with_status: bool = False) -> dict[
     return {"status": status, "error": message} if with_status else {"error": message}
 
 
-def _describe(exc: RequestValidationError) -> str:
+def describe(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
@@ -50,81 +47,6 @@ def _describe(exc: RequestValidationError) -> str:
         else:
             parts.append(str(err.get("msg")))
     return "; ".join(parts) or "Invalid request"
-
-
-def _field_errors(exc: RequestValidationError) -> list[Any] | None:
-    """The errors of ``exc`` if all of them are about fields of the JSON body (not a body that is no
-    JSON object at all, nor a query or path parameter)."""
-    errors = list(exc.errors())
-    fields = all(len(e.get("loc", ())) >= 2 and e["loc"][0] == "body" for e in errors)
-    if errors and fields and not any(e.get("type") == "json_invalid" for e in errors):
-        return errors
-    return None
-
-
-_Handler = Callable[[Request], Coroutine[Any, Any, Response]]
-
-
-def _route_class(name: str, field_errors: Callable[[list[Any]], Response]) -> type[APIRoute]:
-    """A route class whose request validation errors answer in Gcore's shapes: body field errors
-    through ``field_errors``, anything else (query, path, a body that is no JSON object) 400 with
-    ``status``."""
-
-    class GcoreRoute(APIRoute):
-        def get_route_handler(self) -> _Handler:
-            handler = super().get_route_handler()
-
-            async def route(request: Request) -> Response:
-                try:
-                    return await handler(request)
-                except RequestValidationError as exc:
-                    errors = _field_errors(exc)
-                    if errors is not None:
-                        return field_errors(errors)
-                    raise ApiError(400, _describe(exc), with_status=True) from exc
-
-            return route
-
-    GcoreRoute.__name__ = GcoreRoute.__qualname__ = name
-    return GcoreRoute
-
-
-def _rails_errors(errors: list[Any]) -> Response:
-    # Gcore's video routes: 422 {"errors": {"name": ["must be a string"]}}
-    return JSONResponse({"errors": field_errors_from(errors)}, 422)
-
-
-def _subtitle_errors(errors: list[Any]) -> Response:
-    # Gcore's subtitle routes: 422 {"status": 422, "error": "Unprocessable Entity. ..."}
-    message = f'Unprocessable Entity. "{errors[0]["loc"][1]}" must be a string.'
-    return JSONResponse(error_body(422, message, with_status=True), 422)
-
-
-VideoRoute = _route_class("VideoRoute", _rails_errors)
-SubtitleRoute = _route_class("SubtitleRoute", _subtitle_errors)
-
-
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The schema without FastAPI's generic 422 ``HTTPValidationError``: request validation answers
-    in Gcore's shapes (400 ``{"error"}``, or what a route declares), and each route lists those."""
-    if app.openapi_schema is None:
-        schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        generic = "#/components/schemas/HTTPValidationError"
-        for operations in schema.get("paths", {}).values():
-            for operation in operations.values():
-                answer = operation.get("responses", {}).get("422", {})
-                if (
-                    answer.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref")
-                    == generic
-                ):
-                    del operation["responses"]["422"]
-        components = schema.get("components", {}).get("schemas", {})
-        for name in ("HTTPValidationError", "ValidationError"):
-            components.pop(name, None)
-        app.openapi_schema = schema
-    return app.openapi_schema
 
 
 def _leaves(routes: Sequence[Any]) -> Iterator[Any]:
@@ -159,8 +81,6 @@ def allowed_methods(request: Request) -> list[str]:
 
 
 def install(app: FastAPI) -> None:
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "APIKey", **exc.headers} if exc.status == 401 else exc.headers
@@ -188,7 +108,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         # AI endpoints answer bad input with 400 {"error"} (Gcore's ai_badrequest).
-        return JSONResponse(error_body(400, _describe(exc)), 400)
+        return JSONResponse(error_body(400, describe(exc)), 400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -12,7 +12,8 @@ from typing import Annotated
 
 from fastapi import Path, Query
 
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+from vodscribe.schemas.text import INT32_MAX, INT32_MIN
+
 MAX_PAGE = 1_000_000
 
 VideoId = Annotated[int, Path(ge=INT32_MIN, le=INT32_MAX)]

@@ -69,7 +69,7 @@ def _private_file(path: Path) -> None:
 
 
 @lru_cache(maxsize=8)
-def get_engine(url: str) -> Engine:
+def sql_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = sqlite_path(url)
         if path is not None:
@@ -82,7 +82,7 @@ def get_engine(url: str) -> Engine:
 
 @lru_cache(maxsize=8)
 def get_sessionmaker(url: str) -> sessionmaker[Session]:
-    return sessionmaker(get_engine(url), expire_on_commit=False)
+    return sessionmaker(sql_engine(url), expire_on_commit=False)
 
 
 @contextmanager
@@ -108,5 +108,5 @@ def alembic_config(url: str) -> Config:
 
 def migrate(url: str) -> None:
     """Bring the schema to the newest revision (idempotent)."""
-    get_engine(url)  # creates the SQLite directory
+    sql_engine(url)  # creates the SQLite directory
     command.upgrade(alembic_config(url), "head")

@@ -51,7 +51,7 @@ class LlamaTranslator(ChatLanguages):
 
     def __init__(
         self,
-        model: str = "bundled",
+        model: Path | None = None,
         *,
         cache_dir: Path | None = None,
         threads: int = 0,
@@ -67,12 +67,12 @@ class LlamaTranslator(ChatLanguages):
         self.gpu_layers = gpu_layers
         self.context = context
         self.languages = languages
-        if model == "bundled":
+        if model is None:  # the model shipped in packages
             self.name = "llm:qwen2.5-coder-1.5b-instruct"
         else:
-            if not Path(model).is_file():
+            if not model.is_file():
                 raise TranslationError(f"LLM model file {model} does not exist")
-            self.name = f"llm:{name or Path(model).stem}"
+            self.name = f"llm:{name or model.stem}"
         self._before_load = before_load
         self._llama: Any = None
         self._lock = threading.Lock()
@@ -96,7 +96,7 @@ class LlamaTranslator(ChatLanguages):
                     self._before_load()  # a pulled model's files are checked against its lock
                 except ModelError as exc:
                     raise TranslationError(str(exc)) from exc
-            path = bundled_llm.model_path(self.cache_dir) if self.model == "bundled" else Path(self.model)
+            path = bundled_llm.model_path(self.cache_dir) if self.model is None else self.model
             log.info("loading translation LLM %s", path)
             self._llama = Llama(
                 str(path),

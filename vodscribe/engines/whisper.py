@@ -23,10 +23,10 @@ from faster_whisper.audio import pad_or_trim
 from faster_whisper.transcribe import Segment, restore_speech_timestamps
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-from vodscribe.config import Settings
+from vodscribe.config import DEFAULT_ASR, AsrOptions, Settings
 from vodscribe.engines import bundled_model
-from vodscribe.engines.base import SpeechSegment, Word
-from vodscribe.models.resolve import load_path, ref
+from vodscribe.engines.results import SpeechSegment, Word
+from vodscribe.models.resolve import ref, weights
 from vodscribe.models.store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -113,42 +113,34 @@ def resolve_batch_size(batch_size: int, device: str) -> int:
 class WhisperEngine:
     """Whisper through faster-whisper: language ID, speech detection and timed transcription."""
 
-    def __init__(
-        self,
-        model: str = "bundled",
-        *,
-        device: str = "auto",
-        compute_type: str = "auto",
-        cpu_threads: int = 0,
-        beam_size: int = 5,
-        batch_size: int = -1,
-    ) -> None:
-        self.device = resolve_device(device)
-        self.compute_type = resolve_compute_type(compute_type, self.device)
-        self.beam_size = beam_size
-        self.batch_size = resolve_batch_size(batch_size, self.device)
-        if model == "bundled":
-            files = bundled_model.load_files()
+    def __init__(self, weights: Path | None = None, options: AsrOptions = DEFAULT_ASR) -> None:
+        """``weights``: a CTranslate2 Whisper folder, or None for the model shipped in packages."""
+        self.device = resolve_device(options.device)
+        self.compute_type = resolve_compute_type(options.compute_type, self.device)
+        self.beam_size = options.beam_size
+        self.batch_size = resolve_batch_size(options.batch_size, self.device)
+        if weights is None:
             self.model = WhisperModel(
                 "whisper-base",
                 device=self.device,
                 compute_type=self.compute_type,
-                cpu_threads=cpu_threads,
-                files=files,
+                cpu_threads=options.cpu_threads,
+                files=bundled_model.load_files(),
             )
             self.name = "whisper-base (bundled)"
         else:
-            path = Path(model)
-            if not (path / "model.bin").is_file():
-                raise FileNotFoundError(f"ASR model directory {path} has no model.bin (CTranslate2 format)")
+            if not (weights / "model.bin").is_file():
+                raise FileNotFoundError(
+                    f"ASR model directory {weights} has no model.bin (CTranslate2 format)"
+                )
             self.model = WhisperModel(
-                str(path),
+                str(weights),
                 device=self.device,
                 compute_type=self.compute_type,
-                cpu_threads=cpu_threads,
+                cpu_threads=options.cpu_threads,
                 local_files_only=True,
             )
-            self.name = path.name
+            self.name = weights.name
         self._batched = BatchedInferencePipeline(self.model)
         self._lock = threading.Lock()  # CTranslate2 models are not meant for concurrent generate calls
         self._encoded: ctranslate2.StorageView | None = None  # the window being decoded (_watching)
@@ -446,36 +438,15 @@ def merge_spans(spans: Sequence[Span], max_len: float = 30.0) -> list[list[Span]
 
 
 @lru_cache(maxsize=4)
-def get_engine(
-    model: str = "bundled",
-    device: str = "auto",
-    compute_type: str = "auto",
-    cpu_threads: int = 0,
-    beam_size: int = 5,
-    batch_size: int = -1,
-) -> WhisperEngine:
-    """The process-wide engine for these settings, loaded on first use."""
-    log.info("loading ASR model %s on %s", model, device)
-    return WhisperEngine(
-        model,
-        device=device,
-        compute_type=compute_type,
-        cpu_threads=cpu_threads,
-        beam_size=beam_size,
-        batch_size=batch_size,
-    )
+def get_engine(weights: Path | None = None, options: AsrOptions = DEFAULT_ASR) -> WhisperEngine:
+    """The process-wide engine for these weights and options, loaded on first use."""
+    log.info("loading ASR model %s on %s", weights or "whisper-base (bundled)", options.device)
+    return WhisperEngine(weights, options)
 
 
-def engine_for(settings: Settings) -> WhisperEngine:
-    """The process-wide engine configured by ``settings``; a model named by the catalogue is
-    checked against its lock file before it loads (:func:`vodscribe.models.resolve.load_path`)."""
+def engine_for(settings: Settings, options: AsrOptions | None = None) -> WhisperEngine:
+    """The process-wide engine configured by ``settings`` (``options`` instead of its ASR options if
+    given); a model named by the catalogue is checked against its lock file before it loads
+    (:func:`vodscribe.models.resolve.load_path`)."""
     asr = ref("asr", settings.asr_model)
-    model = settings.asr_model if asr.model is None else str(load_path(asr, ModelStore(settings.models_path)))
-    return get_engine(
-        model,
-        settings.asr_device,
-        settings.asr_compute_type,
-        settings.asr_cpu_threads,
-        settings.asr_beam_size,
-        settings.asr_batch_size,
-    )
+    return get_engine(weights(asr, ModelStore(settings.models_path)), options or settings.asr)

@@ -49,12 +49,12 @@ from vodscribe.errors import (
     DownloadCancelled,
     FetchError,
     MediaError,
-    StopCheck,
     TooLargeError,
     URLNotAllowedError,
 )
 from vodscribe.media.probe import SNIFF_BYTES, MediaKind, sniff_or_raise
 from vodscribe.media.public_address import PublicOnlyPolicy
+from vodscribe.media.stop_check import StopCheck
 
 __all__ = ["USER_AGENT", "DownloadCancelled", "FetchResult", "check_url", "download", "parse_headers"]
 

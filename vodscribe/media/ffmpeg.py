@@ -28,8 +28,9 @@ from typing import IO
 
 import imageio_ffmpeg
 
-from vodscribe.errors import Cancelled, CorruptMediaError, MediaError, StopCheck
+from vodscribe.errors import Cancelled, CorruptMediaError, MediaError
 from vodscribe.media.probe import MediaKind, ffmpeg_format
+from vodscribe.media.stop_check import StopCheck
 
 #: Global options added to every run: quiet except errors, machine-readable progress on stdout,
 #: never read the terminal, overwrite outputs (with -nostdin ffmpeg would otherwise refuse).

@@ -26,9 +26,9 @@ from vodscribe.errors import (
     CorruptMediaError,
     NoAudioError,
     NotMediaError,
-    StopCheck,
     too_long,
 )
+from vodscribe.media.stop_check import StopCheck
 
 #: How many leading bytes :func:`sniff` wants to see (an MPEG-TS check needs bytes 0, 188 and 376).
 SNIFF_BYTES = 512

@@ -24,6 +24,16 @@ from typing import Literal
 Kind = Literal["asr", "nmt", "llm"]
 KINDS: tuple[Kind, ...] = ("asr", "nmt", "llm")
 
+#: The setting value that names the models shipped in packages (Whisper base, the [llm] extra's chat
+#: model); read by :func:`is_bundled` only.
+BUNDLED = "bundled"
+
+
+def is_bundled(value: str) -> bool:
+    """Whether a model setting's value names the model shipped in packages."""
+    return value.strip() == BUNDLED
+
+
 #: Qwen2.5's languages (its model card: 29+), as ISO 639-2/B codes vodscribe knows.
 # fmt: off
 QWEN_LANGUAGES = frozenset([
@@ -268,6 +278,6 @@ def is_name(value: str) -> bool:
     """Whether a setting's value reads as a model name rather than a path (no separator, no dot
     or tilde first); ``bundled`` and the empty string are neither."""
     value = value.strip()
-    if not value or value == "bundled" or value.startswith((".", "~", "/")):
+    if not value or is_bundled(value) or value.startswith((".", "~", "/")):
         return False
     return "/" not in value and "\\" not in value

@@ -27,6 +27,7 @@ __all__ = [
     "ref",
     "refs",
     "unpulled",
+    "weights",
 ]
 
 
@@ -43,6 +44,11 @@ class ModelRef:
     @property
     def name(self) -> str | None:
         return self.model.name if self.model is not None else None
+
+    @property
+    def bundled(self) -> bool:
+        """The model shipped in packages."""
+        return self.model is None and catalogue.is_bundled(self.value)
 
 
 def ref(kind: Kind, value: str) -> ModelRef:
@@ -86,6 +92,11 @@ def load_path(r: ModelRef, store: ModelStore) -> Path:
     if r.model is None:
         return Path(r.value).expanduser()
     return store.verified(r.model.name, r.kind)
+
+
+def weights(r: ModelRef, store: ModelStore) -> Path | None:
+    """What an engine loads: :func:`load_path`, or None for the model shipped in packages."""
+    return None if r.bundled else load_path(r, store)
 
 
 def identity(r: ModelRef, store: ModelStore) -> str:

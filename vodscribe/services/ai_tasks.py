@@ -15,9 +15,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from vodscribe import languages
 from vodscribe.config import Settings
-from vodscribe.db.models import AITask, Client, Video, utcnow
 from vodscribe.db.session import LIKE_ESCAPE, changed, contains
 from vodscribe.db.statuses import FINISHED, UNFINISHED, TaskStatus
+from vodscribe.db.tables import AITask, Client, Video, utcnow
 from vodscribe.errors import URLNotAllowedError
 from vodscribe.media.fetch import check_url
 from vodscribe.queue import dispatch_transcription

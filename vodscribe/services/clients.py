@@ -8,7 +8,7 @@ import secrets
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from vodscribe.db.models import Client
+from vodscribe.db.tables import Client
 
 
 def hash_key(key: str) -> str:

@@ -6,7 +6,7 @@ import json
 import logging
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +16,13 @@ from sqlalchemy.orm import Session
 
 from vodscribe import languages
 from vodscribe.config import Settings
-from vodscribe.db.models import AITask, Rendition, Subtitle, Video
 from vodscribe.db.statuses import RenditionStatus, TaskStatus, VideoStatus
+from vodscribe.db.tables import AITask, Rendition, Subtitle, Video
 from vodscribe.media.hls import HlsVariant, SubtitleTrack, write_master, write_subtitle_playlist
+from vodscribe.schemas.subtitles import BatchSubtitleIn, SubtitleOut, SubtitleUpdated
 from vodscribe.services.ai_tasks import QUEUE_UNAVAILABLE, send, withdraw
 from vodscribe.speech.subtitle_formats import InvalidSubtitlesError, parse_subtitles, to_vtt
-from vodscribe.storage.media import media_store
+from vodscribe.storage.video_files import media_store
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +47,6 @@ class SubtitleError(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
-
-
-@dataclass
-class SubtitleFields:
-    name: str | None = None
-    language: str | None = None
-    vtt: str | None = None
-    auto_transcribe_audio_language: str | None = None
-    auto_translate_subtitles_language: str | None = None
-    given: set[str] = field(default_factory=set)
 
 
 def _language(code: str | None) -> languages.Language:
@@ -148,7 +139,7 @@ def _check_limits(count: int, text: int, cues: int) -> None:
         )
 
 
-def checked_new(f: SubtitleFields) -> tuple[str, str, str]:
+def checked_new(f: BatchSubtitleIn) -> tuple[str, str, str]:
     """``(name, language, text)`` of a new subtitle from ``f`` (name defaults to the language's);
     raises SubtitleError."""
     lang = _language(f.language)
@@ -161,7 +152,7 @@ def check_new_room(texts: list[str]) -> None:
     _check_limits(len(texts), sum(len(t) for t in texts), sum(cue_count(t) for t in texts))
 
 
-def create_subtitle(session: Session, settings: Settings, video: Video, f: SubtitleFields) -> Subtitle:
+def create_subtitle(session: Session, settings: Settings, video: Video, f: BatchSubtitleIn) -> Subtitle:
     name, language, text = checked_new(f)
     check_room(session, video, text=text)
     sub = Subtitle(video_id=video.id, name=name, language=language, vtt=text)
@@ -176,15 +167,16 @@ def create_subtitle(session: Session, settings: Settings, video: Video, f: Subti
 
 
 def update_subtitle(
-    session: Session, settings: Settings, video: Video, sub: Subtitle, f: SubtitleFields
+    session: Session, settings: Settings, video: Video, sub: Subtitle, f: BatchSubtitleIn
 ) -> Subtitle:
-    if "language" in f.given:
+    """Change the fields the client sent (``model_fields_set``)."""
+    if "language" in f.model_fields_set:
         sub.language = _language(f.language).b
-    if "vtt" in f.given:
+    if "vtt" in f.model_fields_set:
         text = _checked_text(f.vtt)
         check_room(session, video, adding=0, text=text, replacing=sub.vtt)
         sub.vtt = text
-    if "name" in f.given:
+    if "name" in f.model_fields_set:
         if not (f.name or "").strip():
             raise SubtitleError('Unprocessable Entity. The "name" field is empty.')
         sub.name = f.name.strip()[:512]  # type: ignore[union-attr]
@@ -199,9 +191,12 @@ def delete_subtitle(session: Session, settings: Settings, video: Video, sub: Sub
     publish(settings, session, video)
 
 
-def to_json(sub: Subtitle, *, with_id: bool = True) -> dict[str, Any]:
-    body: dict[str, Any] = {"name": sub.name, "language": sub.language, "vtt": sub.vtt}
-    return {"id": sub.id, **body} if with_id else body
+def subtitle_out(sub: Subtitle) -> SubtitleOut:
+    return SubtitleOut(id=sub.id, name=sub.name, language=sub.language, vtt=sub.vtt)
+
+
+def subtitle_updated(sub: Subtitle) -> SubtitleUpdated:
+    return SubtitleUpdated(name=sub.name, language=sub.language, vtt=sub.vtt)
 
 
 # --- AI subtitles ---------------------------------------------------------------------------------

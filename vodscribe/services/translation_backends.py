@@ -31,6 +31,7 @@ from pydantic import SecretStr
 
 from vodscribe.config import Settings
 from vodscribe.languages import Language, UnknownLanguageError, resolve
+from vodscribe.models.catalogue import is_bundled
 from vodscribe.models.resolve import gguf_file, load_path, locate, ref, refs
 from vodscribe.models.store import ModelStore
 from vodscribe.speech.subtitle_translation import TextTranslation, Translator, WhisperTranslation, choose
@@ -52,7 +53,7 @@ def missing(settings: Settings) -> str | None:
     from vodscribe.engines.llm import llm_available
 
     order = [name.strip().lower() for name in settings.translation_backends.split(",")]
-    if "llm" in order and settings.llm_model == "bundled" and not llm_available():
+    if "llm" in order and is_bundled(settings.llm_model) and not llm_available():
         return LLM_MISSING
     return None
 
@@ -126,17 +127,20 @@ def _translators(
         elif name == "llm" and llm_model:
             from vodscribe.engines.llm import LlamaTranslator, llm_available
 
-            if llm_model == "bundled" and not llm_available():
+            chat = ref("llm", llm_model)
+            if chat.bundled and not llm_available():
                 log.warning("LLM translation is off: %s", LLM_MISSING)
                 continue
-            chat = ref("llm", llm_model)
             if chat.model is None:
                 llm = LlamaTranslator(
-                    llm_model, cache_dir=model_cache, threads=llm_threads, gpu_layers=llm_gpu_layers
+                    None if chat.bundled else Path(chat.value).expanduser(),
+                    cache_dir=model_cache,
+                    threads=llm_threads,
+                    gpu_layers=llm_gpu_layers,
                 )
             else:
                 llm = LlamaTranslator(
-                    str(gguf_file(locate(chat, store))),
+                    gguf_file(locate(chat, store)),
                     name=chat.model.name,
                     threads=llm_threads,
                     gpu_layers=llm_gpu_layers,

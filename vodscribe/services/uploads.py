@@ -26,23 +26,23 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import ColumnElement, select, update
 
 from vodscribe.config import Settings
-from vodscribe.db.models import Video, utcnow
 from vodscribe.db.session import changed, session_scope
 from vodscribe.db.statuses import JobState, VideoStatus
+from vodscribe.db.tables import Video, utcnow
 from vodscribe.errors import NotMediaError
 from vodscribe.keys import server_key
 from vodscribe.media.probe import SNIFF_BYTES, sniff_or_raise
 from vodscribe.queue import dispatch_video
 from vodscribe.services import webhooks
-from vodscribe.services.ratelimit import RateLimiter
-from vodscribe.storage.media import media_store
 from vodscribe.storage.uploads import TokenUsed, UploadFiles, UploadInfo
+from vodscribe.storage.video_files import media_store
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +125,13 @@ class NewUpload:
     filename: str | None
 
 
-def create(settings: Settings, new: NewUpload, limiter: RateLimiter) -> UploadInfo:
+def create(settings: Settings, new: NewUpload, count_request: Callable[[int], float]) -> UploadInfo:
     """Check a TUS creation request and make the upload on disk."""
     limit = settings.upload_limit
     if new.length > limit:
         raise UploadError(413, f"Upload-Length {new.length} is larger than the limit of {limit} bytes.")
     mark = check_token(settings, new.token, new.client_id, new.video_id)
-    wait = limiter.hit(new.client_id)  # after the token: nobody spends another client's requests
+    wait = count_request(new.client_id)  # after the token: nobody spends another client's requests
     if wait > 0:
         raise UploadError(429, "Too many requests, try later", retry_after=wait)
     with session_scope(settings.db_url) as s:

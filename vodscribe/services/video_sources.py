@@ -23,10 +23,10 @@ from pathlib import Path
 from sqlalchemy import ColumnElement, exists, select, update
 
 from vodscribe.config import Settings
-from vodscribe.db.models import AITask, Video
 from vodscribe.db.session import session_scope
 from vodscribe.db.statuses import UNFINISHED, JobState
-from vodscribe.storage.media import media_store
+from vodscribe.db.tables import AITask, Video
+from vodscribe.storage.video_files import media_store
 
 log = logging.getLogger(__name__)
 

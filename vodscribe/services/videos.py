@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
@@ -13,16 +13,16 @@ from sqlalchemy.orm import Session
 
 from vodscribe import languages
 from vodscribe.config import Settings
-from vodscribe.db.models import AITask, Client, Rendition, Subtitle, Video, utcnow
 from vodscribe.db.session import LIKE_ESCAPE, changed, contains
-from vodscribe.db.statuses import UNFINISHED, JobState, TaskStatus, VideoStatus
+from vodscribe.db.statuses import UNFINISHED, JobState, RenditionStatus, TaskStatus, VideoStatus
+from vodscribe.db.tables import AITask, Client, Rendition, Subtitle, Video, utcnow
 from vodscribe.errors import URLNotAllowedError
 from vodscribe.media.fetch import check_url, parse_headers
 from vodscribe.queue import dispatch_video
+from vodscribe.schemas.videos import ConvertedVideo, VideoBatchItem, VideoFieldsIn, VideoOut
 from vodscribe.services import subtitles, uploads, webhooks
 from vodscribe.services.ai_tasks import QUEUE_UNAVAILABLE, iso
-from vodscribe.services.subtitles import SubtitleFields
-from vodscribe.storage.media import MediaStore, media_store
+from vodscribe.storage.video_files import MediaStore, media_store
 
 log = logging.getLogger(__name__)
 
@@ -46,38 +46,24 @@ class VideoValidationError(Exception):
         self.errors = errors
 
 
-@dataclass
-class VideoFields:
-    """The writable fields of Gcore's ``createVideo`` that vodscribe uses; ``None`` = not given."""
-
-    name: str | None = None
-    description: str | None = None
-    origin_url: str | None = None
-    origin_http_headers: str | None = None
-    clip_start_seconds: int | None = None
-    clip_duration_seconds: int | None = None
-    client_user_id: int | None = None
-    priority: int | None = None
-    auto_transcribe_audio_language: str | None = None
-    auto_translate_subtitles_language: str | None = None
-    given: set[str] = field(default_factory=set)
-
-
-def _validate(settings: Settings, f: VideoFields, *, creating: bool) -> dict[str, Any]:
+def _validate(settings: Settings, f: VideoFieldsIn, *, creating: bool) -> dict[str, Any]:
+    """The columns to set from the fields the client sent (``model_fields_set``); raises
+    VideoValidationError naming each bad field."""
+    given = f.model_fields_set
     errors: dict[str, list[str]] = {}
     values: dict[str, Any] = {}
-    if creating or "name" in f.given:
+    if creating or "name" in given:
         if f.name is None or not f.name.strip():
             errors.setdefault("name", []).append("can't be blank")
         elif len(f.name) > 1024:
             errors.setdefault("name", []).append("is too long (maximum is 1024 characters)")
         else:
             values["name"] = f.name.strip()
-    if "description" in f.given:
+    if "description" in given:
         values["description"] = f.description
-    if "client_user_id" in f.given:
+    if "client_user_id" in given:
         values["client_user_id"] = f.client_user_id
-    if "priority" in f.given and f.priority is not None:
+    if "priority" in given and f.priority is not None:
         if not -10 <= f.priority <= 10:
             errors.setdefault("priority", []).append("must be between -10 and 10")
         values["priority"] = f.priority
@@ -114,7 +100,7 @@ def _validate(settings: Settings, f: VideoFields, *, creating: bool) -> dict[str
     return values
 
 
-def _validate_clip(f: VideoFields, values: dict[str, Any], errors: dict[str, list[str]]) -> None:
+def _validate_clip(f: VideoFieldsIn, values: dict[str, Any], errors: dict[str, list[str]]) -> None:
     start, duration = f.clip_start_seconds, f.clip_duration_seconds
     if start is not None:
         if start < 0:
@@ -152,7 +138,7 @@ def _dispatch(session: Session, settings: Settings, videos: list[Video]) -> None
             raise QueueUnavailable(QUEUE_UNAVAILABLE) from exc
 
 
-def create_video(session: Session, settings: Settings, client: Client, f: VideoFields) -> Video:
+def create_video(session: Session, settings: Settings, client: Client, f: VideoFieldsIn) -> Video:
     video = _new_video(client, _validate(settings, f, creating=True))
     session.add(video)
     session.commit()
@@ -160,16 +146,8 @@ def create_video(session: Session, settings: Settings, client: Client, f: VideoF
     return video
 
 
-@dataclass
-class BatchItem:
-    """One video of ``POST /streaming/videos/batch`` and the subtitles to attach to it."""
-
-    fields: VideoFields
-    subtitles: list[SubtitleFields] = field(default_factory=list)
-
-
 def create_videos(
-    session: Session, settings: Settings, client: Client, items: list[BatchItem]
+    session: Session, settings: Settings, client: Client, items: list[VideoBatchItem]
 ) -> list[Video]:
     """Create every video of a batch with its subtitles, or none: every item is checked first (a
     VideoValidationError names each bad one as ``videos[i].field``), then all are stored in one
@@ -179,18 +157,18 @@ def create_videos(
     if not items:
         errors["videos"] = ["can't be blank"]
     try:  # before any is parsed: what the request costs is bounded, not only its bytes
-        subtitles.check_request_cues([sub.vtt for item in items for sub in item.subtitles])
+        subtitles.check_request_cues([sub.vtt for item in items for sub in item.subtitles or []])
     except subtitles.SubtitleError as exc:
         raise VideoValidationError({"videos": [_plain(exc.message)]}) from None
     for i, item in enumerate(items):
         try:
-            values = _validate(settings, item.fields, creating=True)
+            values = _validate(settings, item, creating=True)
         except VideoValidationError as exc:
             values = {}
             for name, messages in exc.errors.items():
                 errors[f"videos[{i}].{name}"] = messages
         subs: list[tuple[str, str, str]] = []
-        for j, sub in enumerate(item.subtitles):
+        for j, sub in enumerate(item.subtitles or []):
             try:
                 subs.append(subtitles.checked_new(sub))
             except subtitles.SubtitleError as exc:
@@ -225,7 +203,7 @@ def get_video(session: Session, client: Client, video_id: int) -> Video | None:
     return video if video is not None and video.client_id == client.id else None
 
 
-def update_video(session: Session, settings: Settings, video: Video, f: VideoFields) -> Video:
+def update_video(session: Session, settings: Settings, video: Video, f: VideoFieldsIn) -> Video:
     values = _validate(settings, f, creating=False)
     for key in CREATE_ONLY:  # what the download uses: only before transcoding, as on Gcore
         values.pop(key, None)
@@ -313,64 +291,67 @@ def renditions_by_video(session: Session, video_ids: list[int]) -> dict[int, lis
     return found
 
 
-# --- JSON shape ------------------------------------------------------------------------------------
-def to_json(
+# --- Gcore's shape ---------------------------------------------------------------------------------
+def video_out(
     video: Video, renditions: list[Rendition], base_url: str, store: MediaStore, *, detail: bool = True
-) -> dict[str, Any]:
+) -> VideoOut:
+    """Gcore's ``videoDetails``; without ``detail`` (a list item) ``iframe_url``, ``sprite`` and
+    ``sprite_vtt`` are left unset, so a route that excludes unset fields leaves them out."""
+
     def url(relative: str) -> str:
         return store.url(base_url, video.key, relative)
 
     screenshot = url(video.screenshot) if video.screenshot else None
-    body: dict[str, Any] = {
-        "id": video.id,
-        "name": video.name,
-        "description": video.description,
-        "client_id": video.client_id,
-        "slug": video.slug,
-        "status": video.status,
-        "error": video.error,
-        "duration": video.duration_ms,
-        "origin_video_duration": video.duration_ms,
-        "origin_size": video.origin_size,
-        "origin_url": video.origin_url,
-        "origin_width": video.origin_width,
-        "origin_height": video.origin_height,
-        "origin_audio_channels": video.origin_audio_channels,
-        "created_at": iso(video.created_at),
-        "updated_at": iso(video.updated_at),
-        "hls_url": url("master.m3u8"),
-        "hls_cmaf_url": None,
-        "dash_url": None,
-        "converted_videos": [
-            {
-                "id": r.id,
-                "name": r.name,
-                "width": r.width,
-                "height": r.height,
-                "size": r.size,
-                "progress": r.progress,
-                "status": r.status,
-                "error": r.error,
-                "mp4_url": url(r.filename),
-            }
+    out = VideoOut(
+        id=video.id,
+        name=video.name,
+        description=video.description,
+        client_id=video.client_id,
+        slug=video.slug,
+        status=VideoStatus(video.status),
+        error=video.error,
+        duration=video.duration_ms,
+        origin_video_duration=video.duration_ms,
+        origin_size=video.origin_size,
+        origin_url=video.origin_url,
+        origin_width=video.origin_width,
+        origin_height=video.origin_height,
+        origin_audio_channels=video.origin_audio_channels,
+        created_at=iso(video.created_at),
+        updated_at=iso(video.updated_at),
+        hls_url=url("master.m3u8"),
+        hls_cmaf_url=None,
+        dash_url=None,
+        converted_videos=[
+            ConvertedVideo(
+                id=r.id,
+                name=r.name,
+                width=r.width,
+                height=r.height,
+                size=r.size,
+                progress=r.progress,
+                status=RenditionStatus(r.status),
+                error=r.error,
+                mp4_url=url(r.filename),
+            )
             for r in renditions
         ],
-        "screenshot": screenshot,
-        "screenshots": [screenshot] if screenshot else [],
-        "screenshot_id": 0 if screenshot else None,
-        "poster": None,
-        "poster_thumb": None,
-        "priority": video.priority,
-        "client_user_id": video.client_user_id,
-        "projection": "regular",
-        "views": 0,
-        "cdn_views": 0,
-        "record_type": None,
-        "stream_id": None,
-        "directory_id": None,
-        "quality_set_id": None,
-    }
+        screenshot=screenshot,
+        screenshots=[screenshot] if screenshot else [],
+        screenshot_id=0 if screenshot else None,
+        poster=None,
+        poster_thumb=None,
+        priority=video.priority,
+        client_user_id=video.client_user_id,
+        projection="regular",
+        views=0,
+        cdn_views=0,
+        record_type=None,
+        stream_id=None,
+        directory_id=None,
+        quality_set_id=None,
+    )
     if detail:
-        iframe = f"{base_url.rstrip('/')}/videos/{video.key}/embed"
-        body.update({"iframe_url": iframe, "sprite": None, "sprite_vtt": None})
-    return body
+        out.iframe_url = f"{base_url.rstrip('/')}/videos/{video.key}/embed"
+        out.sprite = out.sprite_vtt = None
+    return out

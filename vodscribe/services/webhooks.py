@@ -5,7 +5,7 @@ An event is written to the outbox (:class:`WebhookDelivery`) by :func:`record_vi
 :func:`record_video_delete` and :func:`record_task` inside the transaction of the change it reports,
 so it is committed exactly when that change is: a crash cannot lose it nor report a change that was
 rolled back. Its queue message is sent once that transaction commits (a session hook, below); if the
-message is lost, the reaper sends it again (:func:`vodscribe.services.webhook_delivery.sweep`).
+message is lost, the reaper sends it again (:func:`vodscribe.worker.webhook_delivery.sweep`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from vodscribe import keys
 from vodscribe.config import Settings
-from vodscribe.db.models import (
+from vodscribe.db.session import session_scope
+from vodscribe.db.tables import (
     AITask,
     Client,
     Rendition,
@@ -31,11 +32,10 @@ from vodscribe.db.models import (
     WebhookEndpoint,
     utcnow,
 )
-from vodscribe.db.session import session_scope
 from vodscribe.errors import URLNotAllowedError
 from vodscribe.media.fetch import check_url
 from vodscribe.queue import dispatch_webhook
-from vodscribe.storage.media import media_store
+from vodscribe.storage.video_files import media_store
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import webvtt
 from webvtt.errors import MalformedCaptionError, MalformedFileError
 from webvtt.models import Timestamp
 
-from vodscribe.engines.base import Cue
-from vodscribe.speech.segment import flatten_text
+from vodscribe.engines.results import Cue
+from vodscribe.speech.cues import flatten_text
 
 _BOM = "\ufeff"
 #: The first line of a WebVTT file: "WEBVTT", alone or followed by a space or tab and any text.

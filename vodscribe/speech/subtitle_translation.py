@@ -2,7 +2,7 @@
 
 Every backend sits behind :class:`Translator`: ``segments in, segments out, timings kept``. The
 output segments carry the translated text and words timed over the source speech; the caller turns
-them into cues with :func:`vodscribe.speech.segment.build_cues`, so translated lines are wrapped
+them into cues with :func:`vodscribe.speech.cues.build_cues`, so translated lines are wrapped
 and timed by the same subtitle rules as transcribed ones.
 
 Two kinds of backend:
@@ -25,11 +25,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from vodscribe.engines.base import SpeechSegment, Word
+from vodscribe.engines.results import SpeechSegment, Word
 from vodscribe.engines.text_translator import TextTranslator, TranslationError
 from vodscribe.errors import Cancelled, UnsupportedTranslation
 from vodscribe.languages import ENGLISH, Language, resolve
-from vodscribe.speech.segment import ends_clause, ends_sentence, flatten_text, text_units, timed_words
+from vodscribe.speech.cues import ends_clause, ends_sentence, flatten_text, text_units, timed_words
 
 #: A pause longer than this (seconds) between two words ends a sentence even without punctuation
 #: (lower-case, unpunctuated ASR output would otherwise make one endless "sentence").

@@ -12,12 +12,13 @@ from functools import partial
 from pathlib import Path
 
 from vodscribe import languages
-from vodscribe.engines.base import Cue, SpeechSegment
+from vodscribe.engines.results import Cue, SpeechSegment
 from vodscribe.engines.whisper import EngineStopped, Span, WhisperEngine
 from vodscribe.errors import Cancelled
 from vodscribe.languages import Language
 from vodscribe.media.probe import MediaInfo, probe, require_audio, stream_audio
-from vodscribe.speech.recognize import (
+from vodscribe.speech.cues import build_cues
+from vodscribe.speech.language_runs import (
     CONFIDENT,
     LanguageRun,
     identify_start,
@@ -28,8 +29,7 @@ from vodscribe.speech.recognize import (
     transcribe_assuming,
     transcribe_runs,
 )
-from vodscribe.speech.recognized import Recognized
-from vodscribe.speech.segment import build_cues
+from vodscribe.speech.stored_recognition import Recognized
 from vodscribe.speech.subtitle_translation import Translator, WhisperTranslation, require
 from vodscribe.speech.windows import SpeechWindow, speech_windows
 

@@ -15,9 +15,9 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from vodscribe.config import get_settings
 from vodscribe.engines.whisper import engine_for
 from vodscribe.queue import DELIVER_WEBHOOK, PROCESS_VIDEO, TRANSCRIBE, get_celery
-from vodscribe.services.ai_task_runner import run_task
-from vodscribe.services.video_runner import run_video
-from vodscribe.services.webhook_delivery import deliver
+from vodscribe.worker.ai_task_runner import run_task
+from vodscribe.worker.video_runner import run_video
+from vodscribe.worker.webhook_delivery import deliver
 
 log = logging.getLogger(__name__)
 app = get_celery()

@@ -11,7 +11,7 @@ from vodscribe import languages
 from vodscribe.api.deps import ClientDep, SessionDep, SettingsDep
 from vodscribe.api.errors import ApiError
 from vodscribe.api.params import Page, QueryText
-from vodscribe.api.schemas.ai_tasks import (
+from vodscribe.schemas.ai_tasks import (
     AITaskCreate,
     AITaskCreated,
     AITaskList,
@@ -21,7 +21,7 @@ from vodscribe.api.schemas.ai_tasks import (
     TranslationBackend,
     TranslationLanguages,
 )
-from vodscribe.api.schemas.errors import StatusErrorBody, responses
+from vodscribe.schemas.errors import StatusErrorBody, responses
 from vodscribe.services import ai_tasks, translation_backends
 from vodscribe.services.ai_tasks import ListQuery, TaskError, TranscriptionRequest
 from vodscribe.services.translation_backends import can_translate, translators_for

@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from vodscribe.api.console import console_csp, render_console_page
 from vodscribe.api.deps import SettingsDep
-from vodscribe.storage.media import media_store
+from vodscribe.storage.video_files import media_store
 
 router = APIRouter(tags=["Console"])
 

@@ -7,14 +7,15 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from vodscribe.api.deps import ClientDep, SessionDep, SettingsDep
-from vodscribe.api.errors import ApiError, SubtitleRoute
+from vodscribe.api.errors import ApiError
 from vodscribe.api.params import SubtitleId, VideoId
+from vodscribe.api.route_classes import SubtitleRoute
 from vodscribe.api.routers.videos import own_video
-from vodscribe.api.schemas.errors import ErrorBody, StatusErrorBody, responses
-from vodscribe.api.schemas.videos import AISubtitlesRequested, SubtitleFieldsIn, SubtitleOut, SubtitleUpdated
-from vodscribe.db.models import Subtitle, Video
+from vodscribe.db.tables import Subtitle, Video
+from vodscribe.schemas.errors import ErrorBody, StatusErrorBody, responses
+from vodscribe.schemas.subtitles import AISubtitlesRequested, SubtitleFieldsIn, SubtitleOut, SubtitleUpdated
 from vodscribe.services import subtitles as subs
-from vodscribe.services.subtitles import SubtitleError, SubtitleFields
+from vodscribe.services.subtitles import SubtitleError
 
 router = APIRouter(
     prefix="/streaming/videos/{video_id}/subtitles", tags=["Subtitles"], route_class=SubtitleRoute
@@ -25,13 +26,6 @@ ERRORS = {
     **responses(401, 429, model=ErrorBody),
 }
 WRITE_ERRORS = {**ERRORS, **responses(422, model=StatusErrorBody)}
-
-
-def _fields(body: SubtitleFieldsIn | None) -> SubtitleFields:
-    if body is None:
-        return SubtitleFields()
-    given = set(body.model_fields_set)
-    return SubtitleFields(**{name: getattr(body, name) for name in given}, given=given)
 
 
 def _error(exc: SubtitleError) -> ApiError:
@@ -49,7 +43,7 @@ def _own_subtitle(session: SessionDep, video: Video, subtitle_id: int) -> Subtit
 def list_subtitles(video_id: VideoId, client: ClientDep, session: SessionDep) -> Any:
     """The video's subtitles, oldest first."""
     video = own_video(session, client, video_id)
-    return [subs.to_json(s) for s in subs.list_subtitles(session, video)]
+    return [subs.subtitle_out(s) for s in subs.list_subtitles(session, video)]
 
 
 @router.post("", response_model=SubtitleOut | AISubtitlesRequested, responses=WRITE_ERRORS)
@@ -64,7 +58,7 @@ def create_subtitle(
     ``auto_transcribe_audio_language`` (+ ``auto_translate_subtitles_language``). The AI form answers
     right away with the created AI task ids; each subtitle is attached when its task succeeds."""
     video = own_video(session, client, video_id)
-    f = _fields(body)
+    f = body or SubtitleFieldsIn()
     try:
         if f.auto_transcribe_audio_language:
             plan = subs.parse_ai_plan(f.auto_transcribe_audio_language, f.auto_translate_subtitles_language)
@@ -79,13 +73,13 @@ def create_subtitle(
         sub = subs.create_subtitle(session, settings, video, f)
     except SubtitleError as exc:
         raise _error(exc) from exc
-    return subs.to_json(sub)
+    return subs.subtitle_out(sub)
 
 
 @router.get("/{subtitle_id}", response_model=SubtitleOut, responses=ERRORS)
 def get_subtitle(video_id: VideoId, subtitle_id: SubtitleId, client: ClientDep, session: SessionDep) -> Any:
     video = own_video(session, client, video_id)
-    return subs.to_json(_own_subtitle(session, video, subtitle_id))
+    return subs.subtitle_out(_own_subtitle(session, video, subtitle_id))
 
 
 @router.patch("/{subtitle_id}", response_model=SubtitleUpdated, responses=WRITE_ERRORS)
@@ -101,11 +95,11 @@ def update_subtitle(
     video = own_video(session, client, video_id)
     sub = _own_subtitle(session, video, subtitle_id)
     try:
-        subs.update_subtitle(session, settings, video, sub, _fields(body))
+        subs.update_subtitle(session, settings, video, sub, body or SubtitleFieldsIn())
     except SubtitleError as exc:
         session.rollback()
         raise _error(exc) from exc
-    return subs.to_json(sub, with_id=False)
+    return subs.subtitle_updated(sub)
 
 
 @router.delete("/{subtitle_id}", status_code=204, response_class=Response, responses=ERRORS)

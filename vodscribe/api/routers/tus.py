@@ -31,9 +31,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
-from vodscribe.api.schemas.errors import ErrorBody, responses
 from vodscribe.config import Settings
 from vodscribe.errors import NotMediaError
+from vodscribe.schemas.errors import ErrorBody, responses
 from vodscribe.services import uploads
 from vodscribe.storage.uploads import Gone, UploadFiles, UploadInfo, UploadState
 
@@ -214,7 +214,7 @@ async def create_upload(request: Request) -> Response:
             client_id=_int_field(metadata, "client_id"),
             filename=_filename(metadata),
         )
-        info = await anyio.to_thread.run_sync(uploads.create, settings, new, request.app.state.limiter)
+        info = await anyio.to_thread.run_sync(uploads.create, settings, new, request.app.state.limiter.hit)
     except _Refused as exc:
         return _error(exc.status, exc.message)
     except uploads.UploadError as exc:

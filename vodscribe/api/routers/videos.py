@@ -9,18 +9,19 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from vodscribe.api.deps import ClientDep, SessionDep, SettingsDep
-from vodscribe.api.errors import ApiError, VideoRoute
-from vodscribe.api.params import INT32_MAX, INT32_MIN, ClientUserId, Page, QueryText, VideoId
-from vodscribe.api.schemas.errors import ErrorBody, FieldErrors, StatusErrorBody, responses
-from vodscribe.api.schemas.uploads import DirectUploadOut, UploadServer
-from vodscribe.api.schemas.videos import VideoBatchIn, VideoCreate, VideoFieldsIn, VideoOut
+from vodscribe.api.errors import ApiError
+from vodscribe.api.params import ClientUserId, Page, QueryText, VideoId
+from vodscribe.api.route_classes import VideoRoute
 from vodscribe.config import Settings
-from vodscribe.db.models import Client, Video
 from vodscribe.db.statuses import VideoStatus
+from vodscribe.db.tables import Client, Video
+from vodscribe.schemas.errors import ErrorBody, FieldErrors, StatusErrorBody, responses
+from vodscribe.schemas.text import INT32_MAX, INT32_MIN
+from vodscribe.schemas.uploads import DirectUploadOut, UploadServer
+from vodscribe.schemas.videos import VideoBatchIn, VideoCreate, VideoFieldsIn, VideoOut
 from vodscribe.services import uploads, videos
-from vodscribe.services.subtitles import SubtitleFields
-from vodscribe.services.videos import BatchItem, VideoFields, VideoQuery, VideoValidationError
-from vodscribe.storage.media import media_store
+from vodscribe.services.videos import VideoQuery, VideoValidationError
+from vodscribe.storage.video_files import media_store
 
 router = APIRouter(prefix="/streaming/videos", tags=["Videos"], route_class=VideoRoute)
 #: Its body may be larger than others' (``Settings.max_batch_body_bytes``).
@@ -41,11 +42,6 @@ WRITE_ERRORS = {**ERRORS, **responses(422, model=FieldErrors)}
 
 def base_url(request: Request, settings: SettingsDep) -> str:
     return (settings.public_url or str(request.base_url)).rstrip("/")
-
-
-def _fields(body: VideoFieldsIn) -> VideoFields:
-    given = body.model_fields_set - {"video", "subtitles"}
-    return VideoFields(**{name: getattr(body, name) for name in given}, given=set(given))
 
 
 def _only(fields: str | None) -> set[str] | None:
@@ -75,8 +71,8 @@ def own_video(session: SessionDep, client: Client, video_id: int) -> Video:
     return video
 
 
-def _detail(session: SessionDep, settings: Settings, video: Video, base: str) -> dict[str, Any]:
-    return videos.to_json(video, videos.renditions_of(session, video), base, media_store(settings))
+def _detail(session: SessionDep, settings: Settings, video: Video, base: str) -> VideoOut:
+    return videos.video_out(video, videos.renditions_of(session, video), base, media_store(settings))
 
 
 @router.post(
@@ -95,9 +91,8 @@ def create_video(
 ) -> Any:
     """One Video (``VODSCRIBE_VIDEO_CREATE_RESPONSE=array``: ``[Video]``, for gcore SDKs up to 0.53).
     With ``origin_url`` the file is downloaded and transcoded in a worker."""
-    fields = _fields(body.fields() if body is not None else VideoFieldsIn())
     try:
-        video = videos.create_video(session, settings, client, fields)
+        video = videos.create_video(session, settings, client, body.fields() if body else VideoFieldsIn())
     except VideoValidationError as exc:
         return _unprocessable(exc)
     except videos.QueueUnavailable as exc:
@@ -128,27 +123,15 @@ def create_videos(
     created unless every item is valid: 422 ``{"errors": {"videos[3].name": [...]}}``. Always an
     array, in the order given."""
     only = _only(fields)
-    items = [
-        BatchItem(
-            _fields(item),
-            [
-                SubtitleFields(
-                    **{k: getattr(s, k) for k in s.model_fields_set}, given=set(s.model_fields_set)
-                )
-                for s in item.subtitles or []
-            ],
-        )
-        for item in body.videos or []
-    ]
     try:
-        created = videos.create_videos(session, settings, client, items)
+        created = videos.create_videos(session, settings, client, body.videos or [])
     except VideoValidationError as exc:
         return _unprocessable(exc)
     except videos.QueueUnavailable as exc:
         raise ApiError(503, str(exc), with_status=True) from exc
     base, store = base_url(request, settings), media_store(settings)
     # New videos have no renditions yet: no query for them.
-    details = [VideoOut.model_validate(videos.to_json(v, [], base, store)) for v in created]
+    details = [videos.video_out(v, [], base, store) for v in created]
     if only is None:
         return details
     return JSONResponse([d.model_dump(mode="json", include=only) for d in details])
@@ -188,7 +171,7 @@ def list_videos(
     base = base_url(request, settings)
     store = media_store(settings)
     renditions = videos.renditions_by_video(session, [v.id for v in items])
-    return [videos.to_json(v, renditions.get(v.id, []), base, store, detail=False) for v in items]
+    return [videos.video_out(v, renditions.get(v.id, []), base, store, detail=False) for v in items]
 
 
 @router.get("/{video_id}", response_model=VideoOut, response_model_exclude_unset=True, responses=ERRORS)
@@ -213,7 +196,7 @@ def update_video(
     """Change the fields given (``origin_url`` only counts before a video is transcoded)."""
     video = own_video(session, client, video_id)
     try:
-        videos.update_video(session, settings, video, _fields(body or VideoFieldsIn()))
+        videos.update_video(session, settings, video, body or VideoFieldsIn())
     except VideoValidationError as exc:
         return _unprocessable(exc)
     return _detail(session, settings, video, base_url(request, settings))
@@ -251,5 +234,5 @@ def get_upload_parameters(
     return DirectUploadOut(
         servers=[UploadServer(id=1, hostname=urlsplit(base).netloc)],
         token=uploads.issue_token(settings, client.id, video.id),
-        video=VideoOut.model_validate(_detail(session, settings, video, base)),
+        video=_detail(session, settings, video, base),
     )

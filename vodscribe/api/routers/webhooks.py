@@ -9,17 +9,17 @@ from fastapi import APIRouter, Response, status
 from sqlalchemy.orm import Session
 
 from vodscribe.api.deps import ClientDep, SessionDep, SettingsDep
-from vodscribe.api.errors import VideoRoute
-from vodscribe.api.schemas.errors import FieldErrors, StatusErrorBody, responses
-from vodscribe.api.schemas.webhooks import (
+from vodscribe.api.route_classes import VideoRoute
+from vodscribe.config import Settings
+from vodscribe.db.tables import Client
+from vodscribe.schemas.errors import FieldErrors, StatusErrorBody, responses
+from vodscribe.schemas.webhooks import (
     WebhookAttemptOut,
     WebhookDeliveryOut,
     WebhookOut,
     WebhookSecretOut,
     WebhookSet,
 )
-from vodscribe.config import Settings
-from vodscribe.db.models import Client
 from vodscribe.services import webhooks
 from vodscribe.services.ai_tasks import iso
 from vodscribe.services.webhooks import PENDING, WebhookError

@@ -5,8 +5,8 @@ import logging
 from alembic import context
 from sqlalchemy import pool
 
-from vodscribe.db.models import Base
-from vodscribe.db.session import get_engine
+from vodscribe.db.session import sql_engine
+from vodscribe.db.tables import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -21,7 +21,7 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     url = config.get_main_option("sqlalchemy.url")
     assert url is not None
-    engine = get_engine(url) if url.startswith("sqlite") else None
+    engine = sql_engine(url) if url.startswith("sqlite") else None
     if engine is None:
         from sqlalchemy import create_engine
 

@@ -23,9 +23,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from vodscribe.config import Settings
-from vodscribe.db.models import Rendition, Video, utcnow
 from vodscribe.db.session import changed, session_scope
 from vodscribe.db.statuses import JobState, RenditionStatus, VideoStatus
+from vodscribe.db.tables import Rendition, Video, utcnow
 from vodscribe.errors import Cancelled, FetchError, MediaError, NotMediaError, TooLargeError
 from vodscribe.media.clip import Clip, check_cut, cut
 from vodscribe.media.fetch import download, parse_headers
@@ -33,9 +33,7 @@ from vodscribe.media.hls import mpegts_start, package_hls
 from vodscribe.media.probe import MediaInfo, check_duration, probe
 from vodscribe.media.transcode import plan_renditions, screenshot, transcode
 from vodscribe.queue import dispatch_video
-from vodscribe.services import jobs, uploads, video_sources, webhooks
-from vodscribe.services.heartbeat import Heartbeat
-from vodscribe.services.jobs import VIDEO_JOBS
+from vodscribe.services import uploads, video_sources, webhooks
 from vodscribe.services.subtitles import (
     HLS_META,
     AIPlan,
@@ -45,8 +43,11 @@ from vodscribe.services.subtitles import (
     parse_ai_plan,
     publish,
 )
-from vodscribe.storage.media import media_store
+from vodscribe.storage.video_files import media_store
 from vodscribe.storage.workspace import workspace
+from vodscribe.worker import jobs
+from vodscribe.worker.heartbeat import Heartbeat
+from vodscribe.worker.jobs import VIDEO_JOBS
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Running an AI task in a worker: claim it, fetch, transcribe, store the result.
 
-The claim, the heartbeat and every write go through :mod:`vodscribe.services.jobs`: conditional on
+The claim, the heartbeat and every write go through :mod:`vodscribe.worker.jobs`: conditional on
 the task still being this attempt's, so a task cancelled or taken over meanwhile is never
 overwritten. The heartbeat also carries progress and sees a cancel (REVOKED) within a second.
 """
@@ -17,25 +17,26 @@ from sqlalchemy import select
 
 from vodscribe import languages
 from vodscribe.config import Settings
-from vodscribe.db.models import AITask, Rendition, Video, utcnow
 from vodscribe.db.session import changed, session_scope
 from vodscribe.db.statuses import RenditionStatus, TaskStatus
+from vodscribe.db.tables import AITask, Rendition, Video, utcnow
 from vodscribe.engines.whisper import engine_for
 from vodscribe.errors import Cancelled, MediaError, UnsupportedTranslation
 from vodscribe.media.fetch import download
 from vodscribe.models.store import ModelError
 from vodscribe.queue import dispatch_transcription
-from vodscribe.services import jobs, recognitions, translation_backends, video_sources, webhooks
+from vodscribe.services import translation_backends, video_sources, webhooks
 from vodscribe.services.ai_tasks import release_waiting
-from vodscribe.services.jobs import AI_TASKS
 from vodscribe.services.subtitles import attach_ai_result, publish
 from vodscribe.services.translation_backends import translators_for
-from vodscribe.speech.segment import concatenated_text
+from vodscribe.speech.cues import concatenated_text
 from vodscribe.speech.subtitle_formats import to_subtitles_json, to_vtt
 from vodscribe.speech.subtitle_translation import require
 from vodscribe.speech.transcription import Transcript, transcribe_file
-from vodscribe.storage.media import media_store
+from vodscribe.storage.video_files import media_store
 from vodscribe.storage.workspace import workspace
+from vodscribe.worker import jobs, recognition_cache
+from vodscribe.worker.jobs import AI_TASKS
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +170,8 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> dict[str, 
                 should_stop=watcher.stopped,
             ).path
         watcher.set_progress(int(100 * FETCH_SHARE))
-        key = recognitions.key_for(settings, source, audio_language.whisper if audio_language else None)
-        earlier = recognitions.find(settings, key)
+        key = recognition_cache.key_for(settings, source, audio_language.whisper if audio_language else None)
+        earlier = recognition_cache.find(settings, key)
         if earlier is not None:
             log.info("task %s: reusing the recognition of this file", claimed.task_id)
         transcript = transcribe_file(
@@ -187,7 +188,7 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> dict[str, 
             reuse=earlier,
         )
     if earlier is None and transcript.recognized is not None:
-        recognitions.keep(settings, key, transcript.recognized)
+        recognition_cache.keep(settings, key, transcript.recognized)
     if transcript.translated_by:
         log.info("task %s translated by %s", claimed.task_id, ", ".join(transcript.translated_by))
     return build_result(transcript, audio_language, target)

@@ -14,10 +14,10 @@ from sqlalchemy import select
 from vodscribe import languages
 from vodscribe.api.deps import SessionDep, SettingsDep
 from vodscribe.api.embed import EmbedSubtitle, embed_csp, render_embed_page
-from vodscribe.api.schemas.errors import ErrorBody
-from vodscribe.db.models import Video
+from vodscribe.db.tables import Video
+from vodscribe.schemas.errors import ErrorBody
 from vodscribe.services.subtitles import list_tracks
-from vodscribe.storage.media import LocalStore, cache_control, content_type, media_store
+from vodscribe.storage.video_files import LocalStore, cache_control, content_type, media_store
 
 router = APIRouter(tags=["Media"])
 

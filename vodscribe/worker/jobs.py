@@ -4,7 +4,7 @@ A job is a row with a state, an attempt counter, the worker running it and a hea
 claims it with a conditional update (of two workers handed the same message, one wins), keeps it
 alive with a heartbeat, and makes every later write conditional on the row still being its attempt
 ("ours"), so a job cancelled, deleted or taken over meanwhile is never overwritten. An internal error
-puts the job back on the queue until its last attempt. The reaper (:mod:`vodscribe.services.reaper`)
+puts the job back on the queue until its last attempt. The reaper (:mod:`vodscribe.worker.reaper`)
 applies the same rules to what a dead worker left and to queue messages that may be lost.
 """
 
@@ -22,10 +22,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Update, exists, func, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
-from vodscribe.db.models import AITask, Video, utcnow
 from vodscribe.db.session import changed, session_scope
 from vodscribe.db.statuses import UNFINISHED, JobState, TaskStatus, VideoStatus
-from vodscribe.services.heartbeat import Heartbeat
+from vodscribe.db.tables import AITask, Video, utcnow
+from vodscribe.worker.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vodscribe.api.schemas.text import URL, ClientUserIdText, EntityData, LanguageCode, TaskName
 from vodscribe.db.statuses import TaskStatus
+from vodscribe.schemas.text import URL, ClientUserIdText, EntityData, LanguageCode, TaskName
 
 
 class AITaskCreate(BaseModel):

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from vodscribe.engines.base import SpeechSegment
+from vodscribe.engines.results import SpeechSegment
 from vodscribe.engines.whisper import (
     SAMPLE_RATE,
     EngineStopped,

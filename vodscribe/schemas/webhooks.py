@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vodscribe.api.schemas.text import URL
+from vodscribe.schemas.text import URL
 
 
 class WebhookSet(BaseModel):

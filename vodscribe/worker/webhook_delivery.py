@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session
 from ssrfguard.httpx import AsyncClient as GuardedClient
 
 from vodscribe.config import Settings
-from vodscribe.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
 from vodscribe.db.session import changed, session_scope
+from vodscribe.db.tables import WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
 from vodscribe.media.public_address import PublicOnlyPolicy
 from vodscribe.queue import dispatch_webhook
 from vodscribe.services.webhooks import DELIVERED, FAILED, PENDING, secret_of

@@ -1,4 +1,4 @@
-"""Command line: ``vodscribe serve | worker | transcribe | models | keys | migrate``."""
+"""The commands: ``vodscribe serve | worker | transcribe | models | keys | migrate | upload``."""
 
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ def serve(host: str | None, port: int | None, worker: bool | None) -> None:
 
     from vodscribe.api.app import create_app
     from vodscribe.db.session import migrate as run
-    from vodscribe.services.reaper import Reaper
+    from vodscribe.worker.reaper import Reaper
     from vodscribe.worker.supervisor import WorkerSupervisor
 
     _setup_logging()
@@ -218,8 +218,8 @@ def models() -> None:
 def models_list(as_json: bool) -> None:
     """The catalogue: what is pulled, its size on disk, what it needs and which one each backend
     uses now."""
+    from vodscribe.cli.model_listing import bundled_in_use, hardware, rows
     from vodscribe.models.store import ModelError
-    from vodscribe.services.model_listing import bundled_in_use, hardware, rows
 
     settings = get_settings()
     machine = hardware()
@@ -348,7 +348,7 @@ def transcribe(
     from vodscribe.models.catalogue import UnknownModelError
     from vodscribe.models.store import ModelError
     from vodscribe.services.translation_backends import translators_for
-    from vodscribe.speech.segment import concatenated_text
+    from vodscribe.speech.cues import concatenated_text
     from vodscribe.speech.subtitle_formats import to_srt, to_subtitles_json, to_vtt
     from vodscribe.speech.transcription import transcribe_file
 
@@ -435,7 +435,7 @@ def upload(
     import httpx
     from tqdm import tqdm
 
-    from vodscribe.upload_client import UploadFailed, upload_file
+    from vodscribe.cli.upload_client import UploadFailed, upload_file
 
     if not api_key:
         raise click.UsageError("an API key is needed: --api-key or VODSCRIBE_API_KEY")

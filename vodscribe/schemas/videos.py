@@ -1,5 +1,5 @@
-"""Request and response bodies of ``/streaming/videos`` and its subtitles (Gcore ``createVideo``,
-``videoDetails``, ``subtitle``; docs/gcore-api.md §3 and §4).
+"""Request and response bodies of ``/streaming/videos`` (Gcore ``createVideo``, ``videoDetails``;
+docs/gcore-api.md §3).
 
 Request fields are strict (a number where a string belongs is refused, not converted), as the Gcore
 API does; which fields a PATCH changes is what the client sent (``model_fields_set``).
@@ -11,18 +11,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from vodscribe.api.params import INT32_MAX, INT32_MIN
-from vodscribe.api.schemas.text import (
+from vodscribe.db.statuses import RenditionStatus, VideoStatus
+from vodscribe.schemas.subtitles import BatchSubtitleIn
+from vodscribe.schemas.text import (
+    INT32_MAX,
+    INT32_MIN,
     URL,
     Description,
     HeaderLines,
     LanguageCode,
     LanguageList,
-    SubtitleName,
-    SubtitleText,
     VideoName,
 )
-from vodscribe.db.statuses import RenditionStatus, VideoStatus
 
 
 class VideoFieldsIn(BaseModel):
@@ -68,17 +68,6 @@ class VideoCreate(VideoFieldsIn):
 
 #: Gcore's limit on one ``POST /streaming/videos/batch``.
 MAX_BATCH = 500
-
-
-class BatchSubtitleIn(BaseModel):
-    """A subtitle of a batch item (Gcore ``subtitleBody``: ``language`` and ``vtt`` required),
-    checked as ``POST …/subtitles`` checks one."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    name: SubtitleName | None = None
-    language: LanguageCode | None = Field(None, description="ISO 639-2/B code (T codes, ISO 639-1 accepted)")
-    vtt: SubtitleText | None = Field(None, description="WebVTT or SRT, at most 5 MB")
 
 
 class VideoBatchItem(VideoFieldsIn):
@@ -146,46 +135,6 @@ class VideoOut(BaseModel):
     iframe_url: str | None = None
     sprite: str | None = None
     sprite_vtt: str | None = None
-
-
-class SubtitleFieldsIn(BaseModel):
-    """``POST`` / ``PATCH …/subtitles``: a WebVTT or SRT text in ``vtt``, or AI subtitles with
-    ``auto_transcribe_audio_language`` (+ ``auto_translate_subtitles_language``)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    name: SubtitleName | None = None
-    language: LanguageCode | None = Field(None, description="ISO 639-2/B code (T codes, ISO 639-1 accepted)")
-    vtt: SubtitleText | None = Field(None, description="WebVTT or SRT, at most 5 MB")
-    auto_transcribe_audio_language: LanguageCode | None = None
-    auto_translate_subtitles_language: LanguageList | None = None
-
-
-class SubtitleOut(BaseModel):
-    id: int
-    name: str
-    language: str
-    vtt: str
-
-
-class SubtitleUpdated(BaseModel):
-    """A PATCH answers without ``id``, as Gcore does."""
-
-    name: str
-    language: str
-    vtt: str
-
-
-class AISubtitlesRequested(BaseModel):
-    """``POST …/subtitles`` with ``auto_transcribe_audio_language``: each subtitle is attached when its
-    AI task succeeds."""
-
-    id: None = None
-    name: None = None
-    language: str | None
-    vtt: None = None
-    ai_task_ids: list[str]
-    status: str = Field(description='"processing", or "scheduled after transcoding"')
 
 
 def field_errors_from(errors: list[Any]) -> dict[str, list[str]]:

@@ -178,7 +178,7 @@ class Subtitle(Base):
 
 
 class Recognition(Base):
-    """What speech recognition found in a file (:class:`vodscribe.speech.recognized.Recognized`), so
+    """What speech recognition found in a file (:class:`vodscribe.speech.stored_recognition.Recognized`), so
     a file is recognised once: keyed by the file's SHA-256, the ASR model and the language hint."""
 
     __tablename__ = "recognitions"

@@ -50,7 +50,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from vodscribe.engines.base import Cue, SpeechSegment, Word
+from vodscribe.engines.results import Cue, SpeechSegment, Word
 
 #: Han ideographs, kana and bopomofo: scripts written without spaces between words.
 _CJK_LETTERS = (

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from vodscribe.atomic import write_atomic
 from vodscribe.config import Settings
 from vodscribe.db.session import missing_database_file, session_scope
-from vodscribe.storage.media import media_store
+from vodscribe.storage.video_files import media_store
 
 log = logging.getLogger(__name__)
 

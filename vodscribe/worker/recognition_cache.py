@@ -14,11 +14,11 @@ from pathlib import Path
 from sqlalchemy import delete, select
 
 from vodscribe.config import Settings
-from vodscribe.db.models import Recognition, utcnow
 from vodscribe.db.session import changed, session_scope
+from vodscribe.db.tables import Recognition, utcnow
 from vodscribe.models.resolve import identity, ref
 from vodscribe.models.store import ModelStore
-from vodscribe.speech.recognized import Recognized
+from vodscribe.speech.stored_recognition import Recognized
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from vodscribe.api.schemas.videos import VideoOut
+from vodscribe.schemas.videos import VideoOut
 
 
 class UploadServer(BaseModel):

@@ -1,7 +1,7 @@
 """Recovery of jobs (and webhook deliveries) whose worker died or whose queue message was never sent.
 
 Safe to run anywhere and often: every change is a conditional update, and a job dispatched twice is
-claimed once (the rules are :mod:`vodscribe.services.jobs`'s, the same for AI tasks and videos).
+claimed once (the rules are :mod:`vodscribe.worker.jobs`'s, the same for AI tasks and videos).
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from vodscribe.config import Settings
-from vodscribe.db.models import AITask, utcnow
 from vodscribe.db.session import session_scope
 from vodscribe.db.statuses import TaskStatus
+from vodscribe.db.tables import AITask, utcnow
 from vodscribe.queue import dispatch_transcription, dispatch_video
-from vodscribe.services import jobs, recognitions, uploads, video_sources, webhook_delivery, webhooks
-from vodscribe.services.jobs import AI_TASKS, VIDEO_JOBS
+from vodscribe.services import uploads, video_sources, webhooks
+from vodscribe.worker import jobs, recognition_cache, webhook_delivery
+from vodscribe.worker.jobs import AI_TASKS, VIDEO_JOBS
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def reap(settings: Settings) -> list[str]:
     sent = jobs.send_all(
         AI_TASKS, resend[AI_TASKS], lambda task_id: dispatch_transcription(settings, task_id)
     )
-    recognitions.prune(settings)
+    recognition_cache.prune(settings)
     video_sources.release_unneeded(settings)  # what a crash or a failed delete left behind
     uploads.release_finished(settings)
     uploads.sweep_expired(settings)  # abandoned partial uploads

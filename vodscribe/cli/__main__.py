@@ -1,0 +1,5 @@
+"""``python -m vodscribe.cli``."""
+
+from vodscribe.cli.commands import main
+
+main()
