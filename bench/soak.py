@@ -97,6 +97,7 @@ sys.path.insert(0, str(ROOT))
 from bench.load import CLIPS, DEFAULT_TESTDATA, REPO_COPIES, find_clip  # noqa: E402
 from tests.conftest import free_port, llm_model_file, reachable  # noqa: E402
 from vodscribe.db.session import migrate, session_scope  # noqa: E402
+from vodscribe.schemas.ai_tasks import TaskData, TranscriptionResult  # noqa: E402
 from vodscribe.services.clients import create_client  # noqa: E402
 from vodscribe.services.subtitles import ai_subtitle_name  # noqa: E402
 from vodscribe.storage.uploads import ID as UPLOAD_ID  # noqa: E402  (the folders of TUS uploads)
@@ -1385,7 +1386,9 @@ def report(soak: Soak, quiet: dict[str, Any]) -> dict[str, Any]:
         if not t["attach_subtitle"] or video is None:
             continue
         n = subs_by_task[t["id"]]
-        named = ai_subtitle_name(t["task_data"], t["result"] or {}) if t["status"] == "SUCCESS" else None
+        data = TaskData.model_validate(t["task_data"])
+        result = TranscriptionResult.model_validate(t["result"] or {})
+        named = ai_subtitle_name(data, result) if t["status"] == "SUCCESS" else None
         if n > 1:
             sub_problems.append(f"task {t['id']}: attached {n} times to video {video['id']}")
         if named is None or video["status"] != "ready":

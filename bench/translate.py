@@ -185,7 +185,10 @@ def _speech_to_english(backends: list[TextTranslator], testdata: Path) -> dict[s
                 continue
             started = time.perf_counter()
             transcript = transcribe_file(
-                testdata / clip["file"], engine, target=languages.ENGLISH, translators=[translator]
+                testdata / clip["file"],
+                engine,
+                subtitles_language=languages.ENGLISH,
+                translators=[translator],
             )
             seconds += time.perf_counter() - started
             audio += transcript.media.duration or 0.0
@@ -227,7 +230,11 @@ def _subtitle_job(backends: list[TextTranslator], testdata: Path) -> dict[str, A
             continue
         started = time.perf_counter()
         translated = transcribe_file(
-            path, engine, target=german, translators=[TextTranslation(backend)], reuse=spoken.recognized
+            path,
+            engine,
+            subtitles_language=german,
+            translators=[TextTranslation(backend)],
+            reuse=spoken.recognized,
         )
         seconds = time.perf_counter() - started
         _log(f"subtitle job en->de, {backend.name}: {seconds:.1f} s")

@@ -211,7 +211,7 @@ def test_code_switching_file_is_translated_run_by_run() -> None:
     transcript = transcribe_file(
         DATA / "multilingual_en_de.mp3",
         get_engine(),
-        target=FRE,
+        subtitles_language=FRE,
         translators=[WhisperTranslation(), TextTranslation(tagger)],
         on_progress=progress.append,
     )
@@ -229,7 +229,10 @@ def test_code_switching_file_is_translated_run_by_run() -> None:
 def test_speech_already_in_the_target_language_is_kept() -> None:
     tagger = Tagger({("ger", "eng")})
     transcript = transcribe_file(
-        DATA / "multilingual_en_de.mp3", get_engine(), target=ENG, translators=[TextTranslation(tagger)]
+        DATA / "multilingual_en_de.mp3",
+        get_engine(),
+        subtitles_language=ENG,
+        translators=[TextTranslation(tagger)],
     )
     assert [source for source, _, _ in tagger.calls] == ["ger"]  # the English run is not translated
     text = " ".join(c.text for c in transcript.cues).replace("\n", " ")
@@ -243,6 +246,6 @@ def test_unsupported_pair_fails_before_recognition() -> None:
             DATA / "cheetah_test_de.wav",
             get_engine(),
             language="de",
-            target=CHI,
+            subtitles_language=CHI,
             translators=[WhisperTranslation()],
         )

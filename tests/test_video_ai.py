@@ -28,6 +28,7 @@ from vodscribe.db.session import migrate, session_scope
 from vodscribe.db.statuses import JobState, TaskStatus, VideoStatus
 from vodscribe.db.tables import AITask, Client, Subtitle, Video, utcnow
 from vodscribe.errors import MediaError
+from vodscribe.schemas.ai_tasks import TaskData, TranscriptionResult
 from vodscribe.schemas.videos import VideoFieldsIn
 from vodscribe.services.clients import create_client
 from vodscribe.services.subtitles import HLS_META
@@ -265,7 +266,7 @@ def _almost_ready(settings: Settings, client: Client, round_: int) -> tuple[int,
         s.flush()
         video_id, key, task_id = video.id, video.key, task.id
     media_store(settings).put_texts(key, {HLS_META: json.dumps(HLS)})
-    return video_id, key, Claim(task_id, 1, data, 1, video_id, True)
+    return video_id, key, Claim(task_id, 1, TaskData.model_validate(data), 1, video_id, True)
 
 
 def _at_once(*steps: Callable[[], object]) -> list[BaseException]:
@@ -299,7 +300,9 @@ def test_the_job_and_the_task_ending_at_once_attach_the_subtitle_once(database: 
         video_id, key, claimed = _almost_ready(settings, client, round_)
         errors = _at_once(
             partial(complete, settings, video_id, 1),
-            partial(finish_task, settings, claimed, TaskStatus.SUCCESS, RESULT),
+            partial(
+                finish_task, settings, claimed, TaskStatus.SUCCESS, TranscriptionResult.model_validate(RESULT)
+            ),
         )
         assert errors == []
         assert [s.ai_task_id for s in _subtitles(settings, video_id)] == [claimed.task_id], round_

@@ -358,7 +358,7 @@ def transcribe(
     except languages.UnknownLanguageError as exc:
         raise click.BadParameter(str(exc), param_hint="--language") from exc
     try:
-        target = languages.resolve(to) if to else (languages.ENGLISH if translate else None)
+        subtitles_language = languages.resolve(to) if to else (languages.ENGLISH if translate else None)
     except languages.UnknownLanguageError as exc:
         raise click.BadParameter(str(exc), param_hint="--to") from exc
     bar = tqdm(total=100, unit="%", disable=quiet, file=sys.stderr, bar_format="{l_bar}{bar}| {n:.0f}%")
@@ -381,7 +381,7 @@ def transcribe(
                 path,
                 engine,
                 language=lang.whisper if lang else None,
-                target=target,
+                subtitles_language=subtitles_language,
                 translators=translators_for(settings),
                 on_progress=progress,
                 max_seconds=settings.max_media_duration_s,

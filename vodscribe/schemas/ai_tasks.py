@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vodscribe import languages
 from vodscribe.db.statuses import TaskStatus
 from vodscribe.schemas.text import URL, ClientUserIdText, EntityData, LanguageCode, TaskName
 
@@ -25,6 +26,39 @@ class AITaskCreate(BaseModel):
     category: TaskName | None = None
 
 
+class Stored(BaseModel):
+    """A shape kept as JSON in the database: what is None is left out (and so out of the answer)."""
+
+    def stored(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class TaskData(Stored):
+    """What an AI task was asked to do: stored as ``ai_tasks.task_data``, read back by the worker and
+    the subtitle attachment, shown as Gcore's ``task_data``. Made by the service from an
+    :class:`AITaskCreate` or a video's AI plan, with the languages already resolved to their ISO
+    639-2/B codes."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    task_name: Literal["transcription"] = "transcription"
+    url: str = Field(description="The media read: the client's URL, or a hosted video's rendition")
+    audio_language: str | None = Field(None, description="The spoken language as given; None = identified")
+    subtitles_language: str | None = Field(None, description="The language the subtitles are translated into")
+    client_user_id: str | None = None
+    client_entity_data: str | None = None
+    client_id: int | None = None
+
+    @property
+    def audio(self) -> languages.Language | None:
+        return languages.resolve(self.audio_language) if self.audio_language else None
+
+    @property
+    def subtitles(self) -> languages.Language | None:
+        """The translation target; None for a transcription in the language spoken."""
+        return languages.resolve(self.subtitles_language) if self.subtitles_language else None
+
+
 class AITaskCreated(BaseModel):
     task_id: str
 
@@ -41,7 +75,7 @@ class Subtitle(BaseModel):
     text: str
 
 
-class TranscriptionResult(BaseModel):
+class TranscriptionResult(Stored):
     model_config = ConfigDict(populate_by_name=True)
 
     subtitles: list[Subtitle] = []
@@ -58,7 +92,7 @@ class TranscriptionResult(BaseModel):
     )
 
 
-class FailureResult(BaseModel):
+class FailureResult(Stored):
     error: str
 
 
@@ -68,7 +102,7 @@ class AITaskOut(BaseModel):
     status: TaskStatus
     progress: int
     processing_time: ProcessingTime
-    task_data: dict[str, Any]
+    task_data: TaskData
     result: TranscriptionResult | FailureResult | None = None
 
 

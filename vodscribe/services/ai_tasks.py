@@ -21,6 +21,7 @@ from vodscribe.db.tables import AITask, Client, Video, utcnow
 from vodscribe.errors import URLNotAllowedError
 from vodscribe.media.fetch import check_url
 from vodscribe.queue import dispatch_transcription
+from vodscribe.schemas.ai_tasks import AITaskCreate, TaskData
 from vodscribe.services import video_sources, webhooks
 
 log = logging.getLogger(__name__)
@@ -37,15 +38,6 @@ class TaskError(Exception):
         self.status = status
 
 
-@dataclass(frozen=True, slots=True)
-class TranscriptionRequest:
-    url: str
-    audio_language: str | None = None
-    subtitles_language: str | None = None
-    client_user_id: str | None = None
-    client_entity_data: str | None = None
-
-
 def _language(value: str | None) -> str | None:
     if value is None or not value.strip():
         return None
@@ -59,7 +51,7 @@ def create_transcription(
     session: Session,
     settings: Settings,
     client: Client,
-    req: TranscriptionRequest,
+    req: AITaskCreate,
     own_bases: Sequence[str] = (),
 ) -> AITask:
     """Validate, store (RECEIVED), then dispatch (PENDING). Fetching happens in the worker.
@@ -83,20 +75,19 @@ def create_transcription(
     )
     if (unfinished or 0) >= settings.task_queue_limit:
         raise TaskError(f"Queue limit reached ({settings.task_queue_limit}), try later.")
-    data: dict[str, Any] = {"task_name": "transcription", "url": url}
-    optional = {
-        "audio_language": audio_language,
-        "subtitles_language": subtitles_language,
-        "client_user_id": req.client_user_id,
-        "client_entity_data": req.client_entity_data,
-    }
-    data.update({k: v for k, v in optional.items() if v is not None})
-    data["client_id"] = client.id
+    data = TaskData(
+        url=url,
+        audio_language=audio_language,
+        subtitles_language=subtitles_language,
+        client_user_id=req.client_user_id,
+        client_entity_data=req.client_entity_data,
+        client_id=client.id,
+    )
     task = AITask(
         client_id=client.id,
         task_name="transcription",
         status=TaskStatus.RECEIVED,
-        task_data=data,
+        task_data=data.stored(),
         video_id=video_id,
     )
     session.add(task)

@@ -19,6 +19,7 @@ from vodscribe.config import Settings
 from vodscribe.db.statuses import RenditionStatus, TaskStatus, VideoStatus
 from vodscribe.db.tables import AITask, Rendition, Subtitle, Video
 from vodscribe.media.hls import HlsVariant, SubtitleTrack, write_master, write_subtitle_playlist
+from vodscribe.schemas.ai_tasks import TaskData, TranscriptionResult
 from vodscribe.schemas.subtitles import BatchSubtitleIn, SubtitleOut, SubtitleUpdated
 from vodscribe.services.ai_tasks import QUEUE_UNAVAILABLE, send, withdraw
 from vodscribe.speech.subtitle_formats import InvalidSubtitlesError, parse_subtitles, to_vtt
@@ -207,29 +208,35 @@ AI_TRANSLATED = " (AI-translated)"
 
 @dataclass(frozen=True, slots=True)
 class AIPlan:
-    """What AI tasks a video should get: the spoken language (None = detect) and translation targets."""
+    """What AI tasks a video should get: the spoken language (None = identify it) and the languages
+    its subtitles are translated into (Gcore's ``auto_translate_subtitles_language``; each becomes
+    one task's ``subtitles_language``)."""
 
     audio_language: languages.Language | None
-    targets: tuple[languages.Language, ...]
+    subtitles_languages: tuple[languages.Language, ...]
 
 
-def parse_ai_plan(audio: str | None, translate: str | None) -> AIPlan | None:
-    """Gcore's ``auto_transcribe_audio_language`` / ``auto_translate_subtitles_language``; None = off."""
-    value = (audio or "disable").strip().lower()
+def parse_ai_plan(
+    auto_transcribe_audio_language: str | None, auto_translate_subtitles_language: str | None
+) -> AIPlan | None:
+    """Gcore's two fields, as a request or a stored video holds them; None = off."""
+    value = (auto_transcribe_audio_language or "disable").strip().lower()
     if value == "disable":
         return None
     try:
         lang = None if value == "auto" else languages.resolve(value)
-        targets = tuple(languages.parse_language_list(translate or "disable"))
+        subtitles_languages = tuple(
+            languages.parse_language_list(auto_translate_subtitles_language or "disable")
+        )
     except languages.UnknownLanguageError as exc:
         raise SubtitleError(f"Unprocessable Entity. {exc}.") from exc
-    return AIPlan(lang, targets)
+    return AIPlan(lang, subtitles_languages)
 
 
 def request_ai_subtitles(
     session: Session, settings: Settings, video: Video, plan: AIPlan, *, from_api: bool = True
 ) -> list[AITask]:
-    """One transcription task, plus one per translation target (Gcore: separate tasks), each attached
+    """One transcription task, plus one per subtitles language (Gcore: separate tasks), each attached
     to the video when it succeeds. A video still processing keeps the plan for its media job.
 
     Asked by a client (``from_api``), a broker that refuses the tasks withdraws them all and raises
@@ -250,11 +257,12 @@ def keep_plan(video: Video, plan: AIPlan) -> None:
     differs from the stored one is requested anew (tasks of the earlier one, if already requested,
     still run); the same plan again changes nothing."""
     audio = plan.audio_language.b if plan.audio_language else "auto"
-    targets = ",".join(t.b for t in plan.targets) or "disable"
-    if (audio, targets) != (video.auto_transcribe_audio_language, video.auto_translate_subtitles_language):
+    subtitles_languages = ",".join(t.b for t in plan.subtitles_languages) or "disable"
+    stored = (video.auto_transcribe_audio_language, video.auto_translate_subtitles_language)
+    if (audio, subtitles_languages) != stored:
         video.auto_ai_requested = False
     video.auto_transcribe_audio_language = audio
-    video.auto_translate_subtitles_language = targets
+    video.auto_translate_subtitles_language = subtitles_languages
 
 
 def create_ai_tasks(
@@ -263,29 +271,29 @@ def create_ai_tasks(
     """The tasks of ``plan``, stored (with what the session holds) and the first one sent; ``url`` is
     the rendition named in their ``task_data`` (the worker reads the video from storage)."""
     tasks = []
-    wanted: list[languages.Language | None] = [None, *plan.targets]
+    wanted: list[languages.Language | None] = [None, *plan.subtitles_languages]
     # Translations of a video that has its transcription already: the speech is recognised again
     # (from the kept recognition, at no cost), but only the translations are attached; the subtitle
     # the video has, perhaps corrected by hand since, stays the only one.
-    transcribed = bool(plan.targets) and has_ai_transcription(session, video, plan.audio_language)
+    transcribed = bool(plan.subtitles_languages) and has_ai_transcription(session, video, plan.audio_language)
     if from_api:
         check_room(session, video, adding=len(wanted) - transcribed)
-    for target in wanted:
-        if target is not None and plan.audio_language is not None and target.b == plan.audio_language.b:
+    for subtitles_language in wanted:
+        if subtitles_language is not None and subtitles_language == plan.audio_language:
             continue
-        data: dict[str, Any] = {"task_name": "transcription", "url": url}
-        if plan.audio_language is not None:
-            data["audio_language"] = plan.audio_language.b
-        if target is not None:
-            data["subtitles_language"] = target.b
-        data["client_entity_data"] = json.dumps({"video_id": video.id})
-        data["client_id"] = video.client_id
+        data = TaskData(
+            url=url,
+            audio_language=plan.audio_language.b if plan.audio_language else None,
+            subtitles_language=subtitles_language.b if subtitles_language else None,
+            client_entity_data=json.dumps({"video_id": video.id}),
+            client_id=video.client_id,
+        )
         task = AITask(
             client_id=video.client_id,
-            task_data=data,
+            task_data=data.stored(),
             status=TaskStatus.RECEIVED,
             video_id=video.id,
-            attach_subtitle=target is not None or not transcribed,
+            attach_subtitle=subtitles_language is not None or not transcribed,
         )
         session.add(task)
         tasks.append(task)
@@ -311,7 +319,7 @@ def has_ai_transcription(session: Session, video: Video, language: languages.Lan
         .where(Subtitle.video_id == video.id)
     )
     return any(
-        not (data or {}).get("subtitles_language") and (language is None or code == language.b)
+        TaskData.model_validate(data).subtitles_language is None and (language is None or code == language.b)
         for code, data in made
     )
 
@@ -329,7 +337,7 @@ def _asr_rendition(session: Session, video: Video) -> Rendition:
 
 
 def attach_ai_result(
-    session: Session, video_id: int, task_id: str, task_data: dict[str, Any], result: dict[str, Any]
+    session: Session, video_id: int, task_id: str, task_data: TaskData, result: TranscriptionResult
 ) -> bool:
     """Attach a succeeded AI task's subtitle to its video, if the video is ready; True if attached.
 
@@ -360,19 +368,26 @@ def attach_finished(session: Session, video: Video) -> int:
         .order_by(AITask.created_at, AITask.id)
     )
     return sum(
-        _add_ai_subtitle(session, video, task.id, task.task_data, task.result or {}) for task in list(waiting)
+        _add_ai_subtitle(
+            session,
+            video,
+            task.id,
+            TaskData.model_validate(task.task_data),
+            TranscriptionResult.model_validate(task.result or {}),
+        )
+        for task in list(waiting)
     )
 
 
 def _add_ai_subtitle(
-    session: Session, video: Video, task_id: str, task_data: dict[str, Any], result: dict[str, Any]
+    session: Session, video: Video, task_id: str, task_data: TaskData, result: TranscriptionResult
 ) -> bool:
     named = ai_subtitle_name(task_data, result)
     if named is None:
         return False
     name, language = named
     same = select(Subtitle.id).where(
-        Subtitle.video_id == video.id, Subtitle.language == language, Subtitle.vtt == result["vttContent"]
+        Subtitle.video_id == video.id, Subtitle.language == language, Subtitle.vtt == result.vttContent
     )
     if session.scalars(same).first() is not None:
         # Asking again for the same AI subtitles gives the same text (the recognition is kept):
@@ -380,30 +395,27 @@ def _add_ai_subtitle(
         log.info("task %s: video %s already has this subtitle", task_id, video.id)
         return False
     try:
-        check_room(session, video, text=result["vttContent"])
+        check_room(session, video, text=result.vttContent)
     except SubtitleError as exc:  # the task keeps its result; the video has no room for another track
         log.warning("task %s: subtitle not attached to video %s: %s", task_id, video.id, exc.message)
         return False
     session.add(
-        Subtitle(
-            video_id=video.id, name=name, language=language, vtt=result["vttContent"], ai_task_id=task_id
-        )
+        Subtitle(video_id=video.id, name=name, language=language, vtt=result.vttContent, ai_task_id=task_id)
     )
     session.flush()
     return True
 
 
-def ai_subtitle_name(task_data: dict[str, Any], result: dict[str, Any]) -> tuple[str, str] | None:
+def ai_subtitle_name(task_data: TaskData, result: TranscriptionResult) -> tuple[str, str] | None:
     """(name, ISO 639-2/B code) of the subtitle an AI task result becomes, or None (no speech)."""
-    if not result.get("speech_detected"):
+    if not result.speech_detected:
         return None
-    target = task_data.get("subtitles_language")
-    if target:
-        lang = languages.resolve(target)
-        if result.get("languages") == [lang.b]:
-            return None  # all the speech was already in the target: the transcription's track has it
-        return f"{lang.name}{AI_TRANSLATED}", lang.b
-    code = (result.get("languages") or [task_data.get("audio_language") or "eng"])[0]
+    subtitles_language = task_data.subtitles
+    if subtitles_language is not None:
+        if result.languages == [subtitles_language.b]:
+            return None  # all the speech was already in it: the transcription's track has it
+        return f"{subtitles_language.name}{AI_TRANSLATED}", subtitles_language.b
+    code = (result.languages or [task_data.audio_language or "eng"])[0]
     lang = languages.resolve(code)
     return f"{lang.name}{AI_GENERATED}", lang.b
 

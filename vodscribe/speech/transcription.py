@@ -62,7 +62,7 @@ def transcribe_file(
     engine: WhisperEngine,
     *,
     language: str | None = None,
-    target: Language | None = None,
+    subtitles_language: Language | None = None,
     translators: Sequence[Translator] = (WhisperTranslation(),),
     on_progress: Callable[[float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -71,9 +71,9 @@ def transcribe_file(
 ) -> Transcript:
     """Transcribe ``path``; ``language`` (Whisper code) skips detection. Progress is 0.0-1.0.
 
-    With ``target``, speech in any other language is translated into it by the first of
+    With ``subtitles_language``, speech in any other language is translated into it by the first of
     ``translators`` that supports the pair (each language run of a code-switching file on its own;
-    speech already in ``target`` is kept as spoken). :class:`UnsupportedTranslation` is raised as
+    speech already in ``subtitles_language`` is kept as spoken). :class:`UnsupportedTranslation` is raised as
     soon as a run's language has no backend, before any recognition work is spent on that run.
 
     ``reuse`` is an earlier recognition of the same file: the speech is then not recognised again,
@@ -87,9 +87,9 @@ def transcribe_file(
     info = probe(path)
     require_audio(info)
     if reuse is not None:
-        backends = {run: _backend(run, target, translators) for run, _ in reuse.runs}
+        backends = {run: _backend(run, subtitles_language, translators) for run, _ in reuse.runs}
         if not any(b is not None and b.from_speech for b in backends.values()):
-            return _from_recognized(info, reuse, backends, target, language, report, should_stop)
+            return _from_recognized(info, reuse, backends, subtitles_language, language, report, should_stop)
     blocks = stream_audio(path, info, max_seconds=max_seconds, should_stop=should_stop)
     progress = _Position(report, info.duration)
     backends = {}
@@ -102,7 +102,7 @@ def transcribe_file(
                 engine,
                 window,
                 language,
-                target,
+                subtitles_language,
                 translators,
                 progress,
                 should_stop,
@@ -110,11 +110,11 @@ def transcribe_file(
             ):
                 backends[run] = backend
                 spoken.append((run, tuple(run_segments)))
-                if backend is not None and not backend.from_speech and target is not None:
+                if backend is not None and not backend.from_speech and subtitles_language is not None:
                     run_segments = backend.translate(
                         run_segments,
                         languages.from_whisper(run.language),
-                        target,
+                        subtitles_language,
                         on_progress=partial(progress.translation, run),
                         should_stop=should_stop,
                     )
@@ -131,7 +131,7 @@ def _recognise(
     engine: WhisperEngine,
     window: SpeechWindow,
     language: str | None,
-    target: Language | None,
+    subtitles_language: Language | None,
     translators: Sequence[Translator],
     progress: _Position,
     should_stop: Callable[[], bool] | None,
@@ -160,7 +160,7 @@ def _recognise(
                 assumed = None  # unsure from the start: the plan decides span by span
         if assumed is not None:
             whole = _moved(run_of(spans, assumed), window.start)
-            backend = _backend(whole, target, translators)
+            backend = _backend(whole, subtitles_language, translators)
             if backend is not None and not backend.from_speech:
                 progress.expect_translation(whole)
             run, run_segments, spans = transcribe_assuming(
@@ -192,7 +192,7 @@ def _recognise(
         speech=window.spans,
         should_stop=should_stop,
     )
-    backends = {run: _backend(_moved(run, window.start), target, translators) for run in planned}
+    backends = {run: _backend(_moved(run, window.start), subtitles_language, translators) for run in planned}
     for run, backend in backends.items():
         if backend is not None and not backend.from_speech:
             progress.expect_translation(_moved(run, window.start))
@@ -224,7 +224,7 @@ def _from_recognized(
     info: MediaInfo,
     recognized: Recognized,
     backends: dict[LanguageRun, Translator | None],
-    target: Language | None,
+    subtitles_language: Language | None,
     language: str | None,
     report: Callable[[float], None],
     should_stop: Callable[[], bool] | None,
@@ -234,11 +234,11 @@ def _from_recognized(
     segments: list[SpeechSegment] = []
     for run, spoken in recognized.runs:
         backend = backends[run]
-        if backend is not None and target is not None:
+        if backend is not None and subtitles_language is not None:
             translated = backend.translate(
                 list(spoken),
                 languages.from_whisper(run.language),
-                target,
+                subtitles_language,
                 on_progress=partial(progress.translation, run),
                 should_stop=should_stop,
             )
@@ -326,15 +326,15 @@ def _within(run: LanguageRun, seconds: float) -> float:
 
 
 def _backend(
-    run: LanguageRun, target: Language | None, translators: Sequence[Translator]
+    run: LanguageRun, subtitles_language: Language | None, translators: Sequence[Translator]
 ) -> Translator | None:
-    """The backend that translates ``run`` into ``target``; None when no translation is needed."""
-    if target is None:
+    """The backend that translates ``run`` into ``subtitles_language``; None when no translation is needed."""
+    if subtitles_language is None:
         return None
     source = languages.from_whisper(run.language)
-    if source is target:
+    if source is subtitles_language:
         return None
-    return require(translators, source, target)
+    return require(translators, source, subtitles_language)
 
 
 def _shift(seg: SpeechSegment, by: float) -> SpeechSegment:

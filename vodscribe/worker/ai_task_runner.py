@@ -25,6 +25,7 @@ from vodscribe.errors import Cancelled, MediaError, UnsupportedTranslation
 from vodscribe.media.fetch import download
 from vodscribe.models.store import ModelError
 from vodscribe.queue import dispatch_transcription
+from vodscribe.schemas.ai_tasks import FailureResult, Subtitle, TaskData, TranscriptionResult
 from vodscribe.services import translation_backends, video_sources, webhooks
 from vodscribe.services.ai_tasks import release_waiting
 from vodscribe.services.subtitles import attach_ai_result, publish
@@ -47,7 +48,7 @@ FETCH_SHARE = 0.15  # progress 0-15 % is the download, the rest is transcription
 class Claim:
     task_id: str
     attempt: int
-    task_data: dict[str, Any]
+    task_data: TaskData
     progress: int
     video_id: int | None = None
     attach_subtitle: bool = False
@@ -70,7 +71,8 @@ def claim(settings: Settings, task_id: str) -> Claim | None:
         )
         if attempt is None:
             return None
-        return Claim(task_id, attempt, dict(task.task_data), progress, task.video_id, task.attach_subtitle)
+        data = TaskData.model_validate(task.task_data)
+        return Claim(task_id, attempt, data, progress, task.video_id, task.attach_subtitle)
 
 
 class Watcher(jobs.JobWatch):
@@ -133,25 +135,29 @@ def _run(settings: Settings, claimed: Claim) -> str:
         except UnsupportedTranslation as exc:
             hint = translation_backends.missing(settings)
             message = f"{exc.message} On this server {hint}." if hint else exc.message
-            return finish_task(settings, claimed, TaskStatus.FAILURE, {"error": message})
+            return finish_task(settings, claimed, TaskStatus.FAILURE, FailureResult(error=message))
         except MediaError as exc:
-            return finish_task(settings, claimed, TaskStatus.FAILURE, {"error": exc.message})
+            return finish_task(settings, claimed, TaskStatus.FAILURE, FailureResult(error=exc.message))
         except ModelError as exc:  # a pulled model changed on disk: no retry loads it any better
             log.error("task %s: %s", task_id, exc)
-            return finish_task(settings, claimed, TaskStatus.FAILURE, {"error": f"Server model error: {exc}"})
+            failure = FailureResult(error=f"Server model error: {exc}")
+            return finish_task(settings, claimed, TaskStatus.FAILURE, failure)
         except Exception as exc:
             log.exception("task %s failed with an internal error", task_id)
             return _retry_or_fail(settings, claimed, exc)
     return finish_task(settings, claimed, TaskStatus.SUCCESS, result)
 
 
-def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> dict[str, Any]:
+def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> TranscriptionResult:
     data = claimed.task_data
-    audio_language = _lang(data.get("audio_language"))
-    target = _lang(data.get("subtitles_language"))
+    audio_language, subtitles_language = data.audio, data.subtitles
     translators = translators_for(settings)
-    if target is not None and audio_language is not None and audio_language is not target:
-        require(translators, audio_language, target)  # a pair known up front fails before any download
+    if (
+        subtitles_language is not None
+        and audio_language is not None
+        and audio_language is not subtitles_language
+    ):
+        require(translators, audio_language, subtitles_language)  # a known pair fails before any download
     engine = engine_for(settings)
     with workspace(settings.work_dir, claimed.task_id) as tmp:
 
@@ -163,7 +169,7 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> dict[str, 
             source = _video_source(settings, claimed.video_id, tmp)
         else:
             source = download(
-                data["url"],
+                data.url,
                 tmp / "source",
                 settings=settings,
                 on_progress=on_bytes,
@@ -178,7 +184,7 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> dict[str, 
             source,
             engine,
             language=audio_language.whisper if audio_language else None,
-            target=target,
+            subtitles_language=subtitles_language,
             translators=translators,
             on_progress=lambda f: watcher.set_progress(
                 int(100 * (FETCH_SHARE + (1 - FETCH_SHARE) * f * 0.99))
@@ -191,7 +197,7 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> dict[str, 
         recognition_cache.keep(settings, key, transcript.recognized)
     if transcript.translated_by:
         log.info("task %s translated by %s", claimed.task_id, ", ".join(transcript.translated_by))
-    return build_result(transcript, audio_language, target)
+    return build_result(transcript, audio_language, subtitles_language)
 
 
 def _video_source(settings: Settings, video_id: int, scratch: Path) -> Path:
@@ -218,46 +224,45 @@ def _video_source(settings: Settings, video_id: int, scratch: Path) -> Path:
     raise MediaError("The video has no stored source or transcoded rendition to read.")
 
 
-def _lang(code: object) -> languages.Language | None:
-    return languages.resolve(code) if isinstance(code, str) and code else None
-
-
 def build_result(
-    transcript: Transcript, audio: languages.Language | None, target: languages.Language | None
-) -> dict[str, Any]:
+    transcript: Transcript, audio: languages.Language | None, subtitles_language: languages.Language | None
+) -> TranscriptionResult:
     """The Gcore ``ai_results_transcribe`` object."""
     spoken = [languages.from_whisper(c).b for c in transcript.languages]
     codes = [audio.b] if audio is not None else spoken
-    if target is not None and target.b not in codes:
-        codes = [*codes, target.b]
+    if subtitles_language is not None and subtitles_language.b not in codes:
+        codes = [*codes, subtitles_language.b]
     cues = list(transcript.cues)
-    result: dict[str, Any] = {
-        "subtitles": to_subtitles_json(cues),
-        "vttContent": to_vtt(cues),
-        "concatenated_text": concatenated_text(cues),
-        "languages": codes[:5],
-        "speech_detected": transcript.speech_detected,
-    }
+    confidence = None
     if audio is None and transcript.confidence:
-        result["language_confidence"] = {
-            code: round(p, 3) for code, p in zip(spoken, transcript.confidence, strict=True)
-        }
-    return result
+        confidence = {code: round(p, 3) for code, p in zip(spoken, transcript.confidence, strict=True)}
+    return TranscriptionResult(
+        subtitles=[Subtitle.model_validate(line) for line in to_subtitles_json(cues)],
+        vttContent=to_vtt(cues),
+        concatenated_text=concatenated_text(cues),
+        languages=codes[:5],
+        speech_detected=transcript.speech_detected,
+        language_confidence=confidence,
+    )
 
 
-def finish_task(settings: Settings, claimed: Claim, status: str, result: dict[str, Any]) -> str:
+def finish_task(
+    settings: Settings, claimed: Claim, status: str, result: TranscriptionResult | FailureResult
+) -> str:
     """Store the outcome if the task is still ours; a ready video's subtitle is attached in the same
     commit (one still being processed gets it from its media job as it becomes ready)."""
     attached = False
     with session_scope(settings.db_url) as s:
         updated = changed(
-            s, _ours(claimed).values(status=status, result=result, progress=100, completed_at=utcnow())
+            s,
+            _ours(claimed).values(status=status, result=result.stored(), progress=100, completed_at=utcnow()),
         )
         if not updated:
             return s.scalar(select(AITask.status).where(AITask.id == claimed.task_id)) or "GONE"
         webhooks.record_task(s, settings, claimed.task_id)
-        if status == TaskStatus.SUCCESS and claimed.attach_subtitle and claimed.video_id is not None:
-            attached = attach_ai_result(s, claimed.video_id, claimed.task_id, claimed.task_data, result)
+        video_id = claimed.video_id if claimed.attach_subtitle else None
+        if status == TaskStatus.SUCCESS and video_id is not None and isinstance(result, TranscriptionResult):
+            attached = attach_ai_result(s, video_id, claimed.task_id, claimed.task_data, result)
     with session_scope(settings.db_url) as s:
         release_waiting(s, settings, claimed.task_id)
     if attached:
@@ -271,7 +276,10 @@ def finish_task(settings: Settings, claimed: Claim, status: str, result: dict[st
 def _retry_or_fail(settings: Settings, claimed: Claim, exc: Exception) -> str:
     if claimed.attempt >= settings.max_attempts:
         return finish_task(
-            settings, claimed, TaskStatus.FAILURE, {"error": jobs.internal_error(claimed.attempt, exc)}
+            settings,
+            claimed,
+            TaskStatus.FAILURE,
+            FailureResult(error=jobs.internal_error(claimed.attempt, exc)),
         )
 
     def send(countdown: float) -> None:

@@ -23,7 +23,7 @@ from vodscribe.schemas.ai_tasks import (
 )
 from vodscribe.schemas.errors import StatusErrorBody, responses
 from vodscribe.services import ai_tasks, translation_backends
-from vodscribe.services.ai_tasks import ListQuery, TaskError, TranscriptionRequest
+from vodscribe.services.ai_tasks import ListQuery, TaskError
 from vodscribe.services.translation_backends import can_translate, translators_for
 
 router = APIRouter(prefix="/streaming/ai", tags=["AI tasks"])
@@ -47,16 +47,9 @@ def create_task(
     """Create a transcription task for the media file at ``url``."""
     if body.task_name != "transcription":
         raise ApiError(422, "Feature is disabled: content-moderation tasks are not available on this server.")
-    req = TranscriptionRequest(
-        url=body.url,
-        audio_language=body.audio_language,
-        subtitles_language=body.subtitles_language,
-        client_user_id=body.client_user_id,
-        client_entity_data=body.client_entity_data,
-    )
     try:
         bases = (settings.base_url, str(request.base_url))
-        task = ai_tasks.create_transcription(session, settings, client, req, own_bases=bases)
+        task = ai_tasks.create_transcription(session, settings, client, body, own_bases=bases)
     except TaskError as exc:
         raise _raise(exc) from exc
     return {"task_id": task.id}
