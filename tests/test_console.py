@@ -29,6 +29,7 @@ from tests.conftest import MediaServer, Service, wait_for
 from tests.netcut import CuttableProxy
 from tests.waiting import eventually
 from vodscribe.api.console import console_csp
+from vodscribe.speech.cues import READING_RULES
 from vodscribe.speech.subtitle_formats import timecode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,10 +53,12 @@ class Console:
         self.videos: dict[str, int] = {}  # what the flows made, for the flows after them
 
     def jfk_video(self) -> int:
-        """The video the add-by-URL flow made (the tests after it edit, translate and download it)."""
+        """The video the add-by-URL flow made (the tests after it edit, translate and download it).
+        Without it they fail, never skip: a broken flow must not hide behind the tests it feeds."""
         video_id = self.videos.get("jfk")
         if video_id is None:
-            pytest.skip("needs the video of the add-by-URL flow")
+            flow = "test_add_by_url_reaches_ready_and_gets_its_ai_subtitle"
+            pytest.fail(f"needs the video of {flow}, which failed or did not run")
         return video_id
 
     @property
@@ -238,6 +241,7 @@ def test_cue_rules_split_merge_and_formats(console: Console) -> None:
             split: [a, b], merged: m.mergeCues(a, b),
             wrapped: [m.wrap('a\\nb'), m.wrap('The first half of a long line and the second\\nhalf of it')],
             time: [m.parseTime('01:02.5'), m.parseTime('1:00:00,250'), m.parseTime('x')],
+            rules: m.RULES,
           };
         })""",
     )
@@ -267,6 +271,14 @@ def test_cue_rules_split_merge_and_formats(console: Console) -> None:
     assert result["merged"]["text"] == "one two three four" and result["merged"]["end"] == 4
     assert result["wrapped"] == ["a b", "The first half of a long line\nand the second half of it"]
     assert result["time"][:2] == [62.5, 3600.25] and result["time"][2] is None  # NaN comes back as null
+    # The editor warns against the rules the server builds cues to: one set, in the page's config.
+    assert result["rules"] == {
+        "maxLineChars": READING_RULES.max_line_chars,
+        "maxLines": READING_RULES.max_lines,
+        "maxCharsPerSecond": READING_RULES.max_cps,
+        "minSeconds": READING_RULES.min_duration,
+        "maxSeconds": READING_RULES.max_duration,
+    }
 
 
 # --- sign in ----------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ player hls.js, both vendored. Nothing is inline, so :func:`console_csp` allows s
 from ``'self'`` only. The API key lives in the tab's ``sessionStorage`` and travels only in the
 ``Authorization`` header of the page's own requests; the page is served to anyone, it holds nothing.
 
-Per-page data (the language table, the static prefix) travels in a JSON block
+Per-page data (the language table, the subtitle reading rules, the static prefix) travels in a JSON block
 (``<script type="application/json" id="console-config">``), which is never executed.
 """
 
@@ -17,6 +17,7 @@ from functools import cache
 
 from vodscribe import __version__, languages
 from vodscribe.api.pages import json_for_script, player_csp, template
+from vodscribe.speech.cues import READING_RULES
 
 __all__ = ["console_csp", "render_console_page"]
 
@@ -33,10 +34,19 @@ def console_csp(*urls: str | None) -> str:
 @cache
 def render_console_page(*, static_prefix: str = "/static") -> str:
     """The console's HTML: the shell the modules fill, with the language table they name codes by
-    (the same for every request: built once)."""
+    and the reading rules the subtitle editor warns against, those cues are built to (the same for
+    every request: built once)."""
+    rules = READING_RULES
     config = {
         "version": __version__,
         "languages": [{"code": lang.b, "name": lang.name} for lang in languages.LANGUAGES],
+        "readingRules": {
+            "maxLineChars": rules.max_line_chars,
+            "maxLines": rules.max_lines,
+            "maxCharsPerSecond": rules.max_cps,
+            "minSeconds": rules.min_duration,
+            "maxSeconds": rules.max_duration,
+        },
     }
     static = html.escape(static_prefix.rstrip("/"))
     return template("console.html").substitute(

@@ -102,6 +102,23 @@ _T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
+class ReadingRules:
+    """How much a viewer can read: the common broadcast and streaming rules (Netflix's timed-text
+    guide, for one). Cues are built to them here, and the console's subtitle editor warns against
+    them (they reach it in the page's config, :func:`vodscribe.api.console.render_console_page`)."""
+
+    max_line_chars: int = 42
+    max_lines: int = 2
+    min_duration: float = 5 / 6
+    max_duration: float = 7.0
+    max_cps: float = 17.0
+    """Characters per second."""
+
+
+READING_RULES = ReadingRules()
+
+
+@dataclass(frozen=True, slots=True)
 class _Token:
     """A word ready for layout: stripped text and whether a space separates it from the word before."""
 
@@ -140,11 +157,11 @@ class _Draft:
 def build_cues(
     segments: Sequence[SpeechSegment],
     *,
-    max_line_chars: int = 42,
-    max_lines: int = 2,
-    min_duration: float = 5 / 6,
-    max_duration: float = 7.0,
-    max_cps: float = 17.0,
+    max_line_chars: int = READING_RULES.max_line_chars,
+    max_lines: int = READING_RULES.max_lines,
+    min_duration: float = READING_RULES.min_duration,
+    max_duration: float = READING_RULES.max_duration,
+    max_cps: float = READING_RULES.max_cps,
     frame_gap: float = 2 / 25,
 ) -> list[Cue]:
     """Group the words of ``segments`` into subtitle cues; see the module docstring for the rules.

@@ -1,14 +1,13 @@
 // Subtitles as cues: WebVTT (and SRT) in and out, and the reading rules an editor warns about.
-// Pure functions only (no DOM), so the page and the tests use exactly the same code.
+// Pure functions only (no DOM but the config read), so the page and the tests use the same code.
+import { config } from "./config.js";
 
-/** The reading rules (the common broadcast/streaming ones, e.g. Netflix's timed-text guide). */
-export const RULES = Object.freeze({
-  maxLineChars: 42,
-  maxLines: 2,
-  maxCharsPerSecond: 17,
-  minSeconds: 5 / 6,
-  maxSeconds: 7,
-});
+/** The reading rules the server builds cues to (vodscribe.speech.cues.READING_RULES), from the
+ * page's config: {maxLineChars, maxLines, maxCharsPerSecond, minSeconds, maxSeconds}. */
+export const RULES = Object.freeze({ ...config.readingRules });
+
+/** Seconds as the rules are shown: "0.83", "7". */
+export const shown = (value) => String(Math.round(value * 100) / 100);
 
 const TIME = /^(?:(\d+):)?([0-5]?\d):([0-5]\d)[.,](\d{1,3})$/;
 
@@ -108,8 +107,8 @@ export function problems(cues, i, rules = RULES) {
     if (cps > rules.maxCharsPerSecond) {
       add("warning", "cps", `${cps.toFixed(1)} characters per second (at most ${rules.maxCharsPerSecond}).`);
     }
-    if (seconds < rules.minSeconds) add("warning", "short", `On screen ${seconds.toFixed(2)} s (at least 5/6 s).`);
-    if (seconds > rules.maxSeconds) add("warning", "long", `On screen ${seconds.toFixed(2)} s (at most ${rules.maxSeconds} s).`);
+    if (seconds < rules.minSeconds) add("warning", "short", `On screen ${seconds.toFixed(2)} s (at least ${shown(rules.minSeconds)} s).`);
+    if (seconds > rules.maxSeconds) add("warning", "long", `On screen ${seconds.toFixed(2)} s (at most ${shown(rules.maxSeconds)} s).`);
   }
   const next = cues[i + 1];
   if (next && isFinite(next.start) && next.start < cue.end) add("warning", "overlap", "Overlaps the next cue.");

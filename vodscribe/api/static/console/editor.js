@@ -3,7 +3,7 @@
 // The player shows the cues being edited as they are now, saved or not.
 import { api } from "./api.js";
 import { confirmAction, fill, h, toast } from "./dom.js";
-import { RULES, formatTime, mergeCues, parseSubtitles, parseTime, problems, splitCue, toVtt } from "./cues.js";
+import { RULES, formatTime, mergeCues, parseSubtitles, parseTime, problems, shown, splitCue, toVtt } from "./cues.js";
 import { languageOptions } from "./languages.js";
 import { createPlayer } from "./player.js";
 
@@ -291,7 +291,7 @@ export function editorView(main, videoId, subtitleId) {
           h("label", { for: "ed-name" }, "Name"), nameInput,
           h("label", { for: "ed-language" }, "Language"), langSelect),
         h("p", { class: "muted" }, `Reading rules: at most ${RULES.maxLineChars} characters a line, ${RULES.maxLines} lines, `
-          + `${RULES.maxCharsPerSecond} characters a second; on screen 5/6 s to ${RULES.maxSeconds} s; no overlaps.`),
+          + `${RULES.maxCharsPerSecond} characters a second; on screen ${shown(RULES.minSeconds)} s to ${shown(RULES.maxSeconds)} s; no overlaps.`),
         h("p", { class: "muted" }, "Keys: Ctrl+S saves; Ctrl+Z outside a text field undoes.")),
       h("div", { class: "editor-main" },
         h("div", { class: "row toolbar" }, summary, h("span", { class: "spacer" }), undoButton, revertButton, saveButton),

@@ -1,5 +1,6 @@
 // Language names for the codes the API speaks (ISO 639-2/B), from the page's config block.
-const config = JSON.parse(document.getElementById("console-config").textContent);
+import { config } from "./config.js";
+
 const names = new Map(config.languages.map((l) => [l.code, l.name]));
 
 /** "German" for "ger" (the code itself when unknown). */
