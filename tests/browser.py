@@ -22,7 +22,6 @@ import itertools
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -33,6 +32,7 @@ from typing import Any
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
+from tests.processes import stop_group
 from tests.waiting import eventually
 
 REQUIRE_SERVICES = os.environ.get("VODSCRIBE_TEST_REQUIRE_SERVICES") == "1"
@@ -76,17 +76,6 @@ def require_chromium() -> str:
     return path
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
-
-
 def dump_dom(url: str, *, budget_ms: int = 15000, timeout_s: float | None = None) -> str:
     """The serialized DOM of ``url`` after ``budget_ms`` of virtual time (``--dump-dom``)."""
     chromium = require_chromium()
@@ -101,10 +90,10 @@ def dump_dom(url: str, *, budget_ms: int = 15000, timeout_s: float | None = None
         try:
             out, err = proc.communicate(timeout=timeout_s or budget_ms / 1000 + 30)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            stop_group(proc, grace_s=5)
             raise
         finally:
-            _kill_group(proc)
+            stop_group(proc, grace_s=5)
     if proc.returncode != 0:
         tail = err.decode(errors="replace")[-2000:]
         raise RuntimeError(f"chromium --dump-dom exited {proc.returncode}: {tail}")
@@ -345,4 +334,4 @@ def chromium_page(*, startup_timeout: float = 20) -> Iterator[Page]:
                 with contextlib.suppress(Exception):
                     conn.call("Browser.close", timeout=5)
         finally:
-            _kill_group(proc)
+            stop_group(proc, grace_s=5)

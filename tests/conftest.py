@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +22,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import sqlalchemy as sa
+from gcore import Gcore
 
+from tests.processes import stop_group
 from tests.waiting import eventually
 
 if TYPE_CHECKING:
@@ -301,19 +302,13 @@ def start_service(
     try:
         eventually(healthy, timeout=60, interval=0.2, what="vodscribe serve answering /health with 200")
     except AssertionError as exc:
-        _kill_group(proc)
+        stop_group(proc, grace_s=0)
         raise RuntimeError(
             "vodscribe serve did not come up:\n" + (data_dir / "serve.log").read_text()
         ) from exc
     key_file = data_dir / "admin-api-key.txt"  # only written when the database had no client yet
     key = key_file.read_text().strip() if key_file.exists() else ""
     return Service(base, key, data_dir, proc, env)
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
 
 
 def start_worker(service: Service, *args: str) -> subprocess.Popen[bytes]:
@@ -325,22 +320,8 @@ def start_worker(service: Service, *args: str) -> subprocess.Popen[bytes]:
     )  # fmt: skip
 
 
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
 def stop_service(service: Service) -> None:
-    try:
-        os.killpg(service.proc.pid, signal.SIGTERM)
-        service.proc.wait(timeout=30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(service.proc.pid, signal.SIGKILL)
+    stop_group(service.proc)
 
 
 @pytest.fixture(scope="session")
@@ -369,3 +350,9 @@ def wait_for(
 def api(service: Service) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=service.base_url, headers=service.headers(), timeout=30) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def sdk(service: Service) -> Gcore:
+    """Gcore's own Python SDK, pointed at :func:`service` (no retries: a test sees every answer)."""
+    return Gcore(api_key=service.api_key, base_url=service.base_url, max_retries=0)

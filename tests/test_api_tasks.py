@@ -26,11 +26,6 @@ TIMECODE = re.compile(r"^\d{2}:\d{2}:\d{2}\.\d{3}$")
 
 
 @pytest.fixture(scope="module")
-def sdk(service: Service) -> Gcore:
-    return Gcore(api_key=service.api_key, base_url=service.base_url, max_retries=0)
-
-
-@pytest.fixture(scope="module")
 def generated(media_server: MediaServer) -> MediaServer:
     """Media made here: 4 s of silence, a video without audio, a truncated MP4, a fake MP4."""
     root = media_server.root

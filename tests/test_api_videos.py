@@ -25,11 +25,6 @@ FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
 
 @pytest.fixture(scope="module")
-def sdk(service: Service) -> Gcore:
-    return Gcore(api_key=service.api_key, base_url=service.base_url, max_retries=0)
-
-
-@pytest.fixture(scope="module")
 def videos_dir(media_server: MediaServer) -> MediaServer:
     """Generated sources: 854x480 with a tone, a video without audio, audio starting 1.5 s late."""
     root = media_server.root

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ import pytest
 import webvtt
 
 from tests.conftest import MediaServer, free_port, llm_model_file, start_service, stop_service, wait_for
+from tests.processes import stop_group
 from tests.waiting import eventually
 from vodscribe.config import Settings
 from vodscribe.engines.llm import QWEN_LANGUAGES
@@ -337,12 +337,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         eventually(ready, timeout=300, interval=0.5, what="llama_cpp.server answering /v1/models")
         yield base_url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
+        stop_group(proc)
         log.close()
 
 

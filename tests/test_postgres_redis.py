@@ -30,11 +30,11 @@ from tests.conftest import (
     postgres_database,
     start_service,
     start_worker,
-    stop_process,
     stop_service,
     unavailable,
     wait_for,
 )
+from tests.processes import stop_group
 from tests.test_webhooks import pending_delivery, receiving
 from tests.waiting import eventually
 from vodscribe.api.app import create_app
@@ -80,7 +80,7 @@ def scaled(tmp_path_factory: pytest.TempPathFactory, pg_database: str, redis_url
     ]
     yield svc
     for worker in workers:
-        stop_process(worker)
+        stop_group(worker)
     stop_service(svc)
 
 
@@ -201,7 +201,7 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, s
         workers = [start_worker(svc, "-Q", queue, "--concurrency", "1") for queue in ("media", "asr")]
         yield svc, database
         for worker in workers:
-            stop_process(worker)
+            stop_group(worker)
         stop_service(svc)
 
 
@@ -321,7 +321,7 @@ def test_a_worker_holding_a_delayed_message_survives_a_redis_restart(tmp_path: P
             eventually(lambda: receiver.received, timeout=90, what="a delivery after the restart")
             assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-2000:]
         finally:
-            stop_process(worker)
+            stop_group(worker)
 
 
 def test_a_task_that_meets_the_database_down_is_sent_again_soon(
