@@ -10,9 +10,9 @@ from fastapi.staticfiles import StaticFiles
 
 from vodscribe import __version__
 from vodscribe.api import errors
+from vodscribe.api.body_limit import BodyLimit
 from vodscribe.api.head import HeadAsGet
 from vodscribe.api.health import health as service_health
-from vodscribe.api.limits import BodyLimit
 from vodscribe.api.openapi import gcore_openapi
 from vodscribe.api.rate_limit import make_limiter
 from vodscribe.api.routers import ai_tasks, console, public_files, subtitles, tus, videos, webhooks

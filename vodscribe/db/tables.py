@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models. The application database is the source of truth for task state."""
+"""SQLAlchemy 2 tables (the ORM). The application database is the source of truth for task state."""
 
 from __future__ import annotations
 

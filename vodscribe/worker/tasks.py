@@ -1,4 +1,4 @@
-"""Celery task definitions: thin wrappers over the services.
+"""Celery task definitions: thin wrappers over the runners of this package.
 
 A task that meets the database unreachable (a restart, a failover) is sent again shortly, with a
 growing wait, rather than dropped for the reaper to find minutes later: nothing was claimed, or what
