@@ -41,7 +41,7 @@ def key_for(settings: Settings, path: Path, language_hint: str | None) -> Key:
     # What changes the words: the model and how it decodes.
     # A named model is keyed with the commit it was pulled at: a re-pull at a new one starts afresh.
     asr = ref("asr", settings.asr_model)
-    model = f"{identity(asr, ModelStore(settings.models_path))}|beam={settings.asr_beam_size}"
+    model = f"{identity(asr, ModelStore(settings.models_path))}|beam={settings.asr.beam_size}"
     return Key(digest.hexdigest(), model, language_hint or "")
 
 
