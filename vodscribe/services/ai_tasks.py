@@ -1,4 +1,4 @@
-"""AI task use cases on the API side: create, read, list, cancel, and the Gcore JSON shape."""
+"""AI task use cases on the API side: create, read, list, cancel, and Gcore's task body."""
 
 from __future__ import annotations
 
@@ -21,7 +21,14 @@ from vodscribe.db.tables import AITask, Client, Video, utcnow
 from vodscribe.errors import URLNotAllowedError
 from vodscribe.media.fetch import check_url
 from vodscribe.queue import dispatch_transcription
-from vodscribe.schemas.ai_tasks import AITaskCreate, TaskData
+from vodscribe.schemas.ai_tasks import (
+    AITaskCreate,
+    AITaskOut,
+    FailureResult,
+    ProcessingTime,
+    TaskData,
+    TranscriptionResult,
+)
 from vodscribe.services import video_sources, webhooks
 
 log = logging.getLogger(__name__)
@@ -282,22 +289,23 @@ def iso(moment: datetime | None) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def to_json(task: AITask, *, with_result: bool) -> dict[str, Any]:
+def task_out(task: AITask, *, with_result: bool) -> AITaskOut:
+    """Gcore's task body; ``result`` is set only with ``with_result`` and once the task has ended, so
+    an answer that leaves out unset fields leaves it out otherwise."""
     total = None
     if task.started_at is not None and task.completed_at is not None:
         total = round((task.completed_at - task.started_at).total_seconds(), 3)
-    body: dict[str, Any] = {
-        "task_id": task.id,
-        "task_name": task.task_name,
-        "status": task.status,
-        "progress": task.progress,
-        "processing_time": {
-            "started_at": iso(task.started_at),
-            "completed_at": iso(task.completed_at),
-            "total_time_sec": total,
-        },
-        "task_data": task.task_data,
-    }
+    out = AITaskOut(
+        task_id=task.id,
+        task_name=task.task_name,
+        status=TaskStatus(task.status),
+        progress=task.progress,
+        processing_time=ProcessingTime(
+            started_at=iso(task.started_at), completed_at=iso(task.completed_at), total_time_sec=total
+        ),
+        task_data=TaskData.model_validate(task.task_data),
+    )
     if with_result and task.status in FINISHED and task.result is not None:
-        body["result"] = task.result
-    return body
+        succeeded = task.status == TaskStatus.SUCCESS
+        out.result = (TranscriptionResult if succeeded else FailureResult).model_validate(task.result)
+    return out

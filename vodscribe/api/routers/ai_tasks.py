@@ -85,12 +85,12 @@ def list_tasks(
     except TaskError as exc:
         raise _raise(exc) from exc
     has_next = page * limit < total
-    return {
-        "count": total,
-        "next": f"page={page + 1}" if has_next else None,
-        "previous": f"page={page - 1}" if page > 1 else None,
-        "results": [ai_tasks.to_json(t, with_result=False) for t in tasks],
-    }
+    return AITaskList(
+        count=total,
+        next=f"page={page + 1}" if has_next else None,
+        previous=f"page={page - 1}" if page > 1 else None,
+        results=[ai_tasks.task_out(t, with_result=False) for t in tasks],
+    )
 
 
 @router.get(
@@ -105,7 +105,8 @@ def get_task(task_id: str, client: ClientDep, session: SessionDep) -> Any:
     task = ai_tasks.get_task(session, client, task_id)
     if task is None:
         raise ApiError(404, "Task not found", with_status=True)
-    return JSONResponse(ai_tasks.to_json(task, with_result=True))
+    # Unset fields left out on both paths (the legacy one declares no response filter).
+    return JSONResponse(ai_tasks.task_out(task, with_result=True).model_dump(mode="json", exclude_unset=True))
 
 
 @router.post(
