@@ -29,6 +29,8 @@ FLOORS = {
     "keys": 2,
     "fsqueue": 2,
     "db": 1,
+    "metrics": 1,
+    "logs": 1,
     "config": 1,
     "languages": 1,
     "errors": 1,

@@ -90,6 +90,19 @@ class Settings(BaseSettings):
         "starting (otherwise they refuse to start and print the pull command)",
     )
 
+    # --- operations ---------------------------------------------------------------------------
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token that GET /metrics requires (unset: /metrics answers 404)",
+    )
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="`vodscribe worker` serves its /metrics on this port (0: off)"
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="Bind address of the worker's /metrics")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="json: one JSON object a line, with task_id, video_id, request_id"
+    )
+
     # --- ASR ----------------------------------------------------------------------------------
     asr_model: str = Field(
         default="bundled",

@@ -117,3 +117,26 @@ def dispatch_video(settings: Settings, video_id: int, *, countdown: float | None
 
 def dispatch_webhook(settings: Settings, delivery_id: str, *, countdown: float | None = None) -> None:
     _send(settings, DELIVER_WEBHOOK, delivery_id, WEBHOOK_QUEUE, countdown)
+
+
+QUEUES = (ASR_QUEUE, MEDIA_QUEUE, WEBHOOK_QUEUE)
+#: kombu's Redis transport keeps a queue's messages in a list per priority step (the plain name is
+#: step 0); Celery's default steps.
+_REDIS_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
+
+
+def queue_depth(settings: Settings, queue: str) -> int:
+    """Messages waiting in ``queue`` on the broker (not those a worker holds, nor delayed retries)."""
+    url = settings.celery_broker_url
+    if url.startswith("filesystem://"):
+        folder = settings.broker_dir / "queue"
+        return sum(1 for _ in folder.glob(f"*.{queue}.msg")) if folder.is_dir() else 0
+    if url.startswith(("redis://", "rediss://")):
+        import redis
+
+        client = redis.Redis.from_url(url, socket_timeout=5)
+        try:
+            return sum(int(client.llen(queue + suffix)) for suffix in _REDIS_PRIORITY_SUFFIXES)
+        finally:
+            client.close()
+    raise ValueError(f"queue depth is not known for the broker {url.split(':', 1)[0]}")

@@ -9,12 +9,13 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from vodscribe import __version__
-from vodscribe.api import errors
+from vodscribe.api import errors, metrics
 from vodscribe.api.body_limit import BodyLimit
 from vodscribe.api.head import HeadAsGet
 from vodscribe.api.health import health as service_health
 from vodscribe.api.openapi import gcore_openapi
 from vodscribe.api.rate_limit import make_limiter
+from vodscribe.api.request_id import RequestId
 from vodscribe.api.routers import ai_tasks, console, public_files, subtitles, tus, videos, webhooks
 from vodscribe.config import Settings, get_settings
 from vodscribe.queue import celery_for
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         streamed=(tus.PREFIX,),
     )
     app.add_middleware(HeadAsGet)
+    app.add_middleware(RequestId)  # outermost: the id covers the whole request, errors included
     app.include_router(ai_tasks.router)
     app.include_router(videos.router)
     app.include_router(subtitles.router)
@@ -48,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tus.router)
     app.include_router(webhooks.router)
     app.include_router(console.router)
+    app.include_router(metrics.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
     @app.get("/health", tags=["service"], response_model=Health, responses={503: {"model": Health}})

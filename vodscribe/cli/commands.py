@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -18,8 +19,23 @@ from vodscribe.config import Settings, get_settings
 log = logging.getLogger("vodscribe")
 
 
+def share_metrics() -> Path:
+    """Point this process and every process it starts at one fresh folder for their metrics
+    (prometheus_client's multiprocess mode, :mod:`vodscribe.metrics`): the operator's
+    ``PROMETHEUS_MULTIPROC_DIR``, else a folder of this process in the temp dir. Before anything
+    imports prometheus_client, which picks its way of counting on import."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    folder = Path(given) if given else Path(tempfile.gettempdir()) / f"vodscribe-metrics-{os.getpid()}"
+    shutil.rmtree(folder, ignore_errors=True)  # a previous run's counts are not this run's
+    folder.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    return folder
+
+
 def _setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from vodscribe.logs import setup
+
+    setup(level, get_settings().log_format)
 
 
 @click.group()
@@ -144,6 +160,7 @@ def serve(host: str | None, port: int | None, worker: bool | None) -> None:
     from vodscribe.worker.reaper import Reaper
     from vodscribe.worker.supervisor import WorkerSupervisor
 
+    metrics_folder = share_metrics()
     _setup_logging()
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -166,11 +183,14 @@ def serve(host: str | None, port: int | None, worker: bool | None) -> None:
     # worker and the reaper are stopped below instead of the process dying on the spot.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+        # log_config=None: uvicorn's lines go through the service's handler, in its format.
+        app = create_app(settings)
+        uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_config=None)
     finally:
         reaper.stop()
         for supervisor in supervisors:
             supervisor.stop()
+        shutil.rmtree(metrics_folder, ignore_errors=True)
 
 
 @main.command()
@@ -181,11 +201,19 @@ def serve(host: str | None, port: int | None, worker: bool | None) -> None:
 )
 def worker(queues: str, concurrency: int | None, pool: str) -> None:
     """Run a worker that processes queued tasks (scale out: run many, on many machines)."""
+    metrics_folder = share_metrics()
     from vodscribe.db.session import migrate as run
     from vodscribe.worker.supervisor import WorkerSupervisor
 
     _setup_logging()
     settings = get_settings()
+    if settings.metrics_port:  # this machine's counts, on a port of its own (no token: bind it privately)
+        from prometheus_client import start_http_server
+
+        from vodscribe.metrics import registry
+
+        start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry())
+        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
     if "asr" in {q.strip() for q in queues.split(",")}:  # media-only workers need no models
         _check_models(settings)
         _check_translation(settings)
@@ -200,6 +228,7 @@ def worker(queues: str, concurrency: int | None, pool: str) -> None:
     supervisor.start()
     stopping.wait()
     supervisor.stop(timeout=None)  # Celery's warm shutdown: the tasks under way finish first
+    shutil.rmtree(metrics_folder, ignore_errors=True)
 
 
 @main.group()

@@ -18,10 +18,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from vodscribe import metrics
 from vodscribe.engines import bundled_llm
 from vodscribe.engines.chat_translation import ChatLanguages, ChatTranslation
 from vodscribe.engines.text_translator import TranslationError
@@ -98,6 +100,7 @@ class LlamaTranslator(ChatLanguages):
                     raise TranslationError(str(exc)) from exc
             path = bundled_llm.model_path(self.cache_dir) if self.model is None else self.model
             log.info("loading translation LLM %s", path)
+            started = time.monotonic()
             self._llama = Llama(
                 str(path),
                 n_ctx=self.context,
@@ -105,6 +108,8 @@ class LlamaTranslator(ChatLanguages):
                 n_gpu_layers=self.gpu_layers,
                 verbose=False,
             )
+            device = "cpu" if self.gpu_layers == 0 else "auto"  # llama.cpp offloads where it can
+            metrics.MODEL_LOAD.labels(self.name, device).observe(time.monotonic() - started)
         return self._llama
 
     def _chat(self, system: str, user: str, max_tokens: int) -> str:

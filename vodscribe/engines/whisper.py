@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from faster_whisper.audio import pad_or_trim
 from faster_whisper.transcribe import Segment, restore_speech_timestamps
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
+from vodscribe import metrics
 from vodscribe.config import DEFAULT_ASR, AsrOptions, Settings
 from vodscribe.engines import bundled_model
 from vodscribe.engines.results import SpeechSegment, Word
@@ -441,7 +443,10 @@ def merge_spans(spans: Sequence[Span], max_len: float = 30.0) -> list[list[Span]
 def get_engine(weights: Path | None = None, options: AsrOptions = DEFAULT_ASR) -> WhisperEngine:
     """The process-wide engine for these weights and options, loaded on first use."""
     log.info("loading ASR model %s on %s", weights or "whisper-base (bundled)", options.device)
-    return WhisperEngine(weights, options)
+    started = time.monotonic()
+    engine = WhisperEngine(weights, options)
+    metrics.MODEL_LOAD.labels(engine.name, engine.device).observe(time.monotonic() - started)
+    return engine
 
 
 def engine_for(settings: Settings, options: AsrOptions | None = None) -> WhisperEngine:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from sqlalchemy import ColumnElement, select, update
 
+from vodscribe import metrics
 from vodscribe.config import Settings
 from vodscribe.db.session import changed, session_scope
 from vodscribe.db.statuses import JobState, VideoStatus
@@ -151,7 +152,9 @@ def create(settings: Settings, new: NewUpload, count_request: Callable[[int], fl
             raise UploadError(
                 409, "The upload token has been used; get a new one from GET /streaming/videos/{id}/upload."
             ) from None
-        return store.create(new.length, new.client_id, new.video_id, filename, expires, key)
+        info = store.create(new.length, new.client_id, new.video_id, filename, expires, key)
+    metrics.UPLOADS.labels("created").inc()
+    return info
 
 
 def _check_room(settings: Settings, store: UploadFiles, new: NewUpload) -> None:
@@ -192,6 +195,7 @@ def finish(settings: Settings, info: UploadInfo) -> None:
             _refuse(settings, info, f"The uploaded file is not a video: {exc.message}")
             raise
         _queue(settings, info, path)
+        metrics.UPLOADS.labels("finished").inc()
     finally:
         store.remove(info.id)
 

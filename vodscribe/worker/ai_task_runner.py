@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from vodscribe import languages
+from vodscribe import languages, metrics
 from vodscribe.config import Settings
 from vodscribe.db.session import changed, session_scope
 from vodscribe.db.statuses import RenditionStatus, TaskStatus
 from vodscribe.db.tables import AITask, Rendition, Video, utcnow
-from vodscribe.engines.whisper import engine_for
+from vodscribe.engines.whisper import WhisperEngine, engine_for
 from vodscribe.errors import Cancelled, MediaError, UnsupportedTranslation
+from vodscribe.logs import working_on
 from vodscribe.media.fetch import download
 from vodscribe.models.store import ModelError
 from vodscribe.queue import dispatch_transcription
@@ -114,14 +116,16 @@ def _ours(claim: Claim) -> Any:
 
 def run_task(settings: Settings, task_id: str) -> str:
     """Run one task to SUCCESS/FAILURE (or leave it REVOKED). Returns the final status seen."""
-    claimed = claim(settings, task_id)
-    if claimed is None:
-        log.info("task %s is not claimable; skipping", task_id)
-        return "SKIPPED"
-    status = _run(settings, claimed)
-    if claimed.video_id is not None:  # the last of the video's tasks deletes its stored source
-        video_sources.release(settings, claimed.video_id)
-    return status
+    with working_on(task_id=task_id):
+        claimed = claim(settings, task_id)
+        if claimed is None:
+            log.info("task %s is not claimable; skipping", task_id)
+            return "SKIPPED"
+        with working_on(video_id=claimed.video_id):
+            status = _run(settings, claimed)
+            if claimed.video_id is not None:  # the last of the video's tasks deletes its stored source
+                video_sources.release(settings, claimed.video_id)
+        return status
 
 
 def _run(settings: Settings, claimed: Claim) -> str:
@@ -135,17 +139,24 @@ def _run(settings: Settings, claimed: Claim) -> str:
         except UnsupportedTranslation as exc:
             hint = translation_backends.missing(settings)
             message = f"{exc.message} On this server {hint}." if hint else exc.message
-            return finish_task(settings, claimed, TaskStatus.FAILURE, FailureResult(error=message))
+            return _fail(settings, claimed, "translation", message)
         except MediaError as exc:
-            return finish_task(settings, claimed, TaskStatus.FAILURE, FailureResult(error=exc.message))
+            return _fail(settings, claimed, "media", exc.message)
         except ModelError as exc:  # a pulled model changed on disk: no retry loads it any better
             log.error("task %s: %s", task_id, exc)
-            failure = FailureResult(error=f"Server model error: {exc}")
-            return finish_task(settings, claimed, TaskStatus.FAILURE, failure)
+            return _fail(settings, claimed, "model", f"Server model error: {exc}")
         except Exception as exc:
             log.exception("task %s failed with an internal error", task_id)
             return _retry_or_fail(settings, claimed, exc)
     return finish_task(settings, claimed, TaskStatus.SUCCESS, result)
+
+
+def _fail(settings: Settings, claimed: Claim, reason: str, message: str) -> str:
+    """End the task as FAILURE with ``message``, counted under ``reason`` (vodscribe.metrics.FAILURES)."""
+    status = finish_task(settings, claimed, TaskStatus.FAILURE, FailureResult(error=message))
+    if status == TaskStatus.FAILURE:
+        metrics.FAILURES.labels(metrics.AI_TASK, reason).inc()
+    return status
 
 
 def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> TranscriptionResult:
@@ -180,6 +191,7 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> Transcript
         earlier = recognition_cache.find(settings, key)
         if earlier is not None:
             log.info("task %s: reusing the recognition of this file", claimed.task_id)
+        started = time.monotonic()
         transcript = transcribe_file(
             source,
             engine,
@@ -193,11 +205,21 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> Transcript
             max_seconds=settings.max_media_duration_s,
             reuse=earlier,
         )
+    _count_media(engine, claimed, transcript.media.duration, time.monotonic() - started)
     if earlier is None and transcript.recognized is not None:
         recognition_cache.keep(settings, key, transcript.recognized)
     if transcript.translated_by:
         log.info("task %s translated by %s", claimed.task_id, ", ".join(transcript.translated_by))
     return build_result(transcript, audio_language, subtitles_language)
+
+
+def _count_media(engine: WhisperEngine, claimed: Claim, duration: float | None, took: float) -> None:
+    """The real-time factor of this model and device, and the client's media seconds."""
+    if not duration or duration <= 0:
+        return
+    metrics.REALTIME_FACTOR.labels(engine.name, engine.device).observe(took / duration)
+    client = claimed.task_data.client_id
+    metrics.MEDIA_SECONDS.labels("" if client is None else str(client), metrics.AI_TASK).inc(duration)
 
 
 def _video_source(settings: Settings, video_id: int, scratch: Path) -> Path:
@@ -275,12 +297,7 @@ def finish_task(
 
 def _retry_or_fail(settings: Settings, claimed: Claim, exc: Exception) -> str:
     if claimed.attempt >= settings.max_attempts:
-        return finish_task(
-            settings,
-            claimed,
-            TaskStatus.FAILURE,
-            FailureResult(error=jobs.internal_error(claimed.attempt, exc)),
-        )
+        return _fail(settings, claimed, "internal", jobs.internal_error(claimed.attempt, exc))
 
     def send(countdown: float) -> None:
         dispatch_transcription(settings, claimed.task_id, countdown=countdown)

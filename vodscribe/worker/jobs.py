@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Update, exists, func, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
+from vodscribe import metrics
 from vodscribe.db.session import changed, session_scope
 from vodscribe.db.statuses import UNFINISHED, JobState, TaskStatus, VideoStatus
 from vodscribe.db.tables import AITask, Video, utcnow
@@ -40,8 +41,10 @@ class JobKind:
     """Where a kind of job keeps its state, and what its states mean."""
 
     label: str  # "task", "video": in logs and failure messages
+    metric: str  # its ``kind`` label in the metrics (vodscribe.metrics.AI_TASK, VIDEO)
     model: type[Any]  # AITask or Video
     id: InstrumentedAttribute[Any]
+    created: InstrumentedAttribute[datetime]
     state: InstrumentedAttribute[str]
     attempts: InstrumentedAttribute[int]
     worker: InstrumentedAttribute[str | None]
@@ -83,8 +86,10 @@ def _video_give_up(message: str, now: datetime) -> dict[str, Any]:
 
 AI_TASKS = JobKind(
     label="task",
+    metric=metrics.AI_TASK,
     model=AITask,
     id=AITask.id,
+    created=AITask.created_at,
     state=AITask.status,
     attempts=AITask.attempts,
     worker=AITask.worker,
@@ -98,8 +103,10 @@ AI_TASKS = JobKind(
 
 VIDEO_JOBS = JobKind(
     label="video",
+    metric=metrics.VIDEO,
     model=Video,
     id=Video.id,
+    created=Video.created_at,
     state=Video.job_state,
     attempts=Video.job_attempts,
     worker=Video.job_worker,
@@ -162,6 +169,9 @@ def claim(
         log.warning(
             "%s %s: taking over from lost worker %s", kind.label, row.id, getattr(row, kind.worker.key)
         )
+    elif attempts == 0:  # the wait a submitter sees: to the first attempt (retries wait on purpose)
+        waited = (now - getattr(row, kind.created.key)).total_seconds()
+        metrics.JOB_WAIT.labels(kind.metric).observe(max(0.0, waited))
     return attempts + 1
 
 
@@ -225,6 +235,7 @@ def retry(
         )
     if not updated:
         return False
+    metrics.RETRIES.labels(kind.metric).inc()
     try:
         dispatch(2.0 * attempt)
     except Exception:
@@ -253,12 +264,15 @@ def reap_stale(
             message = f"The worker processing this {kind.label} stopped {attempts} times."
             if changed(session, held.values(kind.give_up(message, now))):
                 log.warning("%s %s failed: worker lost %d times", kind.label, row.id, attempts)
+                metrics.REAPED.labels(kind.metric, "failed").inc()
+                metrics.FAILURES.labels(kind.metric, "lost").inc()
                 if ended is not None:
                     ended(session, row.id)
         elif changed(session, held.values({kind.state: kind.retry, kind.heartbeat: now})):
             log.warning(
                 "%s %s: worker %s lost, sending it again", kind.label, row.id, getattr(row, kind.worker.key)
             )
+            metrics.REAPED.labels(kind.metric, "resent").inc()
             resend.append(row.id)
     return resend
 
@@ -271,6 +285,7 @@ def reap_lost(
     ids = list(session.scalars(select(kind.id).where(kind.lost(now, stale, waited))))
     if ids:
         session.execute(update(kind.model).where(kind.id.in_(ids)).values({kind.heartbeat: now}))
+        metrics.REAPED.labels(kind.metric, "lost_message").inc(len(ids))
     return ids
 
 

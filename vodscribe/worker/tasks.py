@@ -8,10 +8,13 @@ was claimed is taken back by the claim's own rules (a task under way is never ru
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 from celery.signals import worker_init, worker_process_init
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from vodscribe import metrics
 from vodscribe.config import get_settings
 from vodscribe.engines.whisper import engine_for
 from vodscribe.queue import DELIVER_WEBHOOK, PROCESS_VIDEO, TRANSCRIBE, get_celery
@@ -33,19 +36,32 @@ DATABASE_RETRY: dict[str, object] = {
 }
 
 
+def counted(kind: str, run: Callable[[], str]) -> str:
+    """Run one job and count how it ended (``vodscribe_jobs_total``) and how long an attempt that ran
+    took (``vodscribe_job_run_seconds``; a message that found nothing to do is not an attempt)."""
+    started = time.monotonic()
+    outcome = run().lower()
+    metrics.JOBS.labels(kind, outcome).inc()
+    if outcome != "skipped":
+        metrics.JOB_RUN.labels(kind, outcome).observe(time.monotonic() - started)
+    if kind == metrics.WEBHOOK:
+        metrics.WEBHOOK_DELIVERIES.labels(outcome).inc()
+    return outcome
+
+
 @app.task(name=TRANSCRIBE, acks_late=True, ignore_result=True, **DATABASE_RETRY)
 def transcribe(task_id: str) -> str:
-    return run_task(get_settings(), task_id)
+    return counted(metrics.AI_TASK, lambda: run_task(get_settings(), task_id))
 
 
 @app.task(name=PROCESS_VIDEO, acks_late=True, ignore_result=True, **DATABASE_RETRY)
 def process_video(video_id: int) -> str:
-    return run_video(get_settings(), video_id)
+    return counted(metrics.VIDEO, lambda: run_video(get_settings(), video_id))
 
 
 @app.task(name=DELIVER_WEBHOOK, acks_late=True, ignore_result=True, **DATABASE_RETRY)
 def deliver_webhook(delivery_id: str) -> str:
-    return deliver(get_settings(), delivery_id)
+    return counted(metrics.WEBHOOK, lambda: deliver(get_settings(), delivery_id))
 
 
 @worker_process_init.connect

@@ -22,11 +22,13 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from vodscribe import metrics
 from vodscribe.config import Settings
 from vodscribe.db.session import changed, session_scope
 from vodscribe.db.statuses import JobState, RenditionStatus, VideoStatus
 from vodscribe.db.tables import Rendition, Video, utcnow
 from vodscribe.errors import Cancelled, FetchError, MediaError, NotMediaError, TooLargeError
+from vodscribe.logs import working_on
 from vodscribe.media.clip import Clip, check_cut, cut
 from vodscribe.media.fetch import download, parse_headers
 from vodscribe.media.hls import mpegts_start, package_hls
@@ -90,14 +92,15 @@ def _claim(settings: Settings, video_id: int) -> _Run | None:
 
 
 def run_video(settings: Settings, video_id: int) -> str:
-    run = _claim(settings, video_id)
-    if run is None:
-        return "SKIPPED"
-    outcome = _run(settings, run)
-    video_sources.release(settings, video_id)  # once the video's AI tasks have ended too
-    if run.uploaded is not None:
-        uploads.release(settings, video_id)  # once the job has ended (not when it is retried)
-    return outcome
+    with working_on(video_id=video_id):
+        run = _claim(settings, video_id)
+        if run is None:
+            return "SKIPPED"
+        outcome = _run(settings, run)
+        video_sources.release(settings, video_id)  # once the video's AI tasks have ended too
+        if run.uploaded is not None:
+            uploads.release(settings, video_id)  # once the job has ended (not when it is retried)
+        return outcome
 
 
 def _run(settings: Settings, run: _Run) -> str:
@@ -113,11 +116,21 @@ def _run(settings: Settings, run: _Run) -> str:
             return "CANCELLED"
         except MediaError as exc:
             _fail(settings, video_id, attempt, exc.message, empty=isinstance(exc, FETCH_ERRORS))
+            metrics.FAILURES.labels(metrics.VIDEO, "media").inc()
             return VideoStatus.ERROR
         except Exception as exc:
             log.exception("video %s failed with an internal error", video_id)
             return _retry_or_fail(settings, video_id, attempt, exc)
+    _count_media(settings, video_id)
     return VideoStatus.READY
+
+
+def _count_media(settings: Settings, video_id: int) -> None:
+    """The client's media seconds (vodscribe.metrics.MEDIA_SECONDS) of a video made ready."""
+    with session_scope(settings.db_url) as s:
+        video = s.get(Video, video_id)
+        if video is not None and video.duration_ms:
+            metrics.MEDIA_SECONDS.labels(str(video.client_id), metrics.VIDEO).inc(video.duration_ms / 1000)
 
 
 def _set(settings: Settings, video_id: int, attempt: int, **values: Any) -> None:
@@ -349,6 +362,7 @@ def _fail(settings: Settings, video_id: int, attempt: int, message: str, *, empt
 def _retry_or_fail(settings: Settings, video_id: int, attempt: int, exc: Exception) -> str:
     if attempt >= settings.max_attempts:
         _fail(settings, video_id, attempt, jobs.internal_error(attempt, exc), empty=False)
+        metrics.FAILURES.labels(metrics.VIDEO, "internal").inc()
         return VideoStatus.ERROR
 
     def send(countdown: float) -> None:

@@ -31,6 +31,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
+from vodscribe import metrics
 from vodscribe.config import Settings
 from vodscribe.errors import NotMediaError
 from vodscribe.schemas.errors import ErrorBody, responses
@@ -277,6 +278,7 @@ async def terminate_upload(upload_id: str, request: Request) -> Response:
             store.unlock(handle)
     except _Refused as exc:
         return _error(exc.status, exc.message)
+    metrics.UPLOADS.labels("terminated").inc()
     return Response(status_code=204, headers=_headers())
 
 
@@ -389,6 +391,7 @@ async def _append(
                 store.discard_unacknowledged(info.id, handle)
                 raise _Refused(413, f"The body is longer than the {remaining} bytes the upload still needs.")
             await anyio.to_thread.run_sync(handle.write, chunk)
+            metrics.UPLOAD_BYTES.inc(len(chunk))
             if hasher is not None:
                 hasher.update(chunk)
             written += len(chunk)
