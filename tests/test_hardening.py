@@ -554,3 +554,14 @@ def test_the_embedded_worker_dies_with_the_server_even_on_sigkill(tmp_path: Path
         eventually(lambda: not any(map(_alive, workers)), timeout=60, what="the orphaned workers gone")
     finally:
         stop_service(svc)
+
+
+@pytest.mark.parametrize("secret", ["", "short"])
+def test_an_empty_or_short_server_key_is_refused(tmp_path: Path, secret: str) -> None:
+    """An unset variable passed on by a compose file (VODSCRIBE_UPLOAD_SECRET=) must not become a
+    key that signs upload tokens for anyone."""
+    from vodscribe.keys import server_key
+
+    with pytest.raises(ValueError, match="shorter than 16 bytes"):
+        server_key(Settings(data_dir=tmp_path, upload_secret=secret))
+    assert server_key(Settings(data_dir=tmp_path, upload_secret="x" * 16)) == b"x" * 16

@@ -8,6 +8,9 @@ from sqlalchemy import pool
 from vodscribe.db.session import sql_engine
 from vodscribe.db.tables import Base
 
+#: The PostgreSQL advisory lock that serialises migrations (any fixed 64-bit number of our own).
+MIGRATION_LOCK = 0x766F647363726962  # "vodscrib"
+
 config = context.config
 target_metadata = Base.metadata
 
@@ -39,6 +42,10 @@ def run_migrations_online() -> None:
             render_as_batch=sqlite,
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Several API servers and workers start at once: one migrates, the others wait here
+                # and then find the schema at head (released when this transaction ends).
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             context.run_migrations()
         connection.commit()
         if sqlite:
