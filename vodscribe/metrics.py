@@ -63,7 +63,8 @@ REAPED = Counter(
 )
 REALTIME_FACTOR = Histogram(
     "vodscribe_asr_realtime_factor",
-    "Seconds of recognition (and translation) per second of media, per AI task",
+    "Seconds of recognition (and translation) per second of media, per AI task that recognised "
+    "its speech (not one that reused a kept recognition)",
     ["model", "device"],
     buckets=_RTF_BUCKETS,
 )

@@ -205,7 +205,7 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> Transcript
             max_seconds=settings.max_media_duration_s,
             reuse=earlier,
         )
-    _count_media(engine, claimed, transcript.media.duration, time.monotonic() - started)
+    _count_media(engine, claimed, transcript.media.duration, time.monotonic() - started, earlier is None)
     if earlier is None and transcript.recognized is not None:
         recognition_cache.keep(settings, key, transcript.recognized)
     if transcript.translated_by:
@@ -213,11 +213,15 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> Transcript
     return build_result(transcript, audio_language, subtitles_language)
 
 
-def _count_media(engine: WhisperEngine, claimed: Claim, duration: float | None, took: float) -> None:
-    """The real-time factor of this model and device, and the client's media seconds."""
+def _count_media(
+    engine: WhisperEngine, claimed: Claim, duration: float | None, took: float, recognised: bool
+) -> None:
+    """The client's media seconds, and the real-time factor of this model and device when the speech
+    was recognised (not taken from a kept recognition, which would make it look faster)."""
     if not duration or duration <= 0:
         return
-    metrics.REALTIME_FACTOR.labels(engine.name, engine.device).observe(took / duration)
+    if recognised:
+        metrics.REALTIME_FACTOR.labels(engine.name, engine.device).observe(took / duration)
     client = claimed.task_data.client_id
     metrics.MEDIA_SECONDS.labels("" if client is None else str(client), metrics.AI_TASK).inc(duration)
 
