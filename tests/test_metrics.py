@@ -5,6 +5,7 @@ promtool; the Grafana dashboard's every query accepted by that Prometheus."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -294,10 +295,22 @@ def test_a_separate_worker_serves_its_own_counts(tmp_path: Path, media_server: M
         with httpx.Client(base_url=svc.base_url, headers=svc.headers(), timeout=30) as api:
             task = api.post("/streaming/ai/tasks", json={"url": media_server.url("ldc93s1.wav")}).json()
             assert wait_for(api, task["task_id"], timeout=300)["status"] == "SUCCESS"
+            # An event of the API process itself: an upload created and terminated through it.
+            video = api.post("/streaming/videos", json={"name": "upload"}).json()
+            params = api.get(f"/streaming/videos/{video['id']}/upload").json()
+            meta = {"filename": "a.mp4", "token": params["token"], "video_id": str(video["id"])}
+            meta["client_id"] = str(video["client_id"])
+            header = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in meta.items())
+            tus = {"Tus-Resumable": "1.0.0", "Upload-Length": "10", "Upload-Metadata": header}
+            created = httpx.post(f"{svc.base_url}/upload/", headers=tus)
+            assert created.status_code == 201, created.text
+            assert httpx.delete(created.headers["location"], headers=tus).status_code == 204
             served = api.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
         api_samples = _samples(served)
         assert api_samples[("vodscribe_ai_tasks", (("status", "SUCCESS"),))] == 1
         assert not [key for key in api_samples if key[0] == "vodscribe_jobs_total"]  # it ran none
+        assert api_samples[("vodscribe_uploads_total", (("event", "created"),))] == 1
+        assert api_samples[("vodscribe_uploads_total", (("event", "terminated"),))] == 1
 
         def worker_counted() -> dict[Any, float]:
             got = _samples(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)

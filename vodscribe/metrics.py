@@ -58,7 +58,8 @@ RETRIES = Counter(
 )
 REAPED = Counter(
     "vodscribe_jobs_reaped",
-    "Jobs the reaper took back: from a dead worker (resent or failed), or whose message was lost",
+    "Jobs taken back from a dead worker (resent or failed by the reaper, or taken over by the worker "
+    "the broker handed its message to next), or whose queue message was lost and was sent again",
     ["kind", "action"],
 )
 REALTIME_FACTOR = Histogram(

@@ -153,6 +153,7 @@ def _worker_command(queues: str, concurrency: int, pool: str, name: str = "vodsc
 @click.option("--worker/--no-worker", default=None, help="Start the embedded worker (default on)")
 def serve(host: str | None, port: int | None, worker: bool | None) -> None:
     """Run the API with its own worker (SQLite, local files, filesystem queue by default)."""
+    metrics_folder = share_metrics()  # before the imports below bring prometheus_client in
     import uvicorn
 
     from vodscribe.api.app import create_app
@@ -160,7 +161,6 @@ def serve(host: str | None, port: int | None, worker: bool | None) -> None:
     from vodscribe.worker.reaper import Reaper
     from vodscribe.worker.supervisor import WorkerSupervisor
 
-    metrics_folder = share_metrics()
     _setup_logging()
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)

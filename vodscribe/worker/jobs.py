@@ -169,6 +169,7 @@ def claim(
         log.warning(
             "%s %s: taking over from lost worker %s", kind.label, row.id, getattr(row, kind.worker.key)
         )
+        metrics.REAPED.labels(kind.metric, "taken_over").inc()
     elif attempts == 0:  # the wait a submitter sees: to the first attempt (retries wait on purpose)
         waited = (now - getattr(row, kind.created.key)).total_seconds()
         metrics.JOB_WAIT.labels(kind.metric).observe(max(0.0, waited))

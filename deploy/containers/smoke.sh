@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The images and the scale-out compose stack, end to end (deploy/containers/smoke.py says what is
+# checked). Installs podman, podman-compose and mmdebstrap from Debian's packages when missing, builds
+# the base and the images, brings the stack up under its own project name and always takes it down.
+#   deploy/containers/smoke.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+if ! command -v podman-compose >/dev/null || ! command -v mmdebstrap >/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    podman runc netavark aardvark-dns iptables catatonit mmdebstrap podman-compose >/dev/null
+fi
+# runc (crun refuses this machine's cgroup layout) and ulimits the machine can grant.
+if [ ! -s /etc/containers/containers.conf ]; then
+  limit=$(ulimit -Hn)
+  mkdir -p /etc/containers
+  printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=%s:%s"]\n[engine]\nruntime = "runc"\n' \
+    "$limit" "$limit" "$limit" "$limit" > /etc/containers/containers.conf
+fi
+# llama.cpp is built once: the wheel ./scripts/install built here, if pip kept it.
+wheel=$(find "${PIP_CACHE_DIR:-$HOME/.cache/pip}" -name 'llama_cpp_python-*.whl' 2>/dev/null | head -1 || true)
+[ -n "$wheel" ] && cp "$wheel" deploy/wheels/
+started=$SECONDS
+if [ "${SMOKE_REUSE_IMAGES:-0}" != 1 ]; then  # 1: the images of an earlier run (while working on this)
+  deploy/containers/build.sh --base-from-debian
+  echo "smoke: images built in $((SECONDS - started)) s"
+fi
+
+project=vodscribe-smoke
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export POSTGRES_PASSWORD="smoke-$RANDOM$RANDOM" VODSCRIBE_METRICS_TOKEN="smoke-$RANDOM$RANDOM" \
+  VODSCRIBE_ALLOW_PRIVATE_URLS=true VODSCRIBE_PORT=$port VODSCRIBE_STALE_AFTER_S=10 VODSCRIBE_HEARTBEAT_S=2
+compose() { podman-compose -p "$project" "$@"; }
+down() {
+  podman rm -f "$project-mediasrv" >/dev/null 2>&1 || true
+  compose down >/dev/null 2>&1 || true
+  podman volume ls -q | grep "^${project}_" | xargs -r podman volume rm -f >/dev/null 2>&1 || true
+}
+[ "${SMOKE_KEEP:-0}" = 1 ] || trap down EXIT  # SMOKE_KEEP=1: left up, to look at
+down
+compose up -d api media asr webhooks >/dev/null
+podman run -d --rm --name "$project-mediasrv" --net "${project}_default" --network-alias mediasrv \
+  -v "$PWD/tests/data:/srv:ro" localhost/vodscribe-base:bookworm python3 -m http.server 8080 -d /srv >/dev/null
+for _ in $(seq 1 120); do
+  curl -sf "http://127.0.0.1:$port/health" >/dev/null && break
+  sleep 1
+done
+echo "smoke: stack up in $((SECONDS - started)) s"
+PY=python3
+[ -x .venv/bin/python ] && PY=.venv/bin/python
+"$PY" deploy/containers/smoke.py "$project" "http://127.0.0.1:$port" "$VODSCRIBE_METRICS_TOKEN"
+echo "smoke: done in $((SECONDS - started)) s"
