@@ -45,7 +45,12 @@ JOB_RUN = Histogram(
     ["kind", "outcome"],
     buckets=_RUN_BUCKETS,
 )
-JOBS = Counter("vodscribe_jobs", "Attempts of jobs that ended, by how they ended", ["kind", "outcome"])
+JOBS = Counter(
+    "vodscribe_jobs",
+    "Attempts of jobs that ended, by how they ended (a webhook delivery: delivered, retry, failed, "
+    "deferred, skipped)",
+    ["kind", "outcome"],
+)
 FAILURES = Counter(
     "vodscribe_job_failures",
     "Jobs that failed for good, by reason class (media: the user's file or URL; translation: a "
@@ -73,11 +78,6 @@ MEDIA_SECONDS = Counter(
     "vodscribe_media_seconds",
     "Seconds of media processed successfully, per client and job kind (usage)",
     ["client_id", "kind"],
-)
-WEBHOOK_DELIVERIES = Counter(
-    "vodscribe_webhook_deliveries",
-    "Webhook delivery attempts by outcome (delivered, retry, failed, deferred, skipped)",
-    ["outcome"],
 )
 UPLOADS = Counter(
     "vodscribe_uploads", "Direct (TUS) uploads by event (created, finished, terminated)", ["event"]

@@ -44,8 +44,6 @@ def counted(kind: str, run: Callable[[], str]) -> str:
     metrics.JOBS.labels(kind, outcome).inc()
     if outcome != "skipped":
         metrics.JOB_RUN.labels(kind, outcome).observe(time.monotonic() - started)
-    if kind == metrics.WEBHOOK:
-        metrics.WEBHOOK_DELIVERIES.labels(outcome).inc()
     return outcome
 
 
