@@ -12,13 +12,14 @@ import hmac
 import logging
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from vodscribe import metrics
 from vodscribe.api.deps import SettingsDep
@@ -59,6 +60,21 @@ def _age(now: datetime, since: datetime | None) -> float:
     return max(0.0, (now - since).total_seconds()) if since is not None else 0.0
 
 
+#: Rows counted by some of their columns: (metric, help, label names, the columns, in that order).
+_COUNTS: tuple[tuple[str, str, list[str], tuple[InstrumentedAttribute[Any], ...]], ...] = (
+    ("vodscribe_ai_tasks", "AI tasks by status", ["status"], (AITask.status,)),
+    ("vodscribe_video_jobs", "Hosted videos' media jobs by state", ["state"], (Video.job_state,)),
+    ("vodscribe_videos", "Hosted videos by status", ["status"], (Video.status,)),
+    ("vodscribe_webhook_outbox", "Webhook deliveries by status", ["status"], (WebhookDelivery.status,)),
+    (
+        "vodscribe_client_ai_tasks",
+        "AI tasks per client and status (usage)",
+        ["client_id", "status"],
+        (AITask.client_id, AITask.status),
+    ),
+)
+
+
 class DeploymentState(Collector):
     """The deployment's state, read at scrape time (a failed read is logged and left out)."""
 
@@ -85,27 +101,8 @@ class DeploymentState(Collector):
 
     def _from_database(self, s: Session) -> Iterator[GaugeMetricFamily]:
         now = utcnow()
-        yield _gauge(
-            "vodscribe_ai_tasks", "AI tasks by status", ["status"],
-            s.execute(select(AITask.status, func.count()).group_by(AITask.status)),
-        )  # fmt: skip
-        yield _gauge(
-            "vodscribe_video_jobs", "Hosted videos' media jobs by state", ["state"],
-            s.execute(select(Video.job_state, func.count()).group_by(Video.job_state)),
-        )  # fmt: skip
-        yield _gauge(
-            "vodscribe_videos", "Hosted videos by status", ["status"],
-            s.execute(select(Video.status, func.count()).group_by(Video.status)),
-        )  # fmt: skip
-        yield _gauge(
-            "vodscribe_webhook_outbox", "Webhook deliveries by status", ["status"],
-            s.execute(select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)),
-        )  # fmt: skip
-        per_client = select(AITask.client_id, AITask.status, func.count())
-        yield _gauge(
-            "vodscribe_client_ai_tasks", "AI tasks per client and status (usage)", ["client_id", "status"],
-            s.execute(per_client.group_by(AITask.client_id, AITask.status)),
-        )  # fmt: skip
+        for name, doc, labels, columns in _COUNTS:
+            yield _gauge(name, doc, labels, s.execute(select(*columns, func.count()).group_by(*columns)))
         seconds = select(Video.client_id, func.sum(Video.duration_ms) / 1000.0)
         yield _gauge(
             "vodscribe_client_video_seconds", "Seconds of hosted video per client (usage)", ["client_id"],
