@@ -19,16 +19,16 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import (
-    REQUIRE_SERVICES,
     MediaServer,
     Service,
     free_port,
     start_service,
     start_worker,
     stop_service,
+    unavailable,
     wait_for,
 )
-from tests.processes import stop_group
+from tests.processes import serving, stop_group
 from tests.waiting import eventually
 from vodscribe.api.app import create_app
 from vodscribe.config import Settings
@@ -54,10 +54,7 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        message = f"{name} not installed (apt-get install -y --no-install-recommends prometheus)"
-        if REQUIRE_SERVICES:
-            pytest.fail(message + " but VODSCRIBE_TEST_REQUIRE_SERVICES=1")
-        pytest.skip(message)
+        unavailable(name, FileNotFoundError("apt-get install -y --no-install-recommends prometheus"))
     return path
 
 
@@ -150,29 +147,17 @@ def prometheus(tmp_path: Path, measured: Service) -> Iterator[str]:
         ],
     }
     (tmp_path / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
-    log = (tmp_path / "prometheus.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            binary, f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
+    command = [
+        binary, f"--config.file={tmp_path / 'prometheus.yml'}",
+        f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}",
+    ]  # fmt: skip
 
     def ready() -> bool:
-        assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()
-        try:
-            return httpx.get(f"{base}/-/ready", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return httpx.get(f"{base}/-/ready", timeout=2).status_code == 200
 
-    try:
-        eventually(ready, timeout=60, interval=0.2, what="Prometheus ready")
+    with serving(command, tmp_path / "prometheus.log", ready, timeout_s=60, what="Prometheus ready"):
         yield base
-    finally:
-        stop_group(proc)
-        log.close()
 
 
 def _query(prometheus: str, expr: str) -> list[dict[str, Any]]:

@@ -22,8 +22,7 @@ import pytest
 import webvtt
 
 from tests.conftest import MediaServer, free_port, llm_model_file, start_service, stop_service, wait_for
-from tests.processes import stop_group
-from tests.waiting import eventually
+from tests.processes import serving
 from vodscribe.config import Settings
 from vodscribe.engines.llm import QWEN_LANGUAGES
 from vodscribe.engines.openai_chat import OpenAIChatTranslator
@@ -315,30 +314,19 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``python -m llama_cpp.server`` with the bundled GGUF on 127.0.0.1, behind an API key."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
-    log = log_path.open("wb")
     command = [
         sys.executable, "-m", "llama_cpp.server", "--model", str(llm_model_file()),
         "--host", "127.0.0.1", "--port", str(port), "--api_key", API_KEY,
         "--n_threads", str(os.cpu_count() or 2), "--n_ctx", "4096",
     ]  # fmt: skip
-    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base_url = f"http://127.0.0.1:{port}/v1"
 
     def ready() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError("llama_cpp.server exited:\n" + log_path.read_text())
-        try:
-            headers = {"Authorization": f"Bearer {API_KEY}"}
-            return httpx.get(f"{base_url}/models", headers=headers, timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+        return httpx.get(f"{base_url}/models", headers=headers, timeout=2).status_code == 200
 
-    try:
-        eventually(ready, timeout=300, interval=0.5, what="llama_cpp.server answering /v1/models")
+    with serving(command, log_path, ready, timeout_s=300, what="llama_cpp.server answering /v1/models"):
         yield base_url
-    finally:
-        stop_group(proc)
-        log.close()
 
 
 @pytest.mark.slow  # llama_cpp.server loads the bundled GGUF
