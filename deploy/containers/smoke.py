@@ -12,25 +12,12 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from pathlib import Path
 
 import httpx
 
-T = TypeVar("T")
-
-
-def eventually(check: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-        except (httpx.HTTPError, KeyError, ValueError):
-            value = None
-        if value:
-            return value
-        time.sleep(1)
-    raise SystemExit(f"smoke: {what} not reached in {timeout:g} s")
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository: its tests' helpers
+from tests.waiting import eventually
 
 
 def podman(*args: str) -> str:
@@ -60,7 +47,7 @@ def main(project: str, base: str, token: str) -> None:
         tasks = api.get("/streaming/ai/tasks", params={"status": "STARTED"}).json()["results"]
         return tasks[0]["task_id"] if tasks else None
 
-    task_id = eventually(a_task_started, 300, "an AI task under way")
+    task_id = eventually(a_task_started, timeout=300, interval=1, what="an AI task under way")
     podman("kill", "--signal", "KILL", f"{project}_asr_1")
     print(f"smoke: asr worker killed during task {task_id} at {time.monotonic() - started:.0f} s", flush=True)
     time.sleep(2)
@@ -70,7 +57,7 @@ def main(project: str, base: str, token: str) -> None:
         names = sorted(s["name"] for s in api.get(f"/streaming/videos/{video['id']}/subtitles").json())
         return names if len(names) == 2 else None
 
-    names = eventually(both_subtitles, 600, "both subtitles attached")
+    names = eventually(both_subtitles, timeout=600, interval=1, what="both subtitles attached")
     assert names == ["English (AI-generated)", "German (AI-translated)"], names
     assert api.get(f"/streaming/videos/{video['id']}").json()["status"] == "ready"
     task = api.get(f"/streaming/ai/tasks/{task_id}").json()
