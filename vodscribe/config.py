@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -186,6 +186,18 @@ class Settings(BaseSettings):
         "uses it)",
     )
     upload_token_ttl_s: float = Field(default=86400.0, description="How long an upload token is valid")
+
+    @field_validator("upload_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        # Set but empty (an unset variable a compose file passes on) or short: it would sign tokens
+        # that anyone can make. Refused when the settings are read, so the service does not start.
+        if value is not None and len(value.get_secret_value().encode()) < 16:
+            raise ValueError(
+                "VODSCRIBE_UPLOAD_SECRET is set but shorter than 16 bytes; unset it or make it longer"
+            )
+        return value
+
     upload_max_bytes: int | None = Field(
         default=None,
         description="Largest file a TUS upload may declare (413 beyond); default fetch_max_bytes",

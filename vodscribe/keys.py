@@ -25,13 +25,8 @@ SEALED = "enc1:"
 
 
 def server_key(settings: Settings) -> bytes:
-    if settings.upload_secret is not None:
-        key = settings.upload_secret.get_secret_value().encode()
-        if len(key) < 16:  # an empty or short secret (an unset variable in a compose file) signs nothing
-            raise ValueError(
-                "VODSCRIBE_UPLOAD_SECRET is set but shorter than 16 bytes; unset it or make it longer"
-            )
-        return key
+    if settings.upload_secret is not None:  # at least 16 bytes: Settings refuses a shorter one
+        return settings.upload_secret.get_secret_value().encode()
     path = settings.data_dir / "upload-secret"
     path.parent.mkdir(parents=True, exist_ok=True)
     try:  # O_EXCL: of processes starting together, one creates it and the others read it
