@@ -27,4 +27,5 @@ build() {  # TAG FILE [ARGS...]
 build localhost/vodscribe:latest Containerfile
 build localhost/vodscribe-postgres:15 deploy/containers/postgres.Containerfile
 build localhost/vodscribe-redis:7 deploy/containers/redis.Containerfile
+build localhost/vodscribe-prometheus:2 deploy/containers/prometheus.Containerfile
 if [ "${CUDA:-0}" = 1 ]; then build localhost/vodscribe:cuda Containerfile --build-arg CUDA=1; fi

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # The images and the scale-out compose stack, end to end (deploy/containers/smoke.py says what is
-# checked). Installs podman, podman-compose and mmdebstrap from Debian's packages when missing, builds
-# the base and the images, brings the stack up under its own project name and always takes it down.
+# checked). Installs podman and mmdebstrap from Debian's packages when missing and podman-compose
+# from PyPI (Debian's 1.0.3 ignores profiles, --scale and health conditions), builds the base and the
+# images, brings the stack up under its own project name with two asr workers and Prometheus, and
+# always takes it down.
 #   deploy/containers/smoke.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-if ! command -v podman-compose >/dev/null || ! command -v mmdebstrap >/dev/null; then
+if ! command -v podman >/dev/null || ! command -v mmdebstrap >/dev/null; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    podman runc netavark aardvark-dns iptables catatonit mmdebstrap podman-compose >/dev/null
+    podman runc netavark aardvark-dns iptables catatonit mmdebstrap python3-venv >/dev/null
+fi
+tools=${XDG_CACHE_HOME:-$HOME/.cache}/vodscribe-smoke
+if [ ! -x "$tools/bin/podman-compose" ]; then
+  python3 -m venv "$tools"
+  "$tools/bin/pip" install -q --disable-pip-version-check podman-compose==1.6.0
 fi
 # runc (crun refuses this machine's cgroup layout) and ulimits the machine can grant.
 if [ ! -s /etc/containers/containers.conf ]; then
@@ -28,9 +35,11 @@ fi
 
 project=vodscribe-smoke
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+prometheus_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export POSTGRES_PASSWORD="smoke-$RANDOM$RANDOM" VODSCRIBE_METRICS_TOKEN="smoke-$RANDOM$RANDOM" \
-  VODSCRIBE_ALLOW_PRIVATE_URLS=true VODSCRIBE_PORT=$port VODSCRIBE_STALE_AFTER_S=10 VODSCRIBE_HEARTBEAT_S=2
-compose() { podman-compose -p "$project" "$@"; }
+  VODSCRIBE_ALLOW_PRIVATE_URLS=true VODSCRIBE_PORT=$port PROMETHEUS_PORT=$prometheus_port \
+  VODSCRIBE_STALE_AFTER_S=10 VODSCRIBE_HEARTBEAT_S=2
+compose() { "$tools/bin/podman-compose" -p "$project" --profile scale --profile observability "$@"; }
 down() {
   podman rm -f "$project-mediasrv" >/dev/null 2>&1 || true
   compose down >/dev/null 2>&1 || true
@@ -38,7 +47,9 @@ down() {
 }
 [ "${SMOKE_KEEP:-0}" = 1 ] || trap down EXIT  # SMOKE_KEEP=1: left up, to look at
 down
-compose up -d api media asr webhooks >/dev/null
+# --no-deps, every service named: podman 4.3 cannot start a container whose --requires chain is
+# longer than one link (api -> migrate -> postgres); the conditions are still waited for.
+compose up -d --no-deps --scale asr=2 postgres redis migrate api media asr webhooks prometheus >/dev/null
 podman run -d --rm --name "$project-mediasrv" --net "${project}_default" --network-alias mediasrv \
   -v "$PWD/tests/data:/srv:ro" localhost/vodscribe-base:bookworm python3 -m http.server 8080 -d /srv >/dev/null
 for _ in $(seq 1 120); do
@@ -48,5 +59,6 @@ done
 echo "smoke: stack up in $((SECONDS - started)) s"
 PY=python3
 [ -x .venv/bin/python ] && PY=.venv/bin/python
-"$PY" deploy/containers/smoke.py "$project" "http://127.0.0.1:$port" "$VODSCRIBE_METRICS_TOKEN"
+"$PY" deploy/containers/smoke.py "$project" "http://127.0.0.1:$port" "$VODSCRIBE_METRICS_TOKEN" \
+  "http://127.0.0.1:$prometheus_port"
 echo "smoke: done in $((SECONDS - started)) s"
