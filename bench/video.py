@@ -51,9 +51,9 @@ from tests.conftest import (  # noqa: E402
     reachable,
     start_service,
     start_worker,
-    stop_process,
     stop_service,
 )
+from tests.processes import stop_group  # noqa: E402
 from vodscribe.media.hls import package_hls  # noqa: E402
 from vodscribe.media.probe import probe  # noqa: E402
 from vodscribe.media.transcode import screenshot, transcode  # noqa: E402
@@ -204,7 +204,7 @@ def _service(topology: str) -> Iterator[Service]:
                 yield svc
             finally:
                 for worker in workers:
-                    stop_process(worker)
+                    stop_group(worker)
                 stop_service(svc)
 
 
