@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from vodscribe.db.statuses import JobState, RenditionStatus, TaskStatus, VideoStatus
@@ -56,6 +56,8 @@ class AITask(Base):
     __table_args__ = (
         Index("ix_ai_tasks_client_created", "client_id", "created_at"),
         Index("ix_ai_tasks_status_heartbeat", "status", "heartbeat_at"),
+        # The list's default order (services.ai_tasks._ordering), so a page is read, not sorted (0011).
+        Index("ix_ai_tasks_client_order", "client_id", text("coalesce(started_at, created_at) DESC"), "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
@@ -89,7 +91,10 @@ class Video(Base):
     job's own state (:class:`JobState`, claim, heartbeat, attempts) is kept beside it in ``job_*``."""
 
     __tablename__ = "videos"
-    __table_args__ = ({"sqlite_autoincrement": True},)
+    __table_args__ = (
+        Index("ix_videos_client_created", "client_id", "created_at", "id"),  # the list's order (0011)
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)

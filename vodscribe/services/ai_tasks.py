@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, cast, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 from sqlalchemy.sql.elements import ColumnElement
 
 from vodscribe import languages
@@ -235,9 +235,10 @@ def list_tasks(session: Session, client: Client, q: ListQuery) -> tuple[int, lis
                 func.lower(cast(AITask.task_data, String)).like(pattern, escape=LIKE_ESCAPE),
             )
         )
-    total = session.scalar(select(func.count(AITask.id)).where(*conditions)) or 0
+    total = session.scalar(select(func.count()).select_from(AITask).where(*conditions)) or 0
     stmt = (
         select(AITask)
+        .options(defer(AITask.result))  # a list answers no results: not read, not parsed
         .where(*conditions)
         .order_by(*_ordering(q.ordering))
         .offset((q.page - 1) * q.limit)

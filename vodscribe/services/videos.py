@@ -267,7 +267,7 @@ def list_videos(session: Session, client: Client, q: VideoQuery) -> tuple[int, l
         if term.isascii() and term.isdigit() and int(term) < 2**31:
             options.append(Video.id == int(term))
         conditions.append(or_(*options))
-    total = session.scalar(select(func.count(Video.id)).where(*conditions)) or 0
+    total = session.scalar(select(func.count()).select_from(Video).where(*conditions)) or 0
     stmt = (
         select(Video)
         .where(*conditions)
