@@ -65,6 +65,30 @@ def test_auth_required(settings: Settings, header: str | None, message: str) -> 
     assert r.json() == {"error": message}
 
 
+READ_ROUTES = [
+    "/streaming/ai/tasks?limit=0",
+    "/streaming/ai/tasks/not-a-task",
+    "/streaming/ai/results/not-a-task",
+    "/streaming/videos?per_page=0&id=x",
+    "/streaming/videos/1",
+    "/streaming/videos/0",
+]
+
+
+@pytest.mark.parametrize("path", READ_ROUTES)
+@pytest.mark.parametrize("header", [None, "Bearer abc", "APIKey 1_wrong"])
+def test_read_routes_ask_for_the_key_before_anything_else(
+    settings: Settings, path: str, header: str | None
+) -> None:
+    """The read routes do their work in one thread-pool trip (api.deps.read), not through the client
+    dependency. A missing or malformed key is still answered 401 before anything else; a wrong one
+    before anything is read, though after the parameters' own checks (400, which tell nothing stored)."""
+    with TestClient(create_app(settings)) as c:
+        r = c.get(path, headers={"Authorization": header} if header else {})
+    bad_parameter = "=0" in path
+    assert r.status_code == (400 if header == "APIKey 1_wrong" and bad_parameter else 401), r.text
+
+
 def test_scheme_word_is_case_insensitive(settings: Settings, keys: tuple[str, str]) -> None:
     with TestClient(create_app(settings)) as c:
         r = c.get("/streaming/ai/tasks", headers={"authorization": f"apikey {keys[0]}"})

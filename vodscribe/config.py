@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     )
     rate_limit_per_s: float = Field(default=20.0, description="Requests per second per client (0 = off)")
     rate_limit_burst: int = Field(default=40, description="Requests a client may send at once")
+    api_read_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="Threads that run the read routes' database work at once, per API process (default: 2 "
+        "on SQLite, whose reads hold the GIL; 4 on PostgreSQL, whose reads wait on the network). More "
+        "threads than that only fight over the GIL: bench/load.py --api measured it",
+    )
 
     # --- fetching user URLs ---------------------------------------------------------------------
     allow_private_urls: bool = Field(
@@ -260,7 +267,7 @@ class Settings(BaseSettings):
     def db_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{(self.data_dir / 'vodscribe.db').resolve()}"
+        return _sqlite_url(self.data_dir)
 
     @property
     def base_url(self) -> str:
@@ -306,8 +313,21 @@ class Settings(BaseSettings):
         return pending if pending is not None else 2 * self.upload_limit
 
     @property
+    def read_threads(self) -> int:
+        if self.api_read_threads is not None:
+            return self.api_read_threads
+        return 2 if self.db_url.startswith("sqlite") else 4
+
+    @property
     def work_dir(self) -> Path:
         return self.data_dir / "work"
+
+
+@lru_cache(maxsize=16)
+def _sqlite_url(data_dir: Path) -> str:
+    """The embedded database's URL (resolving the folder stats every level of it: once, not per
+    request)."""
+    return f"sqlite:///{(data_dir / 'vodscribe.db').resolve()}"
 
 
 @lru_cache

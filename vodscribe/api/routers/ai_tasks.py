@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query, Request, Response, status
+from sqlalchemy.orm import Session
 
 from vodscribe import languages
-from vodscribe.api.deps import ClientDep, SessionDep, SettingsDep
+from vodscribe.api.deps import ClientDep, KeyGiven, SessionDep, SettingsDep, read
 from vodscribe.api.errors import ApiError
 from vodscribe.api.params import Page, QueryText
+from vodscribe.api.responses import model_response
+from vodscribe.db.tables import Client
 from vodscribe.schemas.ai_tasks import (
     AITaskCreate,
     AITaskCreated,
@@ -65,10 +67,15 @@ def create_task_legacy(
     return create_task(body, request, client, session, settings)
 
 
-@router.get("/tasks", response_model=AITaskList, response_model_exclude_unset=True, responses=ERRORS)
-def list_tasks(
-    client: ClientDep,
-    session: SessionDep,
+@router.get(
+    "/tasks",
+    response_model=AITaskList,
+    response_model_exclude_unset=True,
+    responses=ERRORS,
+    dependencies=[KeyGiven],
+)
+async def list_tasks(
+    request: Request,
     page: Page = 1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
     task_id: QueryText = None,
@@ -80,17 +87,22 @@ def list_tasks(
 ) -> Any:
     """List this client's tasks, newest first, with Gcore's filters and page-number pagination."""
     q = ListQuery(page, limit, task_id, task_name, status, date_created, ordering, search)
-    try:
-        total, tasks = ai_tasks.list_tasks(session, client, q)
-    except TaskError as exc:
-        raise _raise(exc) from exc
-    has_next = page * limit < total
-    return AITaskList(
-        count=total,
-        next=f"page={page + 1}" if has_next else None,
-        previous=f"page={page - 1}" if page > 1 else None,
-        results=[ai_tasks.task_out(t, with_result=False) for t in tasks],
-    )
+
+    def work(session: Session, client: Client) -> Response:
+        try:
+            total, tasks = ai_tasks.list_tasks(session, client, q)
+        except TaskError as exc:
+            raise _raise(exc) from exc
+        has_next = page * limit < total
+        listed = AITaskList(
+            count=total,
+            next=f"page={page + 1}" if has_next else None,
+            previous=f"page={page - 1}" if page > 1 else None,
+            results=[ai_tasks.task_out(t, with_result=False) for t in tasks],
+        )
+        return model_response(listed)
+
+    return await read(request, work)
 
 
 @router.get(
@@ -98,15 +110,20 @@ def list_tasks(
     response_model=AITaskOut,
     response_model_exclude_unset=True,
     responses={**ERRORS, **responses(404, model=StatusErrorBody)},
+    dependencies=[KeyGiven],
 )
-@router.get("/results/{task_id}", response_model=AITaskOut, include_in_schema=False)
-def get_task(task_id: str, client: ClientDep, session: SessionDep) -> Any:
+@router.get("/results/{task_id}", response_model=AITaskOut, include_in_schema=False, dependencies=[KeyGiven])
+async def get_task(task_id: str, request: Request) -> Response:
     """Status, progress and (once finished) the result of one task."""
-    task = ai_tasks.get_task(session, client, task_id)
-    if task is None:
-        raise ApiError(404, "Task not found", with_status=True)
-    # Unset fields left out on both paths (the legacy one declares no response filter).
-    return JSONResponse(ai_tasks.task_out(task, with_result=True).model_dump(mode="json", exclude_unset=True))
+
+    def work(session: Session, client: Client) -> Response:
+        task = ai_tasks.get_task(session, client, task_id)
+        if task is None:
+            raise ApiError(404, "Task not found", with_status=True)
+        # Unset fields left out on both paths (the legacy one declares no response filter).
+        return model_response(ai_tasks.task_out(task, with_result=True))
+
+    return await read(request, work)
 
 
 @router.post(

@@ -7,10 +7,12 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
-from vodscribe.api.deps import ClientDep, SessionDep, SettingsDep
+from vodscribe.api.deps import ClientDep, KeyGiven, SessionDep, SettingsDep, read
 from vodscribe.api.errors import ApiError
 from vodscribe.api.params import ClientUserId, Page, QueryText, VideoId
+from vodscribe.api.responses import model_response, models_response
 from vodscribe.api.route_classes import VideoRoute
 from vodscribe.config import Settings
 from vodscribe.db.statuses import VideoStatus
@@ -143,12 +145,10 @@ def create_videos(
     response_model=list[VideoOut],
     response_model_exclude_unset=True,
     responses=ERRORS,
+    dependencies=[KeyGiven],
 )
-def list_videos(
+async def list_videos(
     request: Request,
-    response: Response,
-    client: ClientDep,
-    session: SessionDep,
     settings: SettingsDep,
     page: Page = 1,
     per_page: Annotated[int, Query(ge=1, le=1000)] = 25,
@@ -158,28 +158,39 @@ def list_videos(
     client_user_id: ClientUserId = None,
 ) -> Any:
     """Newest first; ``X-Total-Count`` holds the number of videos matching."""
-    try:
-        ids = tuple(int(x) for x in id.split(",") if x.strip()) if id else ()
-        if any(not INT32_MIN <= i <= INT32_MAX for i in ids):
-            raise ValueError("out of range")
-    except ValueError as exc:
-        raise ApiError(400, '"id" must be a comma-separated list of integers', with_status=True) from exc
-    total, items = videos.list_videos(
-        session, client, VideoQuery(page, per_page, ids, search, status, client_user_id)
-    )
-    response.headers["X-Total-Count"] = str(total)
-    base = base_url(request, settings)
-    store = media_store(settings)
-    renditions = videos.renditions_by_video(session, [v.id for v in items])
-    return [videos.video_out(v, renditions.get(v.id, []), base, store, detail=False) for v in items]
+    base, store = base_url(request, settings), media_store(settings)
+
+    def work(session: Session, client: Client) -> Response:
+        try:  # after the client's lookup: a request without a valid key learns nothing else
+            ids = tuple(int(x) for x in id.split(",") if x.strip()) if id else ()
+            if any(not INT32_MIN <= i <= INT32_MAX for i in ids):
+                raise ValueError("out of range")
+        except ValueError as exc:
+            raise ApiError(400, '"id" must be a comma-separated list of integers', with_status=True) from exc
+        query = VideoQuery(page, per_page, ids, search, status, client_user_id)
+        total, items = videos.list_videos(session, client, query)
+        renditions = videos.renditions_by_video(session, [v.id for v in items])
+        listed = [videos.video_out(v, renditions.get(v.id, []), base, store, detail=False) for v in items]
+        return models_response(VideoOut, listed, headers={"X-Total-Count": str(total)})
+
+    return await read(request, work)
 
 
-@router.get("/{video_id}", response_model=VideoOut, response_model_exclude_unset=True, responses=ERRORS)
-def get_video(
-    video_id: VideoId, request: Request, client: ClientDep, session: SessionDep, settings: SettingsDep
-) -> Any:
+@router.get(
+    "/{video_id}",
+    response_model=VideoOut,
+    response_model_exclude_unset=True,
+    responses=ERRORS,
+    dependencies=[KeyGiven],
+)
+async def get_video(video_id: VideoId, request: Request, settings: SettingsDep) -> Response:
     """One video with its renditions, HLS and embed URLs."""
-    return _detail(session, settings, own_video(session, client, video_id), base_url(request, settings))
+    base = base_url(request, settings)
+
+    def work(session: Session, client: Client) -> Response:
+        return model_response(_detail(session, settings, own_video(session, client, video_id), base))
+
+    return await read(request, work)
 
 
 @router.patch(
