@@ -285,7 +285,7 @@ _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 def wrk(url: str, key: str, connections: int, seconds: int) -> dict:
     """``wrk`` against one URL: requests/s and latency percentiles in ms; fails on any non-2xx."""
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
     headers = ["-H", f"Authorization: APIKey {key}"]
     out = subprocess.run([*command, *headers, url], check=True, capture_output=True, text=True).stdout
     if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
