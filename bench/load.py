@@ -3,7 +3,7 @@
 
     python bench/load.py [--tasks 200] [--clients 20] [--backend auto|embedded|postgres-redis] [--data DIR]
     python bench/load.py --api [--videos 1000] [--stored-tasks 10000] [--connections 20] [--seconds 10]
-        [--backend embedded|postgres-redis]
+        [--backend embedded|postgres-redis] [--api-processes N]
 
 Starts ``vodscribe serve --no-worker`` and two ``vodscribe worker`` processes (PostgreSQL + Redis when
 they answer on 127.0.0.1, else SQLite + the filesystem queue), serves short real speech clips from
@@ -15,8 +15,9 @@ throughput in tasks/s and in audio seconds per wall second.
 
 ``--api`` stores ``--videos`` ready videos (three renditions and a subtitle each) and ``--stored-tasks``
 finished AI tasks (each the result of an 84 s English recording, cues and WebVTT) for one client,
-starts ``vodscribe serve --no-worker`` with its defaults (one API process; the rate limiter still runs,
-at a limit no run reaches), and drives each read route with ``wrk`` (``--connections`` connections,
+starts ``vodscribe serve --no-worker`` with its defaults (its API processes unless ``--api-processes``
+says; the rate limiter still runs, at a limit no run reaches), and drives each read route with
+``wrk`` (``--connections`` connections,
 ``--seconds`` each), ``/health/live`` first as the floor of the framework in the same run. Reports
 requests/s, latency percentiles and each route's throughput as a share of that floor.
 
@@ -285,7 +286,8 @@ _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 def wrk(url: str, key: str, connections: int, seconds: int) -> dict:
     """``wrk`` against one URL: requests/s and latency percentiles in ms; fails on any non-2xx."""
-    command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    threads = min(2, connections)  # wrk wants a connection per thread at least
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
     headers = ["-H", f"Authorization: APIKey {key}"]
     out = subprocess.run([*command, *headers, url], check=True, capture_output=True, text=True).stdout
     if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
@@ -306,7 +308,11 @@ def api_benchmark(args: argparse.Namespace, folder: Path) -> dict:
     backend, env, database = _backend(args.backend)
     tmp = Path(tempfile.mkdtemp(prefix="vodscribe-api-"))
     env = {**env, "VODSCRIBE_RATE_LIMIT_PER_S": "1000000", "VODSCRIBE_RATE_LIMIT_BURST": "1000000"}
+    if args.api_processes:
+        env["VODSCRIBE_API_PROCESSES"] = str(args.api_processes)
     service = start_service(tmp, env, args=("serve", "--no-worker"))
+    said = re.search(r"API: (\d+) processes", (tmp / "serve.log").read_text())
+    processes = int(said.group(1)) if said else 1
     try:
         db_url = service.env.get("VODSCRIBE_DATABASE_URL") or f"sqlite:///{tmp / 'vodscribe.db'}"
         started = time.perf_counter()
@@ -339,7 +345,7 @@ def api_benchmark(args: argparse.Namespace, folder: Path) -> dict:
             "stored_tasks": args.stored_tasks,
             "connections": args.connections,
             "seconds": args.seconds,
-            "api_processes": 1,
+            "api_processes": processes,
             "cpu_count": os.cpu_count(),
             "seed_s": round(seeded, 1),
         },
@@ -354,6 +360,7 @@ def main() -> None:
     parser.add_argument("--stored-tasks", type=int, default=10_000)
     parser.add_argument("--connections", type=int, default=20)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--api-processes", type=int, default=None, help="default: serve's own default")
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)

@@ -7,6 +7,7 @@ and ``VODSCRIBE_BROKER_URL`` at Redis to scale out.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -51,6 +52,14 @@ class Settings(BaseSettings):
     )
     rate_limit_per_s: float = Field(default=20.0, description="Requests per second per client (0 = off)")
     rate_limit_burst: int = Field(default=40, description="Requests a client may send at once")
+    api_processes: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="API processes `vodscribe serve` runs (default: 1 where the rate limiter counts in "
+        "memory, as on the embedded default, since each process would count apart; with a Redis broker, "
+        "which the limiter then shares, one per CPU, at most 4)",
+    )
     api_read_threads: int | None = Field(
         default=None,
         ge=1,
@@ -311,6 +320,15 @@ class Settings(BaseSettings):
     def upload_client_bytes(self) -> int:
         pending = self.upload_max_pending_bytes_per_client
         return pending if pending is not None else 2 * self.upload_limit
+
+    @property
+    def processes(self) -> int:
+        if self.api_processes is not None:
+            return self.api_processes
+        shared_limits = self.rate_limit_per_s <= 0 or self.celery_broker_url.startswith(
+            ("redis://", "rediss://")
+        )
+        return min(os.cpu_count() or 1, 4) if shared_limits else 1
 
     @property
     def read_threads(self) -> int:

@@ -18,6 +18,7 @@ from vodscribe.api.rate_limit import make_limiter
 from vodscribe.api.request_id import RequestId
 from vodscribe.api.routers import ai_tasks, console, public_files, subtitles, tus, videos, webhooks
 from vodscribe.config import Settings, get_settings
+from vodscribe.logs import setup as setup_logging
 from vodscribe.queue import celery_for
 from vodscribe.schemas.service import Health
 
@@ -67,3 +68,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Health(status="ok", version=__version__, checks={})
 
     return app
+
+
+def app_of_process() -> FastAPI:
+    """The app of one of several API processes (uvicorn's factory, in a process of its own): its
+    logs set up as ``vodscribe serve`` sets up its own."""
+    settings = get_settings()
+    setup_logging("INFO", settings.log_format)
+    return create_app(settings)

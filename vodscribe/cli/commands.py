@@ -184,8 +184,19 @@ def serve(host: str | None, port: int | None, worker: bool | None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         # log_config=None: uvicorn's lines go through the service's handler, in its format.
-        app = create_app(settings)
-        uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_config=None)
+        bind_host, bind_port = host or settings.host, port or settings.port
+        if settings.processes > 1:  # uvicorn's processes, each with the app of app_of_process
+            _say(f"API: {settings.processes} processes")
+            uvicorn.run(
+                "vodscribe.api.app:app_of_process",
+                factory=True,
+                workers=settings.processes,
+                host=bind_host,
+                port=bind_port,
+                log_config=None,
+            )
+        else:
+            uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_config=None)
     finally:
         reaper.stop()
         for supervisor in supervisors:
