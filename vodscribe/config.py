@@ -328,7 +328,7 @@ class Settings(BaseSettings):
         shared_limits = self.rate_limit_per_s <= 0 or self.celery_broker_url.startswith(
             ("redis://", "rediss://")
         )
-        return min(os.cpu_count() or 1, 4) if shared_limits else 1
+        return min(len(os.sched_getaffinity(0)), 4) if shared_limits else 1  # the CPUs it may use
 
     @property
     def read_threads(self) -> int:
