@@ -84,7 +84,7 @@ async def list_tasks(
     date_created: QueryText = None,
     ordering: QueryText = None,
     search: QueryText = None,
-) -> Any:
+) -> Response:
     """List this client's tasks, newest first, with Gcore's filters and page-number pagination."""
     q = ListQuery(page, limit, task_id, task_name, status, date_created, ordering, search)
 

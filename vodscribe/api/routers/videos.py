@@ -156,7 +156,7 @@ async def list_videos(
     search: QueryText = None,
     status: VideoStatus | None = None,
     client_user_id: ClientUserId = None,
-) -> Any:
+) -> Response:
     """Newest first; ``X-Total-Count`` holds the number of videos matching."""
     base, store = base_url(request, settings), media_store(settings)
 
