@@ -301,6 +301,10 @@ class Settings(BaseSettings):
         return self.broker_url or "filesystem://"
 
     @property
+    def redis_broker(self) -> bool:
+        return self.celery_broker_url.startswith(("redis://", "rediss://"))
+
+    @property
     def models_path(self) -> Path:
         return self.models_dir if self.models_dir is not None else self.data_dir / "models"
 
@@ -325,9 +329,7 @@ class Settings(BaseSettings):
     def processes(self) -> int:
         if self.api_processes is not None:
             return self.api_processes
-        shared_limits = self.rate_limit_per_s <= 0 or self.celery_broker_url.startswith(
-            ("redis://", "rediss://")
-        )
+        shared_limits = self.rate_limit_per_s <= 0 or self.redis_broker  # as api.rate_limit counts them
         return min(len(os.sched_getaffinity(0)), 4) if shared_limits else 1  # the CPUs it may use
 
     @property

@@ -131,7 +131,7 @@ def queue_depth(settings: Settings, queue: str) -> int:
     if url.startswith("filesystem://"):
         folder = settings.broker_dir / "queue"
         return sum(1 for _ in folder.glob(f"*.{queue}.msg")) if folder.is_dir() else 0
-    if url.startswith(("redis://", "rediss://")):
+    if settings.redis_broker:
         import redis
 
         client = redis.Redis.from_url(url, socket_timeout=5)

@@ -31,7 +31,7 @@ def check_database(settings: Settings) -> None:
 
 def check_broker(settings: Settings) -> None:
     url = settings.celery_broker_url
-    if url.startswith(("redis://", "rediss://")):
+    if settings.redis_broker:
         import redis
 
         redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0).ping()

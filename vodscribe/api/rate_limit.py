@@ -61,7 +61,8 @@ def make_limiter(settings: Settings) -> RateLimiter:
     if settings.rate_limit_per_s <= 0:
         return Unlimited()
     item = window_for(settings.rate_limit_per_s, settings.rate_limit_burst)
-    url = settings.celery_broker_url
-    if url.startswith(("redis://", "rediss://")):
-        return MovingWindow(cast(Storage, storage_from_string(url, socket_timeout=1.0)), item)
+    if settings.redis_broker:  # shared by all API processes and servers
+        return MovingWindow(
+            cast(Storage, storage_from_string(settings.celery_broker_url, socket_timeout=1.0)), item
+        )
     return MovingWindow(MemoryStorage(), item)
