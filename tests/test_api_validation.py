@@ -81,7 +81,7 @@ READ_ROUTES = [
 def test_read_routes_ask_for_the_key_before_anything_else(
     settings: Settings, path: str, header: str | None
 ) -> None:
-    """The read routes do their work in one thread-pool trip (api.deps.read), not through the client
+    """The read routes do their work in one thread-pool trip (api.deps.Read), not through the client
     dependency. A missing or malformed key is still answered 401 before anything else; a wrong one
     before anything is read, though after the parameters' own checks (400, which tell nothing stored)."""
     with TestClient(create_app(settings)) as c:

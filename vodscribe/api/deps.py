@@ -2,12 +2,12 @@
 
 FastAPI runs each sync dependency (and a sync generator's entry and exit) in its thread pool, one
 hop per step, and each hop costs more than a small query. What does no I/O is ``async`` here, so it
-stays on the event loop; the hot read routes go further with :func:`read`: one hop for all of it.
+stays on the event loop; the hot read routes go further with :data:`Read`: one hop for all of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 import anyio
@@ -30,10 +30,15 @@ async def get_settings_dep(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-async def get_session(settings: SettingsDep) -> AsyncIterator[Session]:
+def _new_session(settings: Settings) -> Session:
+    """A session, which connects when first used (503 when the SQLite file was deleted under us)."""
     if missing_database_file(settings.db_url) is not None:  # one stat
         raise ApiError(503, "The database is unavailable; try again later.")
-    session = get_sessionmaker(settings.db_url)()  # connects only when first used, in a route
+    return get_sessionmaker(settings.db_url)()
+
+
+async def get_session(settings: SettingsDep) -> AsyncIterator[Session]:
+    session = _new_session(settings)
     try:
         yield session
     finally:
@@ -51,21 +56,6 @@ def current_client(request: Request, session: SessionDep) -> Client:
 ClientDep = Annotated[Client, Depends(current_client)]
 
 
-async def read(request: Request, work: Callable[[Session, Client], Response]) -> Response:
-    """A read route's whole work in one trip to the thread pool: the session, the client's lookup,
-    the route's queries and its serialisation (instead of a hop for each dependency and one for the
-    route). Errors are the dependencies' own."""
-    settings: Settings = request.app.state.settings
-    if missing_database_file(settings.db_url) is not None:
-        raise ApiError(503, "The database is unavailable; try again later.")
-
-    def in_thread() -> Response:
-        with get_sessionmaker(settings.db_url)() as session:
-            return work(session, client_of(request, session))
-
-    return await anyio.to_thread.run_sync(in_thread, limiter=_read_limiter(request, settings))
-
-
 def api_key(request: Request) -> str:
     """The request's API key, as written (401 when there is none)."""
     header = request.headers.get("authorization")
@@ -77,13 +67,30 @@ def api_key(request: Request) -> str:
     return token.strip()
 
 
-async def key_given(request: Request) -> None:
-    """For :func:`read` routes: a request with no key is answered 401 before its parameters are
-    checked, as the routes whose client is a dependency answer it."""
+Work = Callable[[Session, Client], Response]
+Reader = Callable[[Work], Awaitable[Response]]
+
+
+async def reader(request: Request, settings: SettingsDep) -> Reader:
+    """For the hot read routes: ``await read(work)`` does the route's whole work in one trip to the
+    thread pool (the session, the client's lookup, the queries, the serialisation) instead of a hop
+    for each dependency and one for the route. Errors are the other dependencies' own; a request
+    with no key is answered 401 here, before its parameters are checked, as where the client is a
+    dependency."""
     api_key(request)
+    limiter = _read_limiter(request, settings)
+
+    async def read(work: Work) -> Response:
+        def in_thread() -> Response:
+            with _new_session(settings) as session:
+                return work(session, client_of(request, session))
+
+        return await anyio.to_thread.run_sync(in_thread, limiter=limiter)
+
+    return read
 
 
-KeyGiven = Depends(key_given)
+Read = Annotated[Reader, Depends(reader)]
 
 
 def _read_limiter(request: Request, settings: Settings) -> anyio.CapacityLimiter:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
 from vodscribe import languages
-from vodscribe.api.deps import ClientDep, KeyGiven, SessionDep, SettingsDep, read
+from vodscribe.api.deps import ClientDep, Read, SessionDep, SettingsDep
 from vodscribe.api.errors import ApiError
 from vodscribe.api.params import Page, QueryText
 from vodscribe.api.responses import model_response
@@ -72,10 +72,9 @@ def create_task_legacy(
     response_model=AITaskList,
     response_model_exclude_unset=True,
     responses=ERRORS,
-    dependencies=[KeyGiven],
 )
 async def list_tasks(
-    request: Request,
+    read: Read,
     page: Page = 1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
     task_id: QueryText = None,
@@ -102,7 +101,7 @@ async def list_tasks(
         )
         return model_response(listed)
 
-    return await read(request, work)
+    return await read(work)
 
 
 @router.get(
@@ -110,10 +109,9 @@ async def list_tasks(
     response_model=AITaskOut,
     response_model_exclude_unset=True,
     responses={**ERRORS, **responses(404, model=StatusErrorBody)},
-    dependencies=[KeyGiven],
 )
-@router.get("/results/{task_id}", response_model=AITaskOut, include_in_schema=False, dependencies=[KeyGiven])
-async def get_task(task_id: str, request: Request) -> Response:
+@router.get("/results/{task_id}", response_model=AITaskOut, include_in_schema=False)
+async def get_task(task_id: str, read: Read) -> Response:
     """Status, progress and (once finished) the result of one task."""
 
     def work(session: Session, client: Client) -> Response:
@@ -123,7 +121,7 @@ async def get_task(task_id: str, request: Request) -> Response:
         # Unset fields left out on both paths (the legacy one declares no response filter).
         return model_response(ai_tasks.task_out(task, with_result=True))
 
-    return await read(request, work)
+    return await read(work)
 
 
 @router.post(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from vodscribe.api.deps import ClientDep, KeyGiven, SessionDep, SettingsDep, read
+from vodscribe.api.deps import ClientDep, Read, SessionDep, SettingsDep
 from vodscribe.api.errors import ApiError
 from vodscribe.api.params import ClientUserId, Page, QueryText, VideoId
 from vodscribe.api.responses import model_response, models_response
@@ -145,10 +145,10 @@ def create_videos(
     response_model=list[VideoOut],
     response_model_exclude_unset=True,
     responses=ERRORS,
-    dependencies=[KeyGiven],
 )
 async def list_videos(
     request: Request,
+    read: Read,
     settings: SettingsDep,
     page: Page = 1,
     per_page: Annotated[int, Query(ge=1, le=1000)] = 25,
@@ -173,7 +173,7 @@ async def list_videos(
         listed = [videos.video_out(v, renditions.get(v.id, []), base, store, detail=False) for v in items]
         return models_response(VideoOut, listed, headers={"X-Total-Count": str(total)})
 
-    return await read(request, work)
+    return await read(work)
 
 
 @router.get(
@@ -181,16 +181,15 @@ async def list_videos(
     response_model=VideoOut,
     response_model_exclude_unset=True,
     responses=ERRORS,
-    dependencies=[KeyGiven],
 )
-async def get_video(video_id: VideoId, request: Request, settings: SettingsDep) -> Response:
+async def get_video(video_id: VideoId, request: Request, read: Read, settings: SettingsDep) -> Response:
     """One video with its renditions, HLS and embed URLs."""
     base = base_url(request, settings)
 
     def work(session: Session, client: Client) -> Response:
         return model_response(_detail(session, settings, own_video(session, client, video_id), base))
 
-    return await read(request, work)
+    return await read(work)
 
 
 @router.patch(
