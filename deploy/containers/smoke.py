@@ -51,9 +51,13 @@ def check_prometheus(url: str, workers: int) -> dict[str, float]:
     PromQL answers the numbers of the work done."""
     prometheus = httpx.Client(base_url=url, timeout=30)
 
-    def query(promql: str) -> list[float]:
+    def series(promql: str) -> list[tuple[dict[str, str], float]]:
+        """Each answered series' labels and value."""
         answer = prometheus.get("/api/v1/query", params={"query": promql}).json()
-        return [float(series["value"][1]) for series in answer["data"]["result"]]
+        return [(found["metric"], float(found["value"][1])) for found in answer["data"]["result"]]
+
+    def query(promql: str) -> list[float]:
+        return [value for _, value in series(promql)]
 
     def all_up() -> bool:
         return (
@@ -80,12 +84,8 @@ def check_prometheus(url: str, workers: int) -> dict[str, float]:
     recognised = query('sum(vodscribe_asr_realtime_factor_count{job="vodscribe-workers"})')
     assert recognised and recognised[0] >= 1, recognised
     # Counted where it happened: the API's reaper, or the asr worker that took the job over.
-    taken_back = {
-        series["metric"]["action"]: float(series["value"][1])
-        for series in prometheus.get(
-            "/api/v1/query", params={"query": 'sum by (action) (vodscribe_jobs_reaped_total{kind="ai_task"})'}
-        ).json()["data"]["result"]
-    }
+    reaped = 'sum by (action) (vodscribe_jobs_reaped_total{kind="ai_task"})'
+    taken_back = {labels["action"]: value for labels, value in series(reaped)}
     assert sum(taken_back.values()) >= 1, f"nobody counted taking the killed worker's task back: {taken_back}"
     return {**got, **{f"taken back ({action})": n for action, n in taken_back.items()}}
 
