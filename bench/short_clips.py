@@ -67,7 +67,8 @@ def main() -> None:
             segments, _ = engine.model.transcribe(str(clip), beam_size=5, vad_filter=True)
             list(segments)
 
-    pipeline(), raw()  # warm: first calls allocate
+    pipeline()  # warm: first calls allocate
+    raw()
     wall: dict[str, list[float]] = {"pipeline": [], "raw": []}
     for _ in range(args.rounds):
         for name, run in (("pipeline", pipeline), ("raw", raw)):
