@@ -261,12 +261,11 @@ def test_request_body_limit(tmp_path: Path, keys: tuple[str, str], settings: Set
         assert r.status_code == 413 and r.json()["status"] == 413
 
 
-def test_api_processes_follow_where_the_rate_limits_are_counted(tmp_path: Path) -> None:
-    """More than one API process only where the limiter's counts are shared (Redis) or there are
-    none: the embedded limiter counts in memory, and two processes would double every limit."""
+def test_api_processes_follow_the_cpus(tmp_path: Path) -> None:
+    """One API process per CPU this process may use (at most 4), on every set-up: the rate limiter's
+    counts are shared by all of them (Redis, or the data directory's file)."""
     cpus = min(len(os.sched_getaffinity(0)), 4)
     embedded = {"data_dir": tmp_path, "broker_url": None, "rate_limit_per_s": 20.0, "api_processes": None}
-    assert Settings(**embedded).processes == 1
+    assert Settings(**embedded).processes == cpus
     assert Settings(**{**embedded, "broker_url": "redis://127.0.0.1:6379/0"}).processes == cpus
-    assert Settings(**{**embedded, "rate_limit_per_s": 0}).processes == cpus
     assert Settings(**{**embedded, "api_processes": 3}).processes == 3

@@ -11,6 +11,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -402,7 +403,7 @@ def test_global_unicast_is_accepted(address: str) -> None:
     assert check_url(f"http://[{address}]/x.mp4", allow_private=False) == f"http://[{address}]/x.mp4"
 
 
-# --- 8. the rate limit is the configured rate, in memory and in Redis ------------------------------
+# --- 8. the rate limit is the configured rate, in the data directory and in Redis ------------------
 
 
 def _allowed_in(client: TestClient, seconds: float) -> tuple[int, float]:
@@ -428,7 +429,7 @@ def _redis_url() -> str:
     return url
 
 
-@pytest.mark.parametrize("storage", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.mark.parametrize("storage", ["file", pytest.param("redis", marks=pytest.mark.redis)])
 def test_the_rate_limit_holds_the_configured_rate(settings: Settings, key: str, storage: str) -> None:
     broker = _redis_url() if storage == "redis" else None
     limited = Settings(data_dir=settings.data_dir, rate_limit_per_s=5, rate_limit_burst=10, broker_url=broker)
@@ -438,6 +439,33 @@ def test_the_rate_limit_holds_the_configured_rate(settings: Settings, key: str, 
     # a whole burst through every second (10/s here, twice the rate).
     assert allowed <= 10 + 5 * elapsed, (allowed, elapsed)
     assert allowed >= 5 * (elapsed - 2), (allowed, elapsed)
+
+
+_HITS = """
+import sys
+from pathlib import Path
+from vodscribe.api.rate_limit import MovingWindow, window_for
+from vodscribe.api.rate_limit_sqlite import SQLiteWindowStorage
+limiter = MovingWindow(SQLiteWindowStorage(Path(sys.argv[1])), window_for(0.1, 10))
+print(sum(limiter.hit(7) == 0 for _ in range(40)))
+"""
+
+
+def test_api_processes_share_one_count(tmp_path: Path) -> None:
+    """Two processes on one data directory (the embedded default's API processes) grant one client its
+    burst once between them, not once each."""
+    path = tmp_path / "rate-limits.sqlite"
+    runs = [
+        subprocess.Popen([sys.executable, "-c", _HITS, str(path)], stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    granted = [int(run.communicate(timeout=120)[0]) for run in runs]
+    assert sum(granted) == 10, granted
+    # A process started after them (a restarted server) finds the window still full.
+    later = subprocess.run(
+        [sys.executable, "-c", _HITS, str(path)], capture_output=True, text=True, check=True
+    )
+    assert later.stdout.strip() == "0"
 
 
 # --- 10. health that tells the truth; nothing acknowledged that is not queued ----------------------

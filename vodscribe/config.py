@@ -56,9 +56,8 @@ class Settings(BaseSettings):
         default=None,
         ge=1,
         le=64,
-        description="API processes `vodscribe serve` runs (default: 1 where the rate limiter counts in "
-        "memory, as on the embedded default, since each process would count apart; with a Redis broker, "
-        "which the limiter then shares, one per CPU, at most 4)",
+        description="API processes `vodscribe serve` runs (default: one per CPU it may use, at most 4; "
+        "they share the rate limiter's counts, in Redis or in the data directory)",
     )
     api_read_threads: int | None = Field(
         default=None,
@@ -329,8 +328,7 @@ class Settings(BaseSettings):
     def processes(self) -> int:
         if self.api_processes is not None:
             return self.api_processes
-        shared_limits = self.rate_limit_per_s <= 0 or self.redis_broker  # as api.rate_limit counts them
-        return min(len(os.sched_getaffinity(0)), 4) if shared_limits else 1  # the CPUs it may use
+        return min(len(os.sched_getaffinity(0)), 4)  # the CPUs it may use (a container's cpuset)
 
     @property
     def read_threads(self) -> int:

@@ -27,6 +27,25 @@ fi
 # llama.cpp is built once: the wheel ./scripts/install built here, if pip kept it.
 wheel=$(find "${PIP_CACHE_DIR:-$HOME/.cache/pip}" -name 'llama_cpp_python-*.whl' 2>/dev/null | head -1 || true)
 [ -n "$wheel" ] && cp "$wheel" deploy/wheels/
+# Disk: a build needs about $need_gib GiB in podman's store (measured: the README, "Containers and compose").
+# Earlier builds leave untagged layers behind, and a machine that built the images before may be
+# short of room: those layers go first, then vodscribe's own images (rebuilt here anyway).
+need_gib=12
+store=$(podman info --format '{{.Store.GraphRoot}}')
+mkdir -p "$store"
+free_gib() { df -BG --output=avail "$store" | tail -1 | tr -dc 0-9; }
+podman image prune -f >/dev/null
+if [ "$(free_gib)" -lt "$need_gib" ] && [ "${SMOKE_REUSE_IMAGES:-0}" != 1 ]; then
+  podman images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/vodscribe' \
+    | xargs -r podman rmi -f >/dev/null 2>&1 || true
+  podman image prune -f >/dev/null
+fi
+echo "smoke: $(free_gib) GiB free under $store"
+if [ "$(free_gib)" -lt "$need_gib" ]; then
+  echo "smoke: the images need about $need_gib GiB free under $store; free some and run again" >&2
+  df -h "$store" >&2
+  exit 1
+fi
 started=$SECONDS
 if [ "${SMOKE_REUSE_IMAGES:-0}" != 1 ]; then  # 1: the images of an earlier run (while working on this)
   deploy/containers/build.sh --base-from-debian
@@ -62,3 +81,5 @@ PY=python3
 "$PY" deploy/containers/smoke.py "$project" "http://127.0.0.1:$port" "$VODSCRIBE_METRICS_TOKEN" \
   "http://127.0.0.1:$prometheus_port"
 echo "smoke: done in $((SECONDS - started)) s"
+# What this build replaced is no longer tagged: give its room back.
+podman image prune -f >/dev/null

@@ -1,7 +1,8 @@
 """Per-client request rate limits (Gcore answers 429 "Too many requests, try later").
 
-One implementation for every deployment: the ``limits`` package's moving window, counted in this
-process (embedded mode) or in Redis when Redis is the broker, so several API servers share one count.
+One implementation for every deployment: the ``limits`` package's moving window, counted in Redis when
+Redis is the broker (so several API servers share one count), else in a SQLite file in the data
+directory that this machine's API processes share (:mod:`.rate_limit_sqlite`).
 A client may send ``burst`` requests at once and ``rate`` per second on average: at most ``burst`` in
 any window of ``burst / rate`` seconds (rounded to whole seconds, ``limits``' finest unit).
 """
@@ -13,9 +14,10 @@ import time
 from typing import Protocol, cast
 
 from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
+from vodscribe.api.rate_limit_sqlite import SQLiteWindowStorage
 from vodscribe.config import Settings
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,7 @@ def window_for(rate: float, burst: int) -> RateLimitItem:
 
 
 class MovingWindow:
-    """The moving-window limit over ``storage`` (memory, or Redis shared by all API servers)."""
+    """The moving-window limit over ``storage`` (Redis shared by all API servers, or this machine's file)."""
 
     def __init__(self, storage: Storage, item: RateLimitItem) -> None:
         self.item = item
@@ -65,4 +67,4 @@ def make_limiter(settings: Settings) -> RateLimiter:
         return MovingWindow(
             cast(Storage, storage_from_string(settings.celery_broker_url, socket_timeout=1.0)), item
         )
-    return MovingWindow(MemoryStorage(), item)
+    return MovingWindow(SQLiteWindowStorage(settings.data_dir / "rate-limits.sqlite"), item)
