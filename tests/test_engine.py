@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import wave
 from collections.abc import Iterable
@@ -41,6 +42,30 @@ def test_bundled_model_is_hash_checked() -> None:
     assert {"config.json", "tokenizer.json", "vocabulary.json"} <= files.keys()
     with pytest.raises(bundled_model.BundledModelError, match="refusing to load"):
         bundled_model.load_files(expected_sha256="0" * 64)
+
+
+@pytest.mark.slow  # joins and hashes the bundled Whisper model
+def test_bundled_model_is_joined_once_into_the_models_folder(tmp_path: Path) -> None:
+    folder = bundled_model.on_disk(tmp_path)
+    assert folder is not None and folder.parent == tmp_path
+    model = folder / "model.bin"
+    assert hashlib.sha256(model.read_bytes()).hexdigest() == bundled_model.MODEL_SHA256
+    assert {"config.json", "tokenizer.json", "vocabulary.json"} <= {p.name for p in folder.iterdir()}
+    mtime = model.stat().st_mtime_ns
+    assert bundled_model.on_disk(tmp_path) == folder and model.stat().st_mtime_ns == mtime  # reused
+    # A damaged model.bin or side file is noticed and written again from the packages.
+    with model.open("r+b") as f:
+        f.seek(1000)
+        f.write(b"\0\0\0\0")
+    os.utime(model, ns=(mtime + 10**9, mtime + 10**9))
+    (folder / "tokenizer.json").write_text("{}")
+    assert bundled_model.on_disk(tmp_path) == folder
+    assert hashlib.sha256(model.read_bytes()).hexdigest() == bundled_model.MODEL_SHA256
+    assert (folder / "tokenizer.json").stat().st_size > 1000
+    # Where the models folder cannot be written, the engine loads the model from memory instead.
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    assert bundled_model.on_disk(blocked) is None
 
 
 @pytest.mark.slow  # loads Whisper

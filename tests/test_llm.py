@@ -15,6 +15,7 @@ from vodscribe.engines import bundled_llm
 from vodscribe.engines.chat_translation import ChatTranslation
 from vodscribe.engines.llm import LlamaTranslator, llm_available
 from vodscribe.engines.text_translator import TextTranslator, TranslationError
+from vodscribe.models.store import sha256_of
 
 ENG, GER, FRE, UZB, CHI = (languages.resolve(c) for c in ("eng", "ger", "fre", "uzb", "chi"))
 
@@ -32,7 +33,7 @@ def test_the_extra_is_installed() -> None:
 def test_bundled_model_is_joined_once_and_hash_checked(tmp_path: Path) -> None:
     path = bundled_llm.model_path(tmp_path)
     assert path.stat().st_size == bundled_llm.MODEL_SIZE
-    assert bundled_llm.sha256_of(path) == bundled_llm.MODEL_SHA256
+    assert sha256_of(path) == bundled_llm.MODEL_SHA256
     mtime = path.stat().st_mtime_ns
     assert bundled_llm.model_path(tmp_path) == path and path.stat().st_mtime_ns == mtime  # reused
     # A damaged cached file is noticed (its stamp no longer matches) and rebuilt from the parts.
@@ -41,7 +42,7 @@ def test_bundled_model_is_joined_once_and_hash_checked(tmp_path: Path) -> None:
         f.write(b"\0\0\0\0")
     os.utime(path, ns=(mtime + 10**9, mtime + 10**9))
     assert bundled_llm.model_path(tmp_path) == path
-    assert bundled_llm.sha256_of(path) == bundled_llm.MODEL_SHA256
+    assert sha256_of(path) == bundled_llm.MODEL_SHA256
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [path.name, path.with_suffix(".verified").name]
     )

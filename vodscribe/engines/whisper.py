@@ -115,34 +115,35 @@ def resolve_batch_size(batch_size: int, device: str) -> int:
 class WhisperEngine:
     """Whisper through faster-whisper: language ID, speech detection and timed transcription."""
 
-    def __init__(self, weights: Path | None = None, options: AsrOptions = DEFAULT_ASR) -> None:
-        """``weights``: a CTranslate2 Whisper folder, or None for the model shipped in packages."""
+    def __init__(
+        self, weights: Path | None = None, options: AsrOptions = DEFAULT_ASR, models: Path | None = None
+    ) -> None:
+        """``weights``: a CTranslate2 Whisper folder, or None for the model shipped in packages,
+        joined once into a folder under ``models`` (the models directory) and loaded from there, or
+        from memory without ``models`` (:mod:`.bundled_model`)."""
         self.device = resolve_device(options.device)
         self.compute_type = resolve_compute_type(options.compute_type, self.device)
         self.beam_size = options.beam_size
         self.batch_size = resolve_batch_size(options.batch_size, self.device)
-        if weights is None:
-            self.model = WhisperModel(
-                "whisper-base",
-                device=self.device,
-                compute_type=self.compute_type,
-                cpu_threads=options.cpu_threads,
-                files=bundled_model.load_files(),
-            )
-            self.name = "whisper-base (bundled)"
-        else:
+        files: dict[str, bytes] | None = None
+        if weights is not None:
             if not (weights / "model.bin").is_file():
                 raise FileNotFoundError(
                     f"ASR model directory {weights} has no model.bin (CTranslate2 format)"
                 )
-            self.model = WhisperModel(
-                str(weights),
-                device=self.device,
-                compute_type=self.compute_type,
-                cpu_threads=options.cpu_threads,
-                local_files_only=True,
-            )
-            self.name = weights.name
+            source, self.name = str(weights), weights.name
+        else:
+            bundled = bundled_model.on_disk(models) if models is not None else None
+            source, self.name = (str(bundled) if bundled else "whisper-base"), "whisper-base (bundled)"
+            files = None if bundled else bundled_model.load_files()
+        self.model = WhisperModel(
+            source,
+            device=self.device,
+            compute_type=self.compute_type,
+            cpu_threads=options.cpu_threads,
+            files=files,
+            local_files_only=True,  # never a hub: the bundled files, or a folder on this machine
+        )
         self._batched = BatchedInferencePipeline(self.model)
         self._lock = threading.Lock()  # CTranslate2 models are not meant for concurrent generate calls
         self._encoded: ctranslate2.StorageView | None = None  # the window being decoded (_watching)
@@ -440,11 +441,14 @@ def merge_spans(spans: Sequence[Span], max_len: float = 30.0) -> list[list[Span]
 
 
 @lru_cache(maxsize=4)
-def get_engine(weights: Path | None = None, options: AsrOptions = DEFAULT_ASR) -> WhisperEngine:
-    """The process-wide engine for these weights and options, loaded on first use."""
+def get_engine(
+    weights: Path | None = None, options: AsrOptions = DEFAULT_ASR, models: Path | None = None
+) -> WhisperEngine:
+    """The process-wide engine for these weights and options, loaded on first use (``models``: see
+    :class:`WhisperEngine`)."""
     log.info("loading ASR model %s on %s", weights or "whisper-base (bundled)", options.device)
     started = time.monotonic()
-    engine = WhisperEngine(weights, options)
+    engine = WhisperEngine(weights, options, models)
     metrics.MODEL_LOAD.labels(engine.name, engine.device).observe(time.monotonic() - started)
     return engine
 
@@ -454,4 +458,6 @@ def engine_for(settings: Settings, options: AsrOptions | None = None) -> Whisper
     given); a model named by the catalogue is checked against its lock file before it loads
     (:func:`vodscribe.models.resolve.load_path`)."""
     asr = ref("asr", settings.asr_model)
-    return get_engine(weights(asr, ModelStore(settings.models_path)), options or settings.asr)
+    return get_engine(
+        weights(asr, ModelStore(settings.models_path)), options or settings.asr, settings.models_path
+    )
