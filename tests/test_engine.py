@@ -92,6 +92,23 @@ def test_language_plan_follows_a_switch_from_english_to_german() -> None:
 
 
 @pytest.mark.slow  # loads Whisper
+def test_planning_a_short_clip_reuses_what_the_start_heard(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An unsure start is planned span by span from the start: the first window's view is the one
+    # identify_start just encoded, so the plan does not encode it again, and plans the same runs.
+    engine = get_engine()
+    audio = _audio("cheetah_test_es.wav")
+    spans = engine.speech_spans(audio)
+    start = identify_start(engine, audio, spans)
+    assert start.heard is not None and start.window == tuple(spans)  # one window: a short clip
+    planned_alone = plan_runs(engine, audio, spans)
+    calls: list[object] = []
+    identify_spans = engine.identify_spans
+    monkeypatch.setattr(engine, "identify_spans", lambda *a: calls.append(a) or identify_spans(*a))
+    assert plan_runs(engine, audio, spans, start=start) == planned_alone
+    assert calls == []
+
+
+@pytest.mark.slow  # loads Whisper
 def test_short_unsure_clip_is_identified_alike_on_every_cpu() -> None:
     # whisper-base hears this Spanish clip as es 0.40 / el 0.22 with AVX-512 and el 0.37 / es 0.32
     # with AVX2: unsure either way, it is decided by rule (Spanish) and reported as unsure.
@@ -233,9 +250,9 @@ def test_a_run_taken_to_go_on_in_english_stops_where_german_begins() -> None:
     engine = get_engine()
     audio = _audio("multilingual_en_de.mp3")
     spans = engine.speech_spans(audio)
-    language, _, checked = identify_start(engine, audio, spans)  # the first 30 s of speech: English
-    assert language == "en"
-    run, segments, rest = transcribe_assuming(engine, audio, spans, "en", checked_from=checked)
+    start = identify_start(engine, audio, spans)  # the first 30 s of speech: English
+    assert start.language == "en"
+    run, segments, rest = transcribe_assuming(engine, audio, spans, "en", checked_from=start.end)
     assert run is not None and run.language == "en" and run.spans == tuple(s for s in spans if s not in rest)
     assert "permission is hereby granted" in " ".join(s.text for s in segments).lower()
     assert rest and 25 < rest[0].start < 35  # German starts at about 30 s
@@ -266,7 +283,8 @@ def test_one_language_id_pass_for_a_file_in_one_language(monkeypatch: pytest.Mon
 
         monkeypatch.setattr(engine, name, counted)
     transcript = transcribe_file(DATA / "jfk_librivox.mp4", engine)
-    assert transcript.languages == ("en",) and passes == ["detect_language"]  # as plain faster-whisper
+    # One language-ID pass, as plain faster-whisper's (its spans' slices come from the same encoding).
+    assert transcript.languages == ("en",) and passes == ["identify_spans"]
     passes.clear()
     transcript = transcribe_file(DATA / "multilingual_en_de.mp3", engine)
     assert transcript.languages == ("en", "de")

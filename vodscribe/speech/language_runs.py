@@ -83,18 +83,20 @@ def plan_runs(
     known: Sequence[str] = (),
     speech: Sequence[Span] = (),
     should_stop: Callable[[], bool] | None = None,
+    start: StartLanguage | None = None,
 ) -> list[LanguageRun]:
     """Assign a language to every speech span and merge neighbours of the same language.
 
     ``known`` are languages already found in the file (or expected by the client): a span whose
     language stays unsure after all the evidence takes one of them if it is among its candidates.
     ``speech`` is all the speech in ``audio`` when ``spans`` are only part of it: language ID never
-    hears the speech around ``spans`` either."""
+    hears the speech around ``spans`` either. ``start``: what :func:`identify_start` heard of the
+    first window, reused where that window is planned."""
     if not spans:
         return []
     if language is not None:
         return _merge_runs([(s, language, 1.0) for s in spans])
-    return _merge_runs(_identify(engine, audio, spans, known, speech or spans, should_stop))
+    return _merge_runs(_identify(engine, audio, spans, known, speech or spans, should_stop, start))
 
 
 def _identify(
@@ -104,6 +106,7 @@ def _identify(
     known: Sequence[str],
     speech: Sequence[Span],
     should_stop: Callable[[], bool] | None,
+    start: StartLanguage | None = None,
 ) -> list[tuple[Span, str, float]]:
     """Each span's language and confidence.
 
@@ -119,7 +122,10 @@ def _identify(
         if should_stop is not None and should_stop():
             raise EngineStopped
         view, inside = _view_of(audio, [padded[s] for s in window], window)
-        found = engine.identify_spans(view, inside)
+        if start is not None and start.heard is not None and tuple(window) == start.window:
+            found = start.heard  # this very view, already encoded and identified
+        else:
+            found = engine.identify_spans(view, inside)
         top, p = best(found.window)
         at = dict(zip(inside, window, strict=True))
         foreign = {at[pos] for pos, probs in found.spans if _foreign(probs, top, pos.duration)}
@@ -294,15 +300,37 @@ def transcribe_runs(
         yield run, segments
 
 
-def identify_start(
-    engine: WhisperEngine, audio: np.ndarray, spans: Sequence[Span]
-) -> tuple[str, float, float]:
-    """The language of the first ≤30 s of speech in ``spans`` (seen with its pauses and context,
-    as :func:`plan_runs` sees it): the language, its probability and where that speech ends."""
-    first = merge_spans(spans)[0]
-    view, _ = _view_of(audio, _padded(spans, len(audio) / SAMPLE_RATE)[: len(first)], first)
-    language, p = engine.detect_language(view)[0]
-    return language, p, first[-1].end
+@dataclass(frozen=True, slots=True)
+class StartLanguage:
+    """The language of the first ≤30 s of speech (:func:`identify_start`)."""
+
+    language: str
+    probability: float
+    window: tuple[Span, ...]
+    """The speech spans it heard."""
+    heard: WindowLanguages | None = None
+    """Their language ID, span by span too, for :func:`plan_runs` to reuse when it plans from the
+    start (an unsure start); None where the view is longer than Whisper's window."""
+
+    @property
+    def end(self) -> float:
+        """Where the speech it heard ends."""
+        return self.window[-1].end
+
+
+def identify_start(engine: WhisperEngine, audio: np.ndarray, spans: Sequence[Span]) -> StartLanguage:
+    """The language of the first ≤30 s of speech in ``spans``, seen with its pauses and context, as
+    :func:`plan_runs` sees it. Where that view fits Whisper's window (a short clip), the spans'
+    slices of the same encoding are identified too, so that an unsure start is planned without
+    encoding the same view again."""
+    first = tuple(merge_spans(spans)[0])
+    view, inside = _view_of(audio, _padded(spans, len(audio) / SAMPLE_RATE)[: len(first)], first)
+    if len(view) > 30 * SAMPLE_RATE:  # faster-whisper's own cut of a longer view, as before
+        language, p = engine.detect_language(view)[0]
+        return StartLanguage(language, p, first)
+    heard = engine.identify_spans(view, inside)
+    language, p = best(heard.window)
+    return StartLanguage(language, p, first, heard)
 
 
 def transcribe_assuming(

@@ -21,6 +21,7 @@ from vodscribe.speech.cues import build_cues
 from vodscribe.speech.language_runs import (
     CONFIDENT,
     LanguageRun,
+    StartLanguage,
     identify_start,
     language_confidence,
     plan_runs,
@@ -151,11 +152,13 @@ def _recognise(
     fails the task before recognition is spent on it (:class:`UnsupportedTranslation`)."""
     spans: Sequence[Span] = window.spans
     known = tuple(dict.fromkeys(run.language for run in before))
+    start: StartLanguage | None = None
     if language is None and engine.batch_size == 0 and spans:
         assumed = before[-1].language if before else None
         checked_from, confidence = 0.0, before[-1].confidence if before else 1.0
         if assumed is None:
-            assumed, confidence, checked_from = identify_start(engine, window.audio, spans)
+            start = identify_start(engine, window.audio, spans)
+            assumed, confidence, checked_from = start.language, start.probability, start.end
             if confidence < CONFIDENT:
                 assumed = None  # unsure from the start: the plan decides span by span
         if assumed is not None:
@@ -191,6 +194,7 @@ def _recognise(
         known=known,
         speech=window.spans,
         should_stop=should_stop,
+        start=start,
     )
     backends = {run: _backend(_moved(run, window.start), subtitles_language, translators) for run in planned}
     for run, backend in backends.items():
