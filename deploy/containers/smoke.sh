@@ -27,10 +27,11 @@ fi
 # llama.cpp is built once: the wheel ./scripts/install built here, if pip kept it.
 wheel=$(find "${PIP_CACHE_DIR:-$HOME/.cache/pip}" -name 'llama_cpp_python-*.whl' 2>/dev/null | head -1 || true)
 [ -n "$wheel" ] && cp "$wheel" deploy/wheels/
-# Disk: a build needs about $need_gib GiB in podman's store (measured: the README, "Containers and compose").
-# Earlier builds leave untagged layers behind, and a machine that built the images before may be
-# short of room: those layers go first, then vodscribe's own images (rebuilt here anyway).
-need_gib=12
+# Disk: the built images take 3.3 GB of podman's store (measured), and the build's intermediate
+# layers more while it runs. Earlier builds leave untagged layers behind, and a machine that built
+# the images before may be short of room: those layers go first, then vodscribe's own images
+# (rebuilt here anyway).
+need_gib=8
 store=$(podman info --format '{{.Store.GraphRoot}}')
 mkdir -p "$store"
 free_gib() { df -BG --output=avail "$store" | tail -1 | tr -dc 0-9; }
