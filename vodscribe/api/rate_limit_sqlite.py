@@ -4,9 +4,9 @@ one machine (the embedded default, which has no Redis).
 Each request is one short transaction: drop the client's entries older than the window, count the
 rest, add one. An exclusive ``flock`` on a side file serialises the transactions of every process
 (and a thread lock those of one process), so SQLite never meets a busy database and never sleeps in
-its busy handler; the lock is held for tens of microseconds. The entries are not durable
-(``synchronous=OFF``): after a crash a client's window starts empty, as it does after a restart with
-the in-memory storage.
+its busy handler; the lock is held for tens of microseconds. The entries outlive a restart of the
+server, but are not synced to disk (``synchronous=OFF``): after the machine itself crashes, a
+window may have lost its latest entries (it is emptier, never fuller).
 """
 
 from __future__ import annotations
@@ -83,7 +83,8 @@ class SQLiteWindowStorage(Storage, MovingWindowSupport):
                         db.execute("DELETE FROM entries WHERE at < ?", (now - self._longest,))
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
         return granted
 

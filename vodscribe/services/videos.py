@@ -280,7 +280,7 @@ def list_videos(session: Session, client: Client, q: VideoQuery) -> tuple[int, l
 
 class ListedRendition(NamedTuple):
     """What a video's answer shows of a rendition: read as plain columns, since a page of 25
-    videos has 75 of them and ORM objects cost twice as much to load (bench/load.py --api)."""
+    videos has 75 of them and ORM objects cost 1.7 times as much to load (bench/load.py --api)."""
 
     video_id: int
     id: int
