@@ -274,7 +274,7 @@ def test_a_run_in_one_language_holds_to_the_end() -> None:
 def test_one_language_id_pass_for_a_file_in_one_language(monkeypatch: pytest.MonkeyPatch) -> None:
     engine = get_engine()
     passes: list[str] = []
-    for name in ("detect_language", "identify", "identify_spans"):  # every encoder pass for language ID
+    for name in ("prime", "detect_language", "identify", "identify_spans"):  # every language-ID pass
         method = getattr(engine, name)
 
         def counted(*args: Any, _name: str = name, _method: Any = method) -> Any:
@@ -282,9 +282,20 @@ def test_one_language_id_pass_for_a_file_in_one_language(monkeypatch: pytest.Mon
             return _method(*args)
 
         monkeypatch.setattr(engine, name, counted)
+    encoded: list[bytes] = []
+    encode = engine.model.encode  # a transcription hooks it while it decodes and unhooks it after
+
+    def counted_encode(features: Any) -> Any:
+        encoded.append(features.tobytes())
+        return encode(features)
+
+    engine.model.encode = counted_encode
     transcript = transcribe_file(DATA / "jfk_librivox.mp4", engine)
-    # One language-ID pass, as plain faster-whisper's (its spans' slices come from the same encoding).
-    assert transcript.languages == ("en",) and passes == ["identify_spans"]
+    # One language-ID pass, and its encoding is the one decoding uses: no window is encoded twice
+    # (plain faster-whisper encodes a short clip twice, to detect its language and to decode it).
+    vars(engine.model).pop("encode", None)
+    assert transcript.languages == ("en",) and passes == ["prime"]
+    assert encoded and len(set(encoded)) == len(encoded)
     passes.clear()
     transcript = transcribe_file(DATA / "multilingual_en_de.mp3", engine)
     assert transcript.languages == ("en", "de")

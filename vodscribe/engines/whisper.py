@@ -41,6 +41,7 @@ Task = Literal["transcribe", "translate"]
 VAD = VadOptions(min_silence_duration_ms=300, speech_pad_ms=200)
 #: Whisper's input window: a batched pipeline decodes clips of at most this many seconds.
 CHUNK_SECONDS = 30.0
+WINDOW_SAMPLES = int(CHUNK_SECONDS * SAMPLE_RATE)
 #: Seconds of speech Whisper left undecoded that are decoded again (shorter is mostly breath or noise).
 MISSED_SECONDS = 1.0
 #: Batch size on CUDA when the setting says "auto" (faster-whisper's own default).
@@ -146,7 +147,9 @@ class WhisperEngine:
         )
         self._batched = BatchedInferencePipeline(self.model)
         self._lock = threading.Lock()  # CTranslate2 models are not meant for concurrent generate calls
-        self._encoded: ctranslate2.StorageView | None = None  # the window being decoded (_watching)
+        self._encoded: ctranslate2.StorageView | None = None  # the window being decoded (_encoding)
+        # The one window encoded ahead of its decoding (prime): its features and encoder output.
+        self._primed: tuple[np.ndarray, ctranslate2.StorageView] | None = None
 
     # --- analysis ---------------------------------------------------------------------------------
     @staticmethod
@@ -183,6 +186,31 @@ class WhisperEngine:
         with self._lock:
             encoded = self.model.encode(features)
             return self._window_languages(encoded, [(s, s) for s in spans])
+
+    def prime(self, audio: np.ndarray, spans: Sequence[Span]) -> WindowLanguages | None:
+        """Language ID of the speech that :meth:`transcribe` with the same ``audio`` and ``spans``
+        will decode, and of each span's slice of it, from the very encoding that decoding then
+        reuses instead of encoding its first window again: a short clip costs one encoder pass,
+        where plain faster-whisper's own language detection costs two. None (nothing encoded) when
+        the speech is longer than one window."""
+        chunks = _sample_chunks(spans, len(audio))
+        if not chunks or self.batch_size > 0 or sum(c["end"] - c["start"] for c in chunks) > WINDOW_SAMPLES:
+            return None
+        speech = np.concatenate([audio[c["start"] : c["end"]] for c in chunks])
+        features = self.model.feature_extractor(speech)  # as WhisperModel.transcribe computes them
+        content = features.shape[-1] - 1
+        if content > self.model.feature_extractor.nb_max_frames:
+            return None
+        first = pad_or_trim(features[:, :content])  # generate_segments' first window, exactly
+        joined = np.cumsum([0] + [c["end"] - c["start"] for c in chunks]) / SAMPLE_RATE
+        pairs = [
+            (Span(c["start"] / SAMPLE_RATE, c["end"] / SAMPLE_RATE), Span(joined[i], joined[i + 1]))
+            for i, c in enumerate(chunks)
+        ]
+        with self._lock:
+            encoded = self.model.encode(first)
+            self._primed = (first, encoded)
+            return self._window_languages(encoded, pairs)
 
     def language_rank(self, language: str) -> int:
         """Whisper's order of its language tokens, which follows its training hours (English,
@@ -246,7 +274,7 @@ class WhisperEngine:
             return
         speech = audio if chunks is None else np.concatenate([audio[c["start"] : c["end"]] for c in chunks])
         watching = on_window if self.batch_size == 0 and chunks is not None else None
-        with self._lock, self._watching(watching is not None):
+        with self._lock, self._encoding(watching is not None):
             segments = self._decode(speech, language, task)
             if chunks is not None:
                 if watching is not None:
@@ -323,7 +351,7 @@ class WhisperEngine:
         window (and of each chunk in it, as a span of the original audio) before its first segment.
 
         A segment's ``seek`` is where its window starts in the joined speech; the window's encoder
-        output is the last one :meth:`_watching` kept, as faster-whisper encodes a window and then
+        output is the last one :meth:`_encoding` kept, as faster-whisper encodes a window and then
         yields its segments."""
         joined = np.cumsum([0] + [c["end"] - c["start"] for c in chunks]) / SAMPLE_RATE
         seen: int | None = None
@@ -343,16 +371,24 @@ class WhisperEngine:
             yield seg
 
     @contextmanager
-    def _watching(self, watch: bool) -> Iterator[None]:
-        """While decoding, keep the last encoder output (for :meth:`_screened`)."""
-        if not watch:
+    def _encoding(self, watch: bool) -> Iterator[None]:
+        """While decoding: a window whose features are those :meth:`prime` encoded takes that
+        output instead of a second pass (once); with ``watch``, the last encoder output is kept
+        (for :meth:`_screened`)."""
+        if not watch and self._primed is None:
             yield
             return
         encode = self.model.encode
 
         def watched(features: np.ndarray) -> ctranslate2.StorageView:
-            output = encode(features)
-            self._encoded = output
+            primed = self._primed
+            if primed is not None and np.array_equal(primed[0], features):
+                self._primed = None
+                output = primed[1]
+            else:
+                output = encode(features)
+            if watch:
+                self._encoded = output
             return output
 
         self.model.encode = watched

@@ -318,6 +318,25 @@ class StartLanguage:
         return self.window[-1].end
 
 
+def identify_speech(engine: WhisperEngine, audio: np.ndarray, spans: Sequence[Span]) -> StartLanguage | None:
+    """The language of all of ``spans`` where their speech fits one Whisper window (a short clip),
+    from the encoding that decoding them as one run then reuses (:meth:`WhisperEngine.prime`): one
+    encoder pass for both, where language ID of the view (:func:`identify_start`) and decoding
+    cost two. None for longer speech."""
+    clip, inside = _one_run(audio, spans)
+    heard = engine.prime(clip, inside)
+    if heard is None:
+        return None
+    language, p = best(heard.window)
+    return StartLanguage(language, p, tuple(spans))
+
+
+def _one_run(audio: np.ndarray, spans: Sequence[Span]) -> tuple[np.ndarray, list[Span]]:
+    """The audio one run of all of ``spans`` decodes, and the spans in seconds into it."""
+    span = Span(spans[0].start, spans[-1].end)
+    return slice_audio(audio, span), [Span(s.start - span.start, s.end - span.start) for s in spans]
+
+
 def identify_start(engine: WhisperEngine, audio: np.ndarray, spans: Sequence[Span]) -> StartLanguage:
     """The language of the first ≤30 s of speech in ``spans``, seen with its pauses and context, as
     :func:`plan_runs` sees it. Where that view fits Whisper's window (a short clip), the spans'
@@ -377,9 +396,9 @@ def transcribe_assuming(
 
     segments: list[SpeechSegment] = []
     stopped_at: float | None = None
-    inside = [Span(s.start - run.span.start, s.end - run.span.start) for s in spans]
+    clip, inside = _one_run(audio, spans)  # as identify_speech encoded it
     decoding = engine.transcribe(
-        slice_audio(audio, run.span),
+        clip,
         language=language,
         task=task,
         offset=offset + run.span.start,

@@ -22,6 +22,7 @@ from vodscribe.speech.language_runs import (
     CONFIDENT,
     LanguageRun,
     StartLanguage,
+    identify_speech,
     identify_start,
     language_confidence,
     plan_runs,
@@ -141,12 +142,15 @@ def _recognise(
     """One window's language runs with their segments and backends (on the file's clock).
 
     With the spoken language unknown, the window is first taken to go on in the language of the
-    last run ``before`` it, or, at the start of the file, in that of its first 30 s of speech;
+    last run ``before`` it, or, at the start of the file, in that of its speech where all of it fits
+    one Whisper window (a short clip, identified from the encoding its decoding then reuses:
+    :func:`identify_speech`), else, or where that is unsure, in that of its first 30 s of speech;
     Whisper's own encoding of each window, and of each span's slice of it, checks that as it goes
     (:func:`transcribe_assuming`), and from where it does not hold, the rest is planned as
     :func:`plan_runs` plans (a language-ID pass per ≤30 s of speech, span by span where a span may
     be in another language or the window is unsure, preferring the languages found before).
-    So a file in one language costs one language-ID pass, as plain faster-whisper's does.
+    So a file in one language costs one language-ID pass, as plain faster-whisper's does, and a
+    short clip in one language one encoder pass, where plain faster-whisper's costs two.
 
     A run's translation backend is chosen before it is recognised, so a language no backend takes
     fails the task before recognition is spent on it (:class:`UnsupportedTranslation`)."""
@@ -157,7 +161,11 @@ def _recognise(
         assumed = before[-1].language if before else None
         checked_from, confidence = 0.0, before[-1].confidence if before else 1.0
         if assumed is None:
-            start = identify_start(engine, window.audio, spans)
+            # A short clip is identified from the encoding its decoding reuses; where that is unsure,
+            # or the speech is longer, from its first 30 s of speech with pauses and context.
+            start = identify_speech(engine, window.audio, spans)
+            if start is None or start.probability < CONFIDENT:
+                start = identify_start(engine, window.audio, spans)
             assumed, confidence, checked_from = start.language, start.probability, start.end
             if confidence < CONFIDENT:
                 assumed = None  # unsure from the start: the plan decides span by span
