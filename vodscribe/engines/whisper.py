@@ -148,8 +148,10 @@ class WhisperEngine:
         self._batched = BatchedInferencePipeline(self.model)
         self._lock = threading.Lock()  # CTranslate2 models are not meant for concurrent generate calls
         self._encoded: ctranslate2.StorageView | None = None  # the window being decoded (_encoding)
-        # The one window encoded ahead of its decoding (prime): its features and encoder output.
-        self._primed: tuple[np.ndarray, ctranslate2.StorageView] | None = None
+        # The one window encoded ahead of its decoding (prime): its features, encoder output and
+        # language ID; the ID stays with the output once decoding has taken it (for _screened).
+        self._primed: tuple[np.ndarray, ctranslate2.StorageView, WindowLanguages] | None = None
+        self._reused: tuple[ctranslate2.StorageView, WindowLanguages] | None = None
 
     # --- analysis ---------------------------------------------------------------------------------
     @staticmethod
@@ -209,8 +211,9 @@ class WhisperEngine:
         ]
         with self._lock:
             encoded = self.model.encode(first)
-            self._primed = (first, encoded)
-            return self._window_languages(encoded, pairs)
+            languages = self._window_languages(encoded, pairs)
+            self._primed = (first, encoded, languages)
+            return languages
 
     def language_rank(self, language: str) -> int:
         """Whisper's order of its language tokens, which follows its training hours (English,
@@ -367,7 +370,11 @@ class WhisperEngine:
                     for i, c in enumerate(chunks)
                     if joined[i + 1] > start and joined[i] < start + CHUNK_SECONDS
                 ]
-                on_window(self._window_languages(self._encoded, pairs))
+                reused = self._reused
+                if reused is not None and reused[0] is self._encoded:  # prime identified it already
+                    on_window(reused[1])
+                else:
+                    on_window(self._window_languages(self._encoded, pairs))
             yield seg
 
     @contextmanager
@@ -383,7 +390,7 @@ class WhisperEngine:
         def watched(features: np.ndarray) -> ctranslate2.StorageView:
             primed = self._primed
             if primed is not None and np.array_equal(primed[0], features):
-                self._primed = None
+                self._primed, self._reused = None, (primed[1], primed[2])
                 output = primed[1]
             else:
                 output = encode(features)
@@ -396,7 +403,7 @@ class WhisperEngine:
             yield
         finally:
             del self.model.encode  # the class's method again
-            self._encoded = None
+            self._encoded = self._reused = None
 
     def _languages(self, encoded: ctranslate2.StorageView) -> list[tuple[str, float]]:
         results = self.model.model.detect_language(encoded)[0]
