@@ -305,7 +305,7 @@ def renditions_by_video(session: Session, video_ids: list[int]) -> dict[int, lis
     """The renditions of several videos in one query, lowest first."""
     found: dict[int, list[ListedRendition]] = {}
     stmt = select(*_LISTED).where(Rendition.video_id.in_(video_ids)).order_by(Rendition.height)
-    for row in session.execute(stmt).tuples():
+    for row in session.execute(stmt):
         rendition = ListedRendition._make(row)
         found.setdefault(rendition.video_id, []).append(rendition)
     return found
