@@ -60,7 +60,8 @@ def log(message: str) -> None:
 
 
 def measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run ``cmd`` to the end; its own peak RSS (``wait4``, so no other process counts) and wall time."""
+    """Run ``cmd`` to the end; its own peak RSS (``wait4``, so no other process counts), wall time and
+    CPU time (user + system)."""
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -68,7 +69,11 @@ def measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise SystemExit(f"{cmd} exited with {code}")
-    return {"peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "wall_s": round(wall, 2)}
+    return {
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "wall_s": round(wall, 2),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+    }
 
 
 def write_model(folder: Path) -> Path:
