@@ -198,20 +198,14 @@ class WhisperEngine:
         chunks = _sample_chunks(spans, len(audio))
         if not chunks or self.batch_size > 0 or sum(c["end"] - c["start"] for c in chunks) > WINDOW_SAMPLES:
             return None
-        speech = np.concatenate([audio[c["start"] : c["end"]] for c in chunks])
-        features = self.model.feature_extractor(speech)  # as WhisperModel.transcribe computes them
+        features = self.model.feature_extractor(_joined(audio, chunks))  # as transcribe computes them
         content = features.shape[-1] - 1
         if content > self.model.feature_extractor.nb_max_frames:
             return None
         first = pad_or_trim(features[:, :content])  # generate_segments' first window, exactly
-        joined = np.cumsum([0] + [c["end"] - c["start"] for c in chunks]) / SAMPLE_RATE
-        pairs = [
-            (Span(c["start"] / SAMPLE_RATE, c["end"] / SAMPLE_RATE), Span(joined[i], joined[i + 1]))
-            for i, c in enumerate(chunks)
-        ]
         with self._lock:
             encoded = self.model.encode(first)
-            languages = self._window_languages(encoded, pairs)
+            languages = self._window_languages(encoded, _window_pairs(chunks, 0.0))
             self._primed = (first, encoded, languages)
             return languages
 
@@ -275,7 +269,7 @@ class WhisperEngine:
         chunks = _sample_chunks(spans, len(audio)) if spans is not None else None
         if chunks is not None and not chunks:
             return
-        speech = audio if chunks is None else np.concatenate([audio[c["start"] : c["end"]] for c in chunks])
+        speech = audio if chunks is None else _joined(audio, chunks)
         watching = on_window if self.batch_size == 0 and chunks is not None else None
         with self._lock, self._encoding(watching is not None):
             segments = self._decode(speech, language, task)
@@ -341,7 +335,7 @@ class WhisperEngine:
             if sum(s.duration for s in group) < MISSED_SECONDS:
                 continue
             chunks = _sample_chunks(group, len(audio))
-            alone = np.concatenate([audio[c["start"] : c["end"]] for c in chunks])
+            alone = _joined(audio, chunks)
             yield from restore_speech_timestamps(self._decode(alone, language, task), chunks, SAMPLE_RATE)
 
     def _screened(
@@ -356,25 +350,15 @@ class WhisperEngine:
         A segment's ``seek`` is where its window starts in the joined speech; the window's encoder
         output is the last one :meth:`_encoding` kept, as faster-whisper encodes a window and then
         yields its segments."""
-        joined = np.cumsum([0] + [c["end"] - c["start"] for c in chunks]) / SAMPLE_RATE
         seen: int | None = None
         for seg in segments:
             if seg.seek != seen and self._encoded is not None:
                 seen = seg.seek
-                start = seg.seek / 100.0  # mel frames: 100 a second
-                pairs = [
-                    (
-                        Span(c["start"] / SAMPLE_RATE, c["end"] / SAMPLE_RATE),
-                        Span(joined[i] - start, joined[i + 1] - start),
-                    )
-                    for i, c in enumerate(chunks)
-                    if joined[i + 1] > start and joined[i] < start + CHUNK_SECONDS
-                ]
                 reused = self._reused
                 if reused is not None and reused[0] is self._encoded:  # prime identified it already
                     on_window(reused[1])
-                else:
-                    on_window(self._window_languages(self._encoded, pairs))
+                else:  # seek is in mel frames: 100 a second
+                    on_window(self._window_languages(self._encoded, _window_pairs(chunks, seg.seek / 100.0)))
             yield seg
 
     @contextmanager
@@ -403,7 +387,8 @@ class WhisperEngine:
             yield
         finally:
             del self.model.encode  # the class's method again
-            self._encoded = self._reused = None
+            # A primed window is meant for this transcription only: it goes, used or not.
+            self._encoded = self._reused = self._primed = None
 
     def _languages(self, encoded: ctranslate2.StorageView) -> list[tuple[str, float]]:
         results = self.model.model.detect_language(encoded)[0]
@@ -447,6 +432,25 @@ def _sample_chunks(spans: Sequence[Span], length: int) -> list[dict[str, int]]:
         if end > start:
             chunks.append({"start": start, "end": end})
     return chunks
+
+
+def _joined(audio: np.ndarray, chunks: Sequence[dict[str, int]]) -> np.ndarray:
+    """The speech of ``chunks`` end to end, as faster-whisper's own VAD filter joins it."""
+    return np.concatenate([audio[c["start"] : c["end"]] for c in chunks])
+
+
+def _window_pairs(chunks: Sequence[dict[str, int]], start: float) -> list[tuple[Span, Span]]:
+    """The chunks in the window that starts ``start`` seconds into their joined speech: each as a
+    span of the original audio and as a span of the window (seconds into it)."""
+    joined = np.cumsum([0] + [c["end"] - c["start"] for c in chunks]) / SAMPLE_RATE
+    return [
+        (
+            Span(c["start"] / SAMPLE_RATE, c["end"] / SAMPLE_RATE),
+            Span(joined[i] - start, joined[i + 1] - start),
+        )
+        for i, c in enumerate(chunks)
+        if joined[i + 1] > start and joined[i] < start + CHUNK_SECONDS
+    ]
 
 
 def _clips(seconds: float) -> list[dict[str, float]]:

@@ -27,6 +27,7 @@ import numpy as np
 from vodscribe.engines.results import SpeechSegment
 from vodscribe.engines.whisper import (
     SAMPLE_RATE,
+    WINDOW_SAMPLES,
     EngineStopped,
     Probabilities,
     Span,
@@ -283,15 +284,14 @@ def transcribe_runs(
     for run in runs:
         task: Task = "translate" if to_english is not None and to_english(run) else "transcribe"
         # Only the VAD spans are decoded (they already carry VAD's 200 ms padding): no second VAD.
-        span = run.span
-        inside = [Span(s.start - span.start, s.end - span.start) for s in run.spans] or None
+        clip, inside = _clip_of(audio, run.span, run.spans)
         segments: list[SpeechSegment] = []
         for seg in engine.transcribe(
-            slice_audio(audio, span),
+            clip,
             language=run.language,
             task=task,
-            offset=offset + span.start,
-            spans=inside,
+            offset=offset + run.span.start,
+            spans=inside or None,
             should_stop=should_stop,
         ):
             if on_segment is not None:
@@ -323,7 +323,7 @@ def identify_speech(engine: WhisperEngine, audio: np.ndarray, spans: Sequence[Sp
     from the encoding that decoding them as one run then reuses (:meth:`WhisperEngine.prime`): one
     encoder pass for both, where language ID of the view (:func:`identify_start`) and decoding
     cost two. None for longer speech."""
-    clip, inside = _one_run(audio, spans)
+    clip, inside = _clip_of(audio, Span(spans[0].start, spans[-1].end), spans)
     heard = engine.prime(clip, inside)
     if heard is None:
         return None
@@ -331,9 +331,9 @@ def identify_speech(engine: WhisperEngine, audio: np.ndarray, spans: Sequence[Sp
     return StartLanguage(language, p, tuple(spans))
 
 
-def _one_run(audio: np.ndarray, spans: Sequence[Span]) -> tuple[np.ndarray, list[Span]]:
-    """The audio one run of all of ``spans`` decodes, and the spans in seconds into it."""
-    span = Span(spans[0].start, spans[-1].end)
+def _clip_of(audio: np.ndarray, span: Span, spans: Sequence[Span]) -> tuple[np.ndarray, list[Span]]:
+    """What a run over ``span`` decodes: its audio, and its speech ``spans`` in seconds into it (the
+    one computation, so that a run decodes exactly what :func:`identify_speech` encoded)."""
     return slice_audio(audio, span), [Span(s.start - span.start, s.end - span.start) for s in spans]
 
 
@@ -344,7 +344,7 @@ def identify_start(engine: WhisperEngine, audio: np.ndarray, spans: Sequence[Spa
     encoding the same view again."""
     first = tuple(merge_spans(spans)[0])
     view, inside = _view_of(audio, _padded(spans, len(audio) / SAMPLE_RATE)[: len(first)], first)
-    if len(view) > 30 * SAMPLE_RATE:  # faster-whisper's own cut of a longer view, as before
+    if len(view) > WINDOW_SAMPLES:  # faster-whisper's own cut of a longer view, as before
         language, p = engine.detect_language(view)[0]
         return StartLanguage(language, p, first)
     heard = engine.identify_spans(view, inside)
@@ -396,7 +396,7 @@ def transcribe_assuming(
 
     segments: list[SpeechSegment] = []
     stopped_at: float | None = None
-    clip, inside = _one_run(audio, spans)  # as identify_speech encoded it
+    clip, inside = _clip_of(audio, run.span, spans)  # as identify_speech encoded it
     decoding = engine.transcribe(
         clip,
         language=language,
