@@ -4,16 +4,18 @@ llama.cpp translating real sentences."""
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import llm_model_file
 from vodscribe import languages
 from vodscribe.engines import bundled_llm
-from vodscribe.engines.chat_translation import ChatTranslation
+from vodscribe.engines.chat_translation import ChatRequest, ChatTranslation
 from vodscribe.engines.llm import LlamaTranslator, llm_available
+from vodscribe.engines.parallel_decoding import ParallelDecoder
 from vodscribe.engines.text_translator import TextTranslator, TranslationError
 from vodscribe.models.store import sha256_of
 
@@ -64,7 +66,7 @@ def test_languages_are_offered_without_loading(tmp_path: Path) -> None:
     assert t.supports(ENG, GER) and t.supports(GER, CHI) and t.supports(FRE, ENG)
     assert not t.supports(ENG, UZB) and not t.supports(UZB, ENG) and not t.supports(ENG, ENG)
     assert {"eng", "ger", "fre", "chi", "rus"} <= t.targets()
-    assert t._llama is None and list(tmp_path.iterdir()) == []
+    assert t._model is None and list(tmp_path.iterdir()) == []
     with pytest.raises(TranslationError, match="English to Uzbek"):
         t.translate(["Hello."], ENG, UZB)
     with pytest.raises(TranslationError, match="does not exist"):
@@ -96,38 +98,41 @@ def test_translates_into_english(translator: LlamaTranslator) -> None:
 
 
 class _Scripted:
-    """A stand-in for llama.cpp that answers from a script, to drive the batch/fallback logic."""
+    """A stand-in for the loaded model that answers from a script, to drive the batch/fallback logic."""
 
     def __init__(self, answers: list[str]) -> None:
         self.answers = answers
         self.prompts: list[str] = []
         self.systems: list[str] = []
+        self.rounds: list[int] = []  # requests made at once
 
-    def create_chat_completion(self, messages: list[dict[str, str]], **_: Any) -> dict[str, Any]:
-        self.systems.append(messages[0]["content"])
-        self.prompts.append(messages[-1]["content"])
-        return {"choices": [{"message": {"content": self.answers.pop(0)}}]}
+    def chat(self, requests: Sequence[ChatRequest]) -> list[str]:
+        self.rounds.append(len(requests))
+        self.systems += [r.system for r in requests]
+        self.prompts += [r.user for r in requests]
+        return [self.answers.pop(0) for _ in requests]
 
 
 def test_a_batch_answer_that_does_not_line_up_is_redone_one_by_one(tmp_path: Path) -> None:
     t = LlamaTranslator(cache_dir=tmp_path)
-    t._llama = _Scripted(["1. Eins und zwei.", '"Eins."', "2. Zwei."])
+    t._model = _Scripted(["1. Eins und zwei.", '"Eins."', "2. Zwei."])
     assert t.translate(["One.", "Two."], ENG, GER) == ["Eins.", "Zwei."]
-    assert t._llama.prompts == ["1. One.\n2. Two.", "One.", "Two."]
+    assert t._model.prompts == ["1. One.\n2. Two.", "One.", "Two."]
+    assert t._model.rounds == [1, 2]  # the lines redone alone are asked for at once
 
 
 def test_a_sentence_that_starts_with_a_number_keeps_it(tmp_path: Path) -> None:
     t = LlamaTranslator(cache_dir=tmp_path)
-    t._llama = _Scripted(["2. Juli war heiß.", "1. Hallo."])
+    t._model = _Scripted(["2. Juli war heiß.", "1. Hallo."])
     assert t.translate(["2. July was hot."], ENG, GER) == ["2. Juli war heiß."]
     assert t.translate(["Hello."], ENG, GER) == ["Hallo."]
 
 
 def test_a_numbered_answer_is_unpacked(tmp_path: Path) -> None:
     t = LlamaTranslator(cache_dir=tmp_path)
-    t._llama = _Scripted(["Here you go:\n1. Eins.\n2)  Zwei  drei.\n"])
+    t._model = _Scripted(["Here you go:\n1. Eins.\n2)  Zwei  drei.\n"])
     assert t.translate(["One.", "Two three."], ENG, GER) == ["Eins.", "Zwei drei."]
-    assert t._llama.prompts == ["1. One.\n2. Two three."]  # no context by default
+    assert t._model.prompts == ["1. One.\n2. Two three."]  # no context by default
 
 
 def test_batches_carry_their_neighbours_as_context(tmp_path: Path) -> None:
@@ -135,10 +140,10 @@ def test_batches_carry_their_neighbours_as_context(tmp_path: Path) -> None:
     t._chats.context_before, t._chats.context_after = 2, 1  # off by default: it did not raise chrF
     sentences = [f"Line {n}." for n in range(1, 11)]
     sentences.insert(3, "")  # blank sentences are neither translated nor context
-    t._llama = _Scripted(["\n".join(f"{n}. Zeile {n}." for n in range(1, 9)), "1. Zeile 9.\n2. Zeile 10."])
+    t._model = _Scripted(["\n".join(f"{n}. Zeile {n}." for n in range(1, 9)), "1. Zeile 9.\n2. Zeile 10."])
     out = t.translate(sentences, ENG, GER)
     assert out == [*(f"Zeile {n}." for n in range(1, 4)), "", *(f"Zeile {n}." for n in range(4, 11))]
-    first, second = t._llama.prompts
+    first, second = t._model.prompts
     assert first == (
         "Context, do not translate:\n(after) Line 9.\n\nTranslate:\n"
         + "\n".join(f"{n}. Line {n}." for n in range(1, 9))
@@ -147,7 +152,7 @@ def test_batches_carry_their_neighbours_as_context(tmp_path: Path) -> None:
         "Context, do not translate:\n(before) Line 7.\n(before) Line 8.\n\n"
         "Translate:\n1. Line 9.\n2. Line 10."
     )
-    system = t._llama.systems[0]
+    system = t._model.systems[0]
     assert "context" in system and "do not translate it" in system
     assert "Keep names and numbers" in system and "no English words left" in system
 
@@ -221,3 +226,53 @@ def test_an_answer_numbering_lines_the_batch_lacks_is_redone_whole() -> None:
     chat = _Chat(["1. Eins.\n2. Zwei.\n3. Drei.", "Eins.", "Zwei."])
     assert ChatTranslation(chat).translate(["One.", "Two."], ENG, GER) == ["Eins.", "Zwei."]
     assert chat.prompts == ["1. One.\n2. Two.", "One.", "Two."]
+
+
+# --- parallel decoding ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow  # loads the bundled GGUF
+def test_texts_translated_at_the_same_time_are_decoded_together(translator: LlamaTranslator) -> None:
+    decoder = translator._loaded().decoder
+    steps, answering, reused = decoder.stats.steps, decoder.stats.answering, decoder.stats.reused_tokens
+    sentences = ["Ask not what your country can do for you.", "Ask what you can do for your country."]
+    targets = {"ger": "land", "fre": "pays", "spa": "país"}
+    out: dict[str, list[str]] = {}
+
+    def translate(code: str) -> None:
+        out[code] = translator.translate(sentences, ENG, languages.resolve(code))
+
+    threads = [threading.Thread(target=translate, args=(code,)) for code in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for code, word in targets.items():
+        assert len(out[code]) == 2 and all(word in line.lower() for line in out[code]), (code, out[code])
+    # Each text is one numbered batch: the three were decoded side by side, not one after another.
+    assert (decoder.stats.answering - answering) / (decoder.stats.steps - steps) > 1.5, decoder.stats
+    assert decoder.stats.reused_tokens > reused  # the shared start of the prompts was computed once
+
+
+@pytest.mark.slow  # loads the bundled GGUF
+def test_the_parallel_decoder_keeps_every_request_within_its_share(translator: LlamaTranslator) -> None:
+    loaded = translator._loaded()
+    decoder = ParallelDecoder(loaded.llama._model.model, slots=2, context=256, threads=2, batch=64)
+    try:
+        prompts = [loaded.prompt("Answer in one word.", f"Name a colour, number {n}.") for n in range(5)]
+        first = prompts[0]
+        assert all(p[:10] == first[:10] for p in prompts)  # the system prompt: computed once, copied
+        answers = decoder.generate(prompts, [3] * 5)
+        assert len(answers) == 5 and all(1 <= len(a) <= 3 for a in answers), answers
+        assert decoder.stats.reused_tokens >= 4 * 10, decoder.stats
+        # A prompt longer than the batch is fed in pieces; a budget beyond the share is cut to it.
+        [long] = decoder.generate([loaded.prompt("Repeat the text.", "word " * 40)], [1000])
+        assert 1 <= len(long) <= 128 - len(loaded.prompt("Repeat the text.", "word " * 40))
+        with pytest.raises(TranslationError, match="does not fit"):
+            decoder.generate([loaded.prompt("Repeat the text.", "word " * 200)], [10])
+        assert decoder.generate([], []) == []
+        assert len(decoder.generate([first], [2])[0]) <= 2  # still works after a refused request
+    finally:
+        decoder.close()
+    with pytest.raises(TranslationError, match="closed"):
+        decoder.generate([first], [2])

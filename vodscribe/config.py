@@ -157,6 +157,20 @@ class Settings(BaseSettings):
     )
     llm_threads: int = Field(default=0, description="CPU threads for the LLM (0 = all cores)")
     llm_gpu_layers: int = Field(default=-1, description="Layers offloaded to a GPU when llama.cpp has one")
+    llm_parallel: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Requests the LLM decodes at once as parallel sequences (4 was fastest on 2 CPU cores: "
+        "bench/README.md; a GPU takes more); each has 2,048 tokens of KV cache",
+    )
+    translate_together: int = Field(
+        default=3,
+        ge=1,
+        le=16,
+        description="Translation tasks of one video that a worker runs at once (its subtitle languages), "
+        "so their requests share the LLM's parallel decoding; 1 = one after another",
+    )
     openai_base_url: str | None = Field(
         default=None,
         description="OpenAI-compatible server for the 'openai' backend (http://host:8080/v1); unset = off",
@@ -166,6 +180,12 @@ class Settings(BaseSettings):
         default=None, description="Bearer token for the OpenAI-compatible server (never logged)"
     )
     openai_timeout_s: float = Field(default=60.0, description="Seconds one chat completion may take")
+    openai_parallel: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Chat completions sent at once (a llama.cpp server's parallel slots, vLLM's batch)",
+    )
     openai_languages: str = Field(
         default="",
         description="Comma-separated ISO 639-2/B codes the server's model translates between; "

@@ -2,7 +2,13 @@
 
 Both chat backends (the bundled llama.cpp model, :mod:`vodscribe.engines.llm`, and an
 OpenAI-compatible server, :mod:`vodscribe.engines.openai_chat`) share this logic; each supplies only
-a ``chat(system, user, max_tokens) -> reply`` callable.
+a ``chat(system, user, max_tokens) -> reply`` callable, and the local model a ``chat_many`` that
+decodes several requests at once.
+
+* The requests go in two rounds, each sent at once so that a backend can answer them in parallel:
+  every numbered batch first, then every sentence redone one by one. The answers of the first round
+  are read in order, as if they had come one after another (a batch is judged by the ratio that
+  the batches before it taught).
 
 * Sentences go in small numbered batches, one sentence per line, and come back as numbered lines.
 * A batch can carry the sentences just before and after it (:data:`CONTEXT_BEFORE`,
@@ -36,6 +42,8 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 from vodscribe.engines.text_translator import TranslationError
 from vodscribe.languages import Language
@@ -44,6 +52,18 @@ log = logging.getLogger(__name__)
 
 Chat = Callable[[str, str, int], str]
 """``chat(system, user, max_tokens)``: one chat completion at temperature 0; the answer's text."""
+
+
+class ChatRequest(NamedTuple):
+    """One chat completion to make: the system prompt, the user's message, the answer's token budget."""
+
+    system: str
+    user: str
+    max_tokens: int
+
+
+ChatMany = Callable[[Sequence[ChatRequest]], list[str]]
+"""``chat_many(requests)``: the answers to several requests made at once, in order."""
 
 #: Sentences per request, and a cap on their total length (characters).
 BATCH_SENTENCES = 8
@@ -85,7 +105,10 @@ class ChatLanguages:
 class ChatTranslation:
     """Translate sentences through ``chat`` (see the module docstring); ``name`` appears in logs.
 
-    One instance per backend: it keeps the length ratios it has learnt, per language pair.
+    ``chat_many`` answers several requests at once (the local model decodes them as parallel
+    sequences); without it, up to ``parallel`` requests are sent at once through ``chat``.
+    One instance per backend: it keeps the length ratios it has learnt, per language pair; it may
+    be used from several threads at once.
     """
 
     def __init__(
@@ -97,8 +120,12 @@ class ChatTranslation:
         batch_chars: int = BATCH_CHARS,
         context_before: int = CONTEXT_BEFORE,
         context_after: int = CONTEXT_AFTER,
+        chat_many: ChatMany | None = None,
+        parallel: int = 1,
     ) -> None:
         self.chat = chat
+        self.chat_many = chat_many
+        self.parallel = parallel
         self.name = name
         self.batch_sentences = batch_sentences
         self.batch_chars = batch_chars
@@ -108,36 +135,59 @@ class ChatTranslation:
         self._lengths_lock = threading.Lock()
 
     def translate(self, sentences: Sequence[str], source: Language, target: Language) -> list[str]:
-        """One translation per sentence (blank sentences stay blank)."""
+        """One translation per sentence (blank sentences stay blank).
+
+        Two rounds of requests, each sent at once (:meth:`chats`): every numbered batch, then every
+        line that no batch answered in a way that can be trusted, one by one."""
         texts = [" ".join(s.split()) for s in sentences]
         out = [""] * len(texts)
         todo = [i for i, text in enumerate(texts) if text]
+        asked: list[tuple[list[int], ChatRequest]] = []
+        alone: list[int] = []
         at = 0  # where the batch starts in todo
         for batch in batches(todo, texts, self.batch_sentences, self.batch_chars):
-            found: dict[int, str] = {}
             end = at + len(batch)
             if len(batch) > 1:
                 before = [texts[i] for i in todo[max(0, at - self.context_before) : at]]
                 after = [texts[i] for i in todo[end : end + self.context_after]]
-                found = self.ask([texts[i] for i in batch], source, target, before=before, after=after)
-            for k, i in enumerate(batch):
-                out[i] = found[k] if k in found else self.ask_one(texts[i], source, target)
+                asked.append((batch, batch_request([texts[i] for i in batch], source, target, before, after)))
+            else:
+                alone += batch
             at = end
+        replies = self.chats([request for _, request in asked])
+        # Read in order, as if asked one after another: a batch is checked against the length ratio
+        # that the batches before it taught.
+        for (batch, _), reply in zip(asked, replies, strict=True):
+            found = self._read_batch(reply, [texts[i] for i in batch], source, target)
+            for k, i in enumerate(batch):
+                if k in found:
+                    out[i] = found[k]
+                else:
+                    alone.append(i)
+        alone.sort()
+        answers = self.chats([single_request(texts[i], source, target) for i in alone])
+        for i, reply in zip(alone, answers, strict=True):
+            out[i] = self._read_one(reply, texts[i], source, target)
         return out
 
-    def ask(
-        self,
-        texts: Sequence[str],
-        source: Language,
-        target: Language,
-        *,
-        before: Sequence[str] = (),
-        after: Sequence[str] = (),
+    def chats(self, requests: Sequence[ChatRequest]) -> list[str]:
+        """The replies to ``requests``, in order: through ``chat_many`` when the backend has one,
+        else ``chat`` on up to ``parallel`` threads."""
+        if not requests:
+            return []
+        if self.chat_many is not None:
+            replies = self.chat_many(requests)
+            if len(replies) != len(requests):
+                raise TranslationError(f"{self.name} gave {len(replies)} replies to {len(requests)} requests")
+            return replies
+        if self.parallel <= 1 or len(requests) == 1:
+            return [self.chat(r.system, r.user, r.max_tokens) for r in requests]
+        with ThreadPoolExecutor(min(self.parallel, len(requests)), thread_name_prefix="chat") as pool:
+            return list(pool.map(lambda r: self.chat(r.system, r.user, r.max_tokens), requests))
+
+    def _read_batch(
+        self, reply: str, texts: Sequence[str], source: Language, target: Language
     ) -> dict[int, str]:
-        """One numbered batch: the translations that can be trusted, by position in ``texts``."""
-        numbered = "\n".join(f"{n}. {text}" for n, text in enumerate(texts, 1))
-        system = system_prompt(source, target, len(texts), context=bool(before or after))
-        reply = self.chat(system, user_prompt(numbered, before, after), budget(numbered))
         found = parse_numbered(reply, len(texts))
         if found is None:
             log.info(
@@ -164,9 +214,7 @@ class ChatTranslation:
             self._learn(source, target, texts, [kept[k] for k in range(len(texts))])
         return kept
 
-    def ask_one(self, text: str, source: Language, target: Language) -> str:
-        """One sentence alone, answered in plain text."""
-        reply = self.chat(system_prompt(source, target, 0), text, budget(text))
+    def _read_one(self, reply: str, text: str, source: Language, target: Language) -> str:
         lines = [line for line in reply.splitlines() if line.strip()]
         if not lines:
             return text  # better the original line than an empty subtitle
@@ -215,6 +263,25 @@ def system_prompt(source: Language, target: Language, lines: int, *, context: bo
         "line with its number, and nothing else. Lines are often parts of one sentence: translate each "
         "on its own line and never join two lines into one."
     )
+
+
+def batch_request(
+    texts: Sequence[str],
+    source: Language,
+    target: Language,
+    before: Sequence[str] = (),
+    after: Sequence[str] = (),
+) -> ChatRequest:
+    """The request for one numbered batch of ``texts`` (after their context)."""
+    numbered = "\n".join(f"{n}. {text}" for n, text in enumerate(texts, 1))
+    system = system_prompt(source, target, len(texts), context=bool(before or after))
+    return ChatRequest(system, user_prompt(numbered, before, after), budget(numbered))
+
+
+def single_request(text: str, source: Language, target: Language) -> ChatRequest:
+    """The request for one sentence alone (sent alone: a plain answer could not be told apart from
+    a translated context line)."""
+    return ChatRequest(system_prompt(source, target, 0), text, budget(text))
 
 
 def user_prompt(numbered: str, before: Sequence[str] = (), after: Sequence[str] = ()) -> str:

@@ -59,6 +59,7 @@ class OpenAIChatTranslator(ChatLanguages):
         attempts: int = ATTEMPTS,
         backoff_s: float = BACKOFF_S,
         retry_window_s: float | None = None,
+        parallel: int = 1,
     ) -> None:
         self.base_url = check_base_url(base_url)
         if not model.strip():
@@ -77,7 +78,8 @@ class OpenAIChatTranslator(ChatLanguages):
         self._api_key = api_key or None
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
-        self._chats = ChatTranslation(self.chat, name=self.name)
+        # Requests made at once (parallel slots of the server): the httpx client is thread-safe.
+        self._chats = ChatTranslation(self.chat, name=self.name, parallel=parallel)
 
     def __repr__(self) -> str:
         return f"OpenAIChatTranslator({self.base_url!r}, {self.model!r})"

@@ -73,12 +73,14 @@ def translators_for(settings: Settings) -> tuple[Translator, ...]:
         settings.llm_model,
         settings.llm_threads,
         settings.llm_gpu_layers,
+        settings.llm_parallel,
         settings.models_path,
         settings.openai_base_url or "",
         settings.openai_model,
         settings.openai_api_key,
         settings.openai_timeout_s,
         settings.openai_languages,
+        settings.openai_parallel,
     )
 
 
@@ -92,12 +94,14 @@ def _translators(
     llm_model: str,
     llm_threads: int,
     llm_gpu_layers: int,
+    llm_parallel: int,
     model_cache: Path,
     openai_base_url: str = "",
     openai_model: str = "",
     openai_api_key: SecretStr | None = None,
     openai_timeout_s: float = 60.0,
     openai_languages: str = "",
+    openai_parallel: int = 1,
 ) -> tuple[Translator, ...]:
     store = ModelStore(model_cache)
     names = [name.strip().lower() for name in order.split(",") if name.strip()]
@@ -137,6 +141,7 @@ def _translators(
                     cache_dir=model_cache,
                     threads=llm_threads,
                     gpu_layers=llm_gpu_layers,
+                    parallel=llm_parallel,
                 )
             else:
                 llm = LlamaTranslator(
@@ -144,6 +149,7 @@ def _translators(
                     name=chat.model.name,
                     threads=llm_threads,
                     gpu_layers=llm_gpu_layers,
+                    parallel=llm_parallel,
                     languages=chat.model.chat_languages,
                     before_load=partial(load_path, chat, store),
                 )
@@ -164,6 +170,7 @@ def _translators(
                 api_key=openai_api_key.get_secret_value() if openai_api_key is not None else None,
                 timeout_s=openai_timeout_s,
                 languages=_openai_languages(openai_languages),
+                parallel=openai_parallel,
             )
             result.append(TextTranslation(openai))
     return tuple(result)

@@ -3,13 +3,21 @@
 The claim, the heartbeat and every write go through :mod:`vodscribe.worker.jobs`: conditional on
 the task still being this attempt's, so a task cancelled or taken over meanwhile is never
 overwritten. The heartbeat also carries progress and sees a cancel (REVOKED) within a second.
+
+A video's subtitle languages are separate tasks (as Gcore has them), released together once its
+transcription has ended. The worker that claims one claims up to ``translate_together - 1`` of
+the others as well and runs them side by side, each under its own claim and heartbeat, so that
+their translations share the LLM's parallel decoding; the messages of the others then find them
+taken and are skipped. Recognition (the Whisper engine) is used by one task at a time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +52,8 @@ from vodscribe.worker.jobs import AI_TASKS
 log = logging.getLogger(__name__)
 
 FETCH_SHARE = 0.15  # progress 0-15 % is the download, the rest is transcription
+#: Held while a task uses the Whisper engine (one at a time: tasks run side by side share it).
+_RECOGNISING = threading.Lock()
 
 
 @dataclass
@@ -122,10 +132,51 @@ def run_task(settings: Settings, task_id: str) -> str:
             log.info("task %s is not claimable; skipping", task_id)
             return "SKIPPED"
         with working_on(video_id=claimed.video_id):
-            status = _run(settings, claimed)
+            status = _run_together(settings, [claimed, *claim_siblings(settings, claimed)])
             if claimed.video_id is not None:  # the last of the video's tasks deletes its stored source
                 video_sources.release(settings, claimed.video_id)
         return status
+
+
+def claim_siblings(settings: Settings, claimed: Claim) -> list[Claim]:
+    """Up to ``translate_together - 1`` other tasks released with ``claimed`` (the other subtitle
+    languages of its video), claimed for this worker; none for a task that translates nothing."""
+    if settings.translate_together < 2 or claimed.task_data.subtitles is None:
+        return []
+    with session_scope(settings.db_url) as s:
+        task = s.get(AITask, claimed.task_id)
+        if task is None or task.after_task_id is None:
+            return []
+        ids = s.scalars(
+            select(AITask.id)
+            .where(
+                AITask.after_task_id == task.after_task_id,
+                AITask.client_id == task.client_id,
+                AITask.id != task.id,
+                AITask.status.in_(AI_TASKS.claimable),
+            )
+            .order_by(AITask.created_at, AITask.id)
+            .limit(settings.translate_together - 1)
+        ).all()
+    return [c for c in (claim(settings, task_id) for task_id in ids) if c is not None]
+
+
+def _run_together(settings: Settings, claims: list[Claim]) -> str:
+    """Run the claimed tasks side by side; the status of the first. The others' outcomes are counted
+    here (their own messages will find them taken)."""
+    if len(claims) == 1:
+        return _run(settings, claims[0])
+    log.info("running %d tasks of the video together: %s", len(claims), ", ".join(c.task_id for c in claims))
+
+    def one(c: Claim) -> str:
+        with working_on(task_id=c.task_id, video_id=c.video_id):
+            return _run(settings, c)
+
+    with ThreadPoolExecutor(len(claims), thread_name_prefix="ai-task") as pool:
+        statuses = list(pool.map(one, claims))
+    for status in statuses[1:]:
+        metrics.JOBS.labels(metrics.AI_TASK, status.lower()).inc()
+    return statuses[0]
 
 
 def _run(settings: Settings, claimed: Claim) -> str:
@@ -189,25 +240,30 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> Transcript
         watcher.set_progress(int(100 * FETCH_SHARE))
         key = recognition_cache.key_for(settings, source, audio_language.whisper if audio_language else None)
         earlier = recognition_cache.find(settings, key)
-        if earlier is not None:
-            log.info("task %s: reusing the recognition of this file", claimed.task_id)
-        started = time.monotonic()
-        transcript = transcribe_file(
-            source,
-            engine,
-            language=audio_language.whisper if audio_language else None,
-            subtitles_language=subtitles_language,
-            translators=translators,
-            on_progress=lambda f: watcher.set_progress(
-                int(100 * (FETCH_SHARE + (1 - FETCH_SHARE) * f * 0.99))
-            ),
-            should_stop=watcher.stopped,
-            max_seconds=settings.max_media_duration_s,
-            reuse=earlier,
-        )
+        # Whisper's own translation (into English) works on the audio even when the words are known.
+        speech = subtitles_language is languages.ENGLISH and any(t.from_speech for t in translators)
+        with _RECOGNISING if earlier is None or speech else contextlib.nullcontext():
+            if earlier is None:  # a task run beside this one may have recognised the file meanwhile
+                earlier = recognition_cache.find(settings, key)
+            if earlier is not None:
+                log.info("task %s: reusing the recognition of this file", claimed.task_id)
+            started = time.monotonic()
+            transcript = transcribe_file(
+                source,
+                engine,
+                language=audio_language.whisper if audio_language else None,
+                subtitles_language=subtitles_language,
+                translators=translators,
+                on_progress=lambda f: watcher.set_progress(
+                    int(100 * (FETCH_SHARE + (1 - FETCH_SHARE) * f * 0.99))
+                ),
+                should_stop=watcher.stopped,
+                max_seconds=settings.max_media_duration_s,
+                reuse=earlier,
+            )
+            if earlier is None and transcript.recognized is not None:
+                recognition_cache.keep(settings, key, transcript.recognized)
     _count_media(engine, claimed, transcript.media.duration, time.monotonic() - started, earlier is None)
-    if earlier is None and transcript.recognized is not None:
-        recognition_cache.keep(settings, key, transcript.recognized)
     if transcript.translated_by:
         log.info("task %s translated by %s", claimed.task_id, ", ".join(transcript.translated_by))
     return build_result(transcript, audio_language, subtitles_language)
