@@ -27,6 +27,7 @@ import platform
 import resource
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -208,9 +209,16 @@ def _speech_to_english(backends: list[TextTranslator], testdata: Path) -> dict[s
 
 
 def _subtitle_job(backends: list[TextTranslator], testdata: Path) -> dict[str, Any]:
-    """The worker's job for a video's translated track: the 84 s English file recognised once, then
-    its subtitles translated into German by each text backend. ``translation_s_per_media_s`` is the
-    translation's wall time over the media's duration (the recognition is timed once, apart)."""
+    """The worker's job for a video's translated tracks: the 84 s English file recognised once, then
+    its subtitles translated into German, and into German, French and Spanish at the same time (as a
+    worker runs a video's subtitle-language tasks side by side), by each text backend.
+
+    A local LLM runs each job twice in this process: one request decoded at a time (``parallel=1``,
+    how it worked before parallel decoding) and with its default parallel sequences. Ratios compare
+    runs made here: ``parallel_over_one_at_a_time`` (one target) and
+    ``three_targets_over_one`` (three targets at once against one, both parallel).
+    ``s_per_media_s`` is recognition + translation over the media's duration."""
+    from vodscribe.engines.llm import LlamaTranslator
     from vodscribe.engines.whisper import get_engine
     from vodscribe.speech.subtitle_translation import TextTranslation
     from vodscribe.speech.transcription import transcribe_file
@@ -222,32 +230,74 @@ def _subtitle_job(backends: list[TextTranslator], testdata: Path) -> dict[str, A
     started = time.perf_counter()
     spoken = transcribe_file(path, engine)
     recognition_s = time.perf_counter() - started
-    duration = spoken.media.duration
-    rows: dict[str, Any] = {}
-    german = languages.resolve("ger")
-    for backend in backends:
-        if not backend.supports(languages.ENGLISH, german):
-            continue
+    duration = spoken.media.duration or 1.0
+    targets = [languages.resolve(code) for code in ("ger", "fre", "spa")]
+
+    def job(backend: TextTranslator, wanted: list[languages.Language]) -> dict[str, Any]:
+        """Translate into every ``wanted`` language at once (one thread each); seconds for all."""
+        out: dict[str, int] = {}
+
+        def one(target: languages.Language) -> None:
+            translated = transcribe_file(
+                path,
+                engine,
+                subtitles_language=target,
+                translators=[TextTranslation(backend)],
+                reuse=spoken.recognized,
+            )
+            out[target.b] = len(translated.cues)
+
         started = time.perf_counter()
-        translated = transcribe_file(
-            path,
-            engine,
-            subtitles_language=german,
-            translators=[TextTranslation(backend)],
-            reuse=spoken.recognized,
-        )
+        with ThreadPoolExecutor(len(wanted)) as pool:
+            list(pool.map(one, wanted))
         seconds = time.perf_counter() - started
-        _log(f"subtitle job en->de, {backend.name}: {seconds:.1f} s")
-        rows[backend.name] = {
+        return {
             "translation_s": round(seconds, 1),
-            "translation_s_per_media_s": round(seconds / duration, 3),
-            "cues": len(translated.cues),
+            "s_per_media_s": round((recognition_s + seconds) / duration, 3),
+            "cues": out,
         }
+
+    rows: dict[str, Any] = {}
+    for backend in backends:
+        if not all(backend.supports(languages.ENGLISH, t) for t in targets):
+            continue
+        if isinstance(backend, LlamaTranslator):
+
+            def fresh(parallel: int, model: LlamaTranslator = backend) -> LlamaTranslator:
+                """A new translator (no length ratios learnt yet), loaded outside the timing."""
+                t = LlamaTranslator(
+                    model.model, cache_dir=model.cache_dir, threads=model.threads, parallel=parallel
+                )
+                t.translate(["Warm up."], languages.ENGLISH, languages.resolve("ita"))  # not a target
+                return t
+
+            row: dict[str, Any] = {"sequences": backend.parallel}
+            for label, parallel in (("one_at_a_time", 1), ("parallel", backend.parallel)):
+                row[label] = {}
+                for size, wanted in (("one_target", targets[:1]), ("three_targets", targets)):
+                    translator = fresh(parallel)
+                    row[label][size] = job(translator, wanted)
+                    translator.close()
+            one, par = row["one_at_a_time"], row["parallel"]
+            row["parallel_over_one_at_a_time"] = round(
+                par["one_target"]["translation_s"] / one["one_target"]["translation_s"], 3
+            )
+            row["three_targets_over_one"] = round(
+                par["three_targets"]["translation_s"] / par["one_target"]["translation_s"], 3
+            )
+            row["three_targets_parallel_over_one_at_a_time"] = round(
+                par["three_targets"]["translation_s"] / one["three_targets"]["translation_s"], 3
+            )
+        else:
+            row = {"one_target": job(backend, targets[:1]), "three_targets": job(backend, targets)}
+        _log(f"subtitle job {backend.name}: {json.dumps(row)}")
+        rows[backend.name] = row
     return {
         "file": "en/long_en_concat.wav",
         "media_s": round(duration, 1),
         "recognition_s": round(recognition_s, 1),
         "recognition_s_per_media_s": round(recognition_s / duration, 3),
+        "targets": [t.b for t in targets],
         "backends": rows,
     }
 

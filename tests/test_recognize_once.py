@@ -1,5 +1,6 @@
 """A video's speech is recognised once, whatever the number of subtitle languages asked for: the
-translations wait for the transcription and start from what it found; each still ends on its own."""
+translations wait for the transcription and start from what it found, run side by side; each still
+ends on its own."""
 
 from __future__ import annotations
 
@@ -106,4 +107,8 @@ def test_a_video_with_three_targets_recognises_its_speech_once(
     # faster-whisper logs this once per recognition it runs: once for the video, not four times
     assert log.count("Processing audio with duration") == 1, log.count("Processing audio with duration")
     assert log.count("reusing the recognition of this file") == 3
+    # The three subtitle languages ran side by side (their translations decoded together), and the
+    # messages of the two taken along found them taken.
+    assert log.count("running 3 tasks of the video together") == 1, log
+    assert log.count("is not claimable; skipping") >= 2
     assert (DATA / "jfk_librivox.mp4").exists()

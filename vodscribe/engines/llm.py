@@ -101,6 +101,13 @@ class LlamaTranslator(ChatLanguages):
     def _chat_many(self, requests: Sequence[ChatRequest]) -> list[str]:
         return self._loaded().chat(requests)
 
+    def close(self) -> None:
+        """Free the model and its context (a later translation loads them again)."""
+        with self._lock:
+            model, self._model = self._model, None
+        if model is not None:
+            model.close()
+
     def _loaded(self) -> LoadedChatModel:
         with self._lock:
             if self._model is None:
@@ -165,6 +172,10 @@ class LoadedChatModel:
         prompts = [self.prompt(r.system, r.user) for r in requests]
         answers = self.decoder.generate(prompts, [r.max_tokens for r in requests])
         return [self.llama.detokenize(tokens).decode("utf-8", errors="ignore") for tokens in answers]
+
+    def close(self) -> None:
+        self.decoder.close()
+        self.llama.close()
 
     def prompt(self, system: str, user: str) -> list[int]:
         """The tokens create_chat_completion would feed the model for these two messages."""
