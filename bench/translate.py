@@ -3,7 +3,8 @@
 Usage (from the repository root, in the project's virtual environment)::
 
     python bench/translate.py [--pairs en-de,de-en] [--limit N] [--nmt DIR[=PAIR]]... [--no-llm]
-                              [--no-speech] [--data DIR]
+                              [--llm-parallel N] [--no-pairs] [--no-speech] [--no-subtitle-job]
+                              [--data DIR]
 
 For each backend (the bundled LLM when ``vodscribe[llm]`` is installed; each ``--nmt`` directory
 and each entry of ``VODSCRIBE_NMT_MODELS``) and each pair of ``bench/data/parallel.json`` it
@@ -67,7 +68,8 @@ def _backends(args: argparse.Namespace) -> list[TextTranslator]:
 
         chat = ref("llm", os.environ.get("VODSCRIBE_LLM_MODEL", "") or "bundled")
         if not chat.bundled or llm_available():
-            found.append(LlamaTranslator(None if chat.bundled else Path(chat.value), threads=args.threads))
+            model = None if chat.bundled else Path(chat.value)
+            found.append(LlamaTranslator(model, threads=args.threads, parallel=args.llm_parallel))
         else:
             _log("LLM backend not installed (pip install 'vodscribe[llm]'): skipped")
     return found
@@ -89,7 +91,10 @@ def main() -> int:
     parser.add_argument("--nmt", action="append", default=[], help="A CTranslate2 model dir (repeatable)")
     parser.add_argument("--no-llm", action="store_true", help="Skip the LLM backend")
     parser.add_argument("--threads", type=int, default=0, help="LLM CPU threads (0 = all cores)")
+    parser.add_argument("--llm-parallel", type=int, default=4, help="LLM sequences decoded at once")
     parser.add_argument("--no-speech", action="store_true", help="Skip the speech-to-English comparison")
+    parser.add_argument("--no-subtitle-job", action="store_true", help="Skip the 84 s file's subtitle job")
+    parser.add_argument("--no-pairs", action="store_true", help="Skip the parallel-text pairs")
     parser.add_argument(
         "--data",
         type=Path,
@@ -102,7 +107,7 @@ def main() -> int:
     data = json.loads(DATA.read_text(encoding="utf-8"))
     wanted = [p.strip() for p in args.pairs.split(",") if p.strip()] or list(data["pairs"])
     pairs: dict[str, list[dict[str, Any]]] = {}
-    for key in wanted:
+    for key in [] if args.no_pairs else wanted:
         items = data["pairs"][key]
         pairs[key] = items[: args.limit] if args.limit else items
 
@@ -159,6 +164,7 @@ def main() -> int:
         }
     if not args.no_speech:
         report["speech_to_english"] = _speech_to_english(backends, args.data)
+    if not args.no_subtitle_job:
         report["subtitle_job"] = _subtitle_job(backends, args.data)
     report["peak_rss_mb"] = _peak_rss_mb()
     print(json.dumps(report, ensure_ascii=False, indent=2))

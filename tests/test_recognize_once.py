@@ -20,6 +20,7 @@ from vodscribe.engines.whisper import Span
 from vodscribe.services.clients import create_client
 from vodscribe.speech.language_runs import LanguageRun
 from vodscribe.speech.stored_recognition import Recognized
+from vodscribe.worker.ai_task_runner import claim, claim_siblings
 from vodscribe.worker.reaper import reap
 
 
@@ -56,6 +57,46 @@ def test_a_waiting_translation_is_sent_only_once_its_transcription_ended(tmp_pat
         assert done is not None
         done.status = "FAILURE"  # however it ended, the translation now runs on its own
     assert reap(settings) == [then_id]
+
+
+def test_a_worker_takes_along_only_the_other_languages_released_with_its_task(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, translate_together=3)
+    migrate(settings.db_url)
+    with session_scope(settings.db_url) as s:
+        a, _ = create_client(s, "a")
+        b, _ = create_client(s, "b")
+        first = AITask(client_id=a.id, status="SUCCESS", task_data={"url": "x"})
+        s.add(first)
+        s.flush()
+
+        def task(client: int, status: str, code: str | None, after: str | None = first.id) -> str:
+            row = AITask(
+                client_id=client,
+                status=status,
+                heartbeat_at=utcnow(),
+                after_task_id=after,
+                task_data={"url": "x", "subtitles_language": code},
+            )
+            s.add(row)
+            s.flush()
+            return row.id
+
+        mine = [task(a.id, "PENDING", code) for code in ("ger", "fre", "spa", "ita")]
+        running = task(a.id, "STARTED", "rus")  # another worker runs it
+        foreign = task(b.id, "PENDING", "ger")  # cannot happen; never taken even so
+        alone = task(a.id, "PENDING", "ger", after=None)  # asked for on its own
+    claimed = claim(settings, mine[0])
+    assert claimed is not None
+    taken = claim_siblings(settings, claimed)
+    assert [c.task_id for c in taken] == mine[1:3]  # up to translate_together - 1, oldest first
+    with session_scope(settings.db_url) as s:
+        status = {t.id: t.status for t in s.query(AITask)}
+    assert [status[t] for t in mine] == ["STARTED", "STARTED", "STARTED", "PENDING"]
+    assert (status[running], status[foreign], status[alone]) == ("STARTED", "PENDING", "PENDING")
+    # A worker told to run them one after another takes nothing along.
+    first_claim = claim(settings, mine[3])
+    assert first_claim is not None
+    assert claim_siblings(settings.model_copy(update={"translate_together": 1}), first_claim) == []
 
 
 @pytest.mark.slow  # a real service: Whisper and the translation LLM load

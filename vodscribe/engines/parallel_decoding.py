@@ -148,12 +148,18 @@ class ParallelDecoder:
         return [s.out for s in sequences]
 
     def close(self) -> None:
+        """Free the context, once the steps under way end; requests still queued fail."""
         with self._cond:
             if self._closed:
                 return
             self._closed = True
             while self._leading:
                 self._cond.wait()
+            for s in [*self._running.values(), *self._waiting]:
+                s.error, s.done = "the parallel decoder was closed", True
+            self._running.clear()
+            self._waiting.clear()
+            self._cond.notify_all()
         llama_cpp.llama_batch_free(self._batch)
         llama_cpp.llama_free(self._ctx)
 
