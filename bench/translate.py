@@ -166,6 +166,7 @@ def main() -> int:
         report["speech_to_english"] = _speech_to_english(backends, args.data)
     if not args.no_subtitle_job:
         report["subtitle_job"] = _subtitle_job(backends, args.data)
+    report["parallel_decoding"] = _parallel_decoding(backends)
     report["peak_rss_mb"] = _peak_rss_mb()
     print(json.dumps(report, ensure_ascii=False, indent=2))
     return 0
@@ -306,6 +307,47 @@ def _subtitle_job(backends: list[TextTranslator], testdata: Path) -> dict[str, A
         "targets": [t.b for t in targets],
         "backends": rows,
     }
+
+
+def _parallel_decoding(backends: list[TextTranslator], tokens: int = 48, rounds: int = 3) -> dict[str, Any]:
+    """What decoding sequences side by side gains on this machine: for 1, 2, 4 and 8 sequences at
+    once (a fresh decoder on the loaded model each time), ``tokens`` greedy tokens each after a short
+    prompt; tokens a second over all of them (the best of ``rounds`` rounds, the counts taken in
+    turn within each round: this machine is noisy), and as a ratio to one sequence."""
+    from vodscribe.engines.llm import LlamaTranslator
+    from vodscribe.engines.parallel_decoding import ParallelDecoder
+
+    rows: dict[str, Any] = {}
+    for backend in backends:
+        if not isinstance(backend, LlamaTranslator):
+            continue
+        loaded = backend.loaded()
+        threads = backend.threads or os.cpu_count() or 1
+        best: dict[int, float] = {}
+        made_tokens: dict[int, int] = {}
+        for _ in range(rounds):
+            for n in (1, 2, 4, 8):
+                decoder = ParallelDecoder(loaded.model, slots=n, context=n * 512, threads=threads)
+                asks = [f"Count from {k + 1} to 100 in words." for k in range(n)]
+                prompts = [loaded.prompt("Answer at length.", ask) for ask in asks]
+                decoder.generate(prompts, [1] * n)  # the prompts' cells, computed outside the timing
+                started = time.perf_counter()
+                made = decoder.generate(prompts, [tokens] * n)
+                seconds = time.perf_counter() - started
+                decoder.close()
+                made_tokens[n] = sum(map(len, made))
+                best[n] = max(best.get(n, 0.0), made_tokens[n] / seconds)
+        counts = {
+            str(n): {
+                "tokens_per_s": round(rate, 1),
+                "tokens": made_tokens[n],
+                "over_one_sequence": round(rate / best[1], 2),
+            }
+            for n, rate in best.items()
+        }
+        _log(f"parallel decoding {backend.name}: {json.dumps(counts)}")
+        rows[backend.name] = counts
+    return rows
 
 
 def _version(name: str) -> str | None:

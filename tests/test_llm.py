@@ -233,7 +233,7 @@ def test_an_answer_numbering_lines_the_batch_lacks_is_redone_whole() -> None:
 
 @pytest.mark.slow  # loads the bundled GGUF
 def test_texts_translated_at_the_same_time_are_decoded_together(translator: LlamaTranslator) -> None:
-    decoder = translator._loaded().decoder
+    decoder = translator.loaded().decoder
     steps, answering, reused = decoder.stats.steps, decoder.stats.answering, decoder.stats.reused_tokens
     sentences = ["Ask not what your country can do for you.", "Ask what you can do for your country."]
     targets = {"ger": "land", "fre": "pays", "spa": "país"}
@@ -256,8 +256,8 @@ def test_texts_translated_at_the_same_time_are_decoded_together(translator: Llam
 
 @pytest.mark.slow  # loads the bundled GGUF
 def test_the_parallel_decoder_keeps_every_request_within_its_share(translator: LlamaTranslator) -> None:
-    loaded = translator._loaded()
-    decoder = ParallelDecoder(loaded.llama._model.model, slots=2, context=256, threads=2, batch=64)
+    loaded = translator.loaded()
+    decoder = ParallelDecoder(loaded.model, slots=2, context=256, threads=2, batch=64)
     try:
         prompts = [loaded.prompt("Answer in one word.", f"Name a colour, number {n}.") for n in range(5)]
         first = prompts[0]

@@ -99,7 +99,7 @@ class LlamaTranslator(ChatLanguages):
         return self._chat_many([ChatRequest(system, user, max_tokens)])[0]
 
     def _chat_many(self, requests: Sequence[ChatRequest]) -> list[str]:
-        return self._loaded().chat(requests)
+        return self.loaded().chat(requests)
 
     def close(self) -> None:
         """Free the model and its context (a later translation loads them again)."""
@@ -108,7 +108,8 @@ class LlamaTranslator(ChatLanguages):
         if model is not None:
             model.close()
 
-    def _loaded(self) -> LoadedChatModel:
+    def loaded(self) -> LoadedChatModel:
+        """The model, loaded on first use."""
         with self._lock:
             if self._model is None:
                 self._model = self._load()
@@ -165,13 +166,18 @@ class LoadedChatModel:
         else:  # llama-cpp-python's own fallback
             self._format = llama_chat_format.format_llama2
         self.decoder = ParallelDecoder(
-            llama._model.model, slots=slots, context=slots * context, threads=threads, flash_attention=gpu
+            self.model, slots=slots, context=slots * context, threads=threads, flash_attention=gpu
         )
 
     def chat(self, requests: Sequence[ChatRequest]) -> list[str]:
         prompts = [self.prompt(r.system, r.user) for r in requests]
         answers = self.decoder.generate(prompts, [r.max_tokens for r in requests])
         return [self.llama.detokenize(tokens).decode("utf-8", errors="ignore") for tokens in answers]
+
+    @property
+    def model(self) -> Any:
+        """The ``llama_model_p`` (another decoder may be made on it, as the benchmark does)."""
+        return self.llama._model.model
 
     def close(self) -> None:
         self.decoder.close()

@@ -1,10 +1,11 @@
 """Greedy decoding of several prompts at once, as parallel sequences of one llama.cpp context.
 
 One decoding step reads all of the model's weights whatever the number of sequences it advances,
-so sequences decoded side by side share that cost: on 2 AVX-512 cores the bundled 1.5B model made
-23.6 tokens/s for one sequence, 33.2 for two and 35.8 for four together (``bench/README.md``); a
-GPU gains far more. This is llama.cpp's batched decoding (its ``batched`` example, and the slots of
-its server) through llama-cpp-python's low-level API:
+so sequences decoded side by side share that cost. On 2 AVX-512 cores the bundled 1.5B model made
+27.5 tokens/s for one sequence, 35.0 for two, 41.2 for four and 35.8 for eight together
+(``bench/translate.py``'s ``parallel_decoding``, best of three rounds): there the matrix products
+are compute-bound and gain little; a GPU gains far more. This is llama.cpp's batched decoding (its
+``batched`` example, and the slots of its server) through llama-cpp-python's low-level API:
 
 * each request takes a *slot* (a sequence id of the context) while it runs; a step feeds every
   running sequence its last token, and the prompts of newly admitted ones (in pieces of the batch
