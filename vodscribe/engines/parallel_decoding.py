@@ -3,9 +3,10 @@
 One decoding step reads all of the model's weights whatever the number of sequences it advances,
 so sequences decoded side by side share that cost. On 2 AVX-512 cores the bundled 1.5B model made
 27.5 tokens/s for one sequence, 35.0 for two, 41.2 for four and 35.8 for eight together
-(``bench/translate.py``'s ``parallel_decoding``, best of three rounds): there the matrix products
-are compute-bound and gain little; a GPU gains far more. This is llama.cpp's batched decoding (its
-``batched`` example, and the slots of its server) through llama-cpp-python's low-level API:
+(``bench/translate.py``'s ``parallel_decoding``, best of three rounds): on two cores the matrix
+products are compute-bound and gain little. A GPU step is bound by reading the weights, which is
+what batching shares (not measured here: no GPU was lent). This is llama.cpp's batched decoding
+(its ``batched`` example, and the slots of its server) through llama-cpp-python's low-level API:
 
 * each request takes a *slot* (a sequence id of the context) while it runs; a step feeds every
   running sequence its last token, and the prompts of newly admitted ones (in pieces of the batch
