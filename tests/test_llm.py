@@ -276,3 +276,9 @@ def test_the_parallel_decoder_keeps_every_request_within_its_share(translator: L
         decoder.close()
     with pytest.raises(TranslationError, match="closed"):
         decoder.generate([first], [2])
+    # What a GPU gets (flash attention where the device has it) runs on a CPU too.
+    flash = ParallelDecoder(loaded.model, slots=2, context=256, threads=2, flash_attention=True)
+    try:
+        assert all(1 <= len(a) <= 2 for a in flash.generate(prompts[:2], [2, 2]))
+    finally:
+        flash.close()
