@@ -153,7 +153,8 @@ def claim_siblings(settings: Settings, claimed: Claim) -> list[Claim]:
                 AITask.after_task_id == task.after_task_id,
                 AITask.client_id == task.client_id,
                 AITask.id != task.id,
-                AITask.status.in_(AI_TASKS.claimable),
+                # Not one waiting to be retried: its wait is deliberate.
+                AITask.status.in_((TaskStatus.RECEIVED, TaskStatus.PENDING)),
             )
             .order_by(AITask.created_at, AITask.id)
             .limit(settings.translate_together - 1)
