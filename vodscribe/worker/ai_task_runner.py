@@ -141,7 +141,8 @@ def run_task(settings: Settings, task_id: str) -> str:
 def claim_siblings(settings: Settings, claimed: Claim) -> list[Claim]:
     """Up to ``translate_together - 1`` other tasks released with ``claimed`` (the other subtitle
     languages of its video), claimed for this worker; none for a task that translates nothing."""
-    if settings.translate_together < 2 or claimed.task_data.subtitles is None:
+    # The stored code as it is: a bad one is the task's own error, met (and retried) when it runs.
+    if settings.translate_together < 2 or not claimed.task_data.subtitles_language:
         return []
     with session_scope(settings.db_url) as s:
         task = s.get(AITask, claimed.task_id)
