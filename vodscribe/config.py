@@ -162,7 +162,7 @@ class Settings(BaseSettings):
         ge=1,
         le=64,
         description="Requests the LLM decodes at once as parallel sequences (4 was fastest on 2 CPU cores: "
-        "bench/README.md; a GPU takes more); each has 2,048 tokens of KV cache",
+        "bench/README.md; a GPU may take more, not measured); each has 2,048 tokens of KV cache",
     )
     translate_together: int = Field(
         default=3,
