@@ -113,7 +113,7 @@ class ChatTranslation:
 
     def __init__(
         self,
-        chat: Chat,
+        chat: Chat | None = None,
         *,
         name: str = "LLM",
         batch_sentences: int = BATCH_SENTENCES,
@@ -123,6 +123,8 @@ class ChatTranslation:
         chat_many: ChatMany | None = None,
         parallel: int = 1,
     ) -> None:
+        if chat is None and chat_many is None:
+            raise TypeError("ChatTranslation needs chat or chat_many")
         self.chat = chat
         self.chat_many = chat_many
         self.parallel = parallel
@@ -180,10 +182,12 @@ class ChatTranslation:
             if len(replies) != len(requests):
                 raise TranslationError(f"{self.name} gave {len(replies)} replies to {len(requests)} requests")
             return replies
+        chat = self.chat
+        assert chat is not None  # the constructor has one of the two
         if self.parallel <= 1 or len(requests) == 1:
-            return [self.chat(r.system, r.user, r.max_tokens) for r in requests]
+            return [chat(r.system, r.user, r.max_tokens) for r in requests]
         with ThreadPoolExecutor(min(self.parallel, len(requests)), thread_name_prefix="chat") as pool:
-            return list(pool.map(lambda r: self.chat(r.system, r.user, r.max_tokens), requests))
+            return list(pool.map(lambda r: chat(r.system, r.user, r.max_tokens), requests))
 
     def _read_batch(
         self, reply: str, texts: Sequence[str], source: Language, target: Language

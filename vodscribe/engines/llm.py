@@ -87,16 +87,13 @@ class LlamaTranslator(ChatLanguages):
         self._before_load = before_load
         self._model: LoadedChatModel | None = None
         self._lock = threading.Lock()
-        self._chats = ChatTranslation(self._chat, chat_many=self._chat_many, name=self.name)
+        self._chats = ChatTranslation(chat_many=self._chat_many, name=self.name)
 
     # --- translating ------------------------------------------------------------------------------
     def translate(self, sentences: Sequence[str], source: Language, target: Language) -> list[str]:
         """Safe to call from several threads at once: their requests are decoded together."""
         self.require(source, target)
         return self._chats.translate(sentences, source, target)
-
-    def _chat(self, system: str, user: str, max_tokens: int) -> str:
-        return self._chat_many([ChatRequest(system, user, max_tokens)])[0]
 
     def _chat_many(self, requests: Sequence[ChatRequest]) -> list[str]:
         return self.loaded().chat(requests)

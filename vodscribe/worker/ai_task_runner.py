@@ -64,6 +64,8 @@ class Claim:
     progress: int
     video_id: int | None = None
     attach_subtitle: bool = False
+    client_id: int | None = None
+    after_task_id: str | None = None  # the task it waited for (a video's languages share one)
 
 
 def claim(settings: Settings, task_id: str) -> Claim | None:
@@ -84,7 +86,16 @@ def claim(settings: Settings, task_id: str) -> Claim | None:
         if attempt is None:
             return None
         data = TaskData.model_validate(task.task_data)
-        return Claim(task_id, attempt, data, progress, task.video_id, task.attach_subtitle)
+        return Claim(
+            task_id,
+            attempt,
+            data,
+            progress,
+            task.video_id,
+            task.attach_subtitle,
+            task.client_id,
+            task.after_task_id,
+        )
 
 
 class Watcher(jobs.JobWatch):
@@ -144,16 +155,15 @@ def claim_siblings(settings: Settings, claimed: Claim) -> list[Claim]:
     # The stored code as it is: a bad one is the task's own error, met (and retried) when it runs.
     if settings.translate_together < 2 or not claimed.task_data.subtitles_language:
         return []
+    if claimed.after_task_id is None or claimed.client_id is None:
+        return []
     with session_scope(settings.db_url) as s:
-        task = s.get(AITask, claimed.task_id)
-        if task is None or task.after_task_id is None:
-            return []
         ids = s.scalars(
             select(AITask.id)
             .where(
-                AITask.after_task_id == task.after_task_id,
-                AITask.client_id == task.client_id,
-                AITask.id != task.id,
+                AITask.after_task_id == claimed.after_task_id,
+                AITask.client_id == claimed.client_id,
+                AITask.id != claimed.task_id,
                 # Not one waiting to be retried: its wait is deliberate.
                 AITask.status.in_((TaskStatus.RECEIVED, TaskStatus.PENDING)),
             )
