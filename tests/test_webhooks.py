@@ -455,7 +455,7 @@ def test_video_events_from_pending_to_ready_then_deletion(
 
     def statuses() -> list[str]:
         seen = [r.event["message"]["video"]["status"] for r in receiver.events("video")]
-        assert "ready" in seen, seen
+        assert {"ready", "viewable"} <= set(seen), seen  # either may arrive last
         return seen
 
     # Deliveries run side by side, so viewable and ready (committed a moment apart) may arrive in
