@@ -22,6 +22,7 @@ from vodscribe.speech.language_runs import (
     CONFIDENT,
     LanguageRun,
     StartLanguage,
+    holds_alone,
     identify_speech,
     identify_start,
     language_confidence,
@@ -37,6 +38,9 @@ from vodscribe.speech.windows import SpeechWindow, speech_windows
 
 #: Share of a run's progress that text translation takes, when a text backend translates it.
 TRANSLATE_SHARE = 0.3
+#: How many spans a window's run may go on past (heard on their own, still in its language) before
+#: the rest of the window is planned span by span: each costs the run its window's realignment.
+MAX_DOUBTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,12 +173,17 @@ def _recognise(
             assumed, confidence, checked_from = start.language, start.probability, start.end
             if confidence < CONFIDENT:
                 assumed = None  # unsure from the start: the plan decides span by span
-        if assumed is not None:
+        cleared: list[Span] = []
+        while assumed is not None and spans:
             whole = _moved(run_of(spans, assumed), window.start)
             backend = _backend(whole, subtitles_language, translators)
             if backend is not None and not backend.from_speech:
                 progress.expect_translation(whole)
-            run, run_segments, spans = transcribe_assuming(
+
+            def recognised(_: LanguageRun, seg: SpeechSegment, whole: LanguageRun = whole) -> None:
+                progress.recognition(whole, seg.end)
+
+            held = transcribe_assuming(
                 engine,
                 window.audio,
                 spans,
@@ -183,15 +192,26 @@ def _recognise(
                 confidence=confidence,
                 task="translate" if backend is not None and backend.from_speech else "transcribe",
                 offset=window.start,
-                on_segment=lambda _, seg: progress.recognition(whole, seg.end),
+                on_segment=recognised,
                 should_stop=should_stop,
+                cleared=cleared,
             )
-            if run is not None:
-                known = (*known, run.language)
-                moved = _moved(run, window.start)
+            spans = held.rest
+            if held.run is not None:
+                known = tuple(dict.fromkeys((*known, held.run.language)))
+                moved = _moved(held.run, window.start)
                 if backend is not None and not backend.from_speech:
                     progress.expect_translation(moved)
-                yield moved, run_segments, backend
+                yield moved, held.segments, backend
+            # A span whose slice doubted the language is heard on its own; where that still hears
+            # the language, the run goes on past it, since planning the rest span by span costs a
+            # language-ID pass per window. A few such doubts a window at most, then the plan.
+            suspect = held.suspect
+            if suspect is None or len(cleared) >= MAX_DOUBTS:
+                break
+            if not holds_alone(engine, window.audio, window.spans, suspect, assumed):
+                break
+            cleared.append(suspect)
     if not spans:
         return
     planned = plan_runs(
