@@ -384,7 +384,6 @@ def transcribe(
     from vodscribe import languages
     from vodscribe.engines.whisper import engine_for
     from vodscribe.errors import MediaError
-    from vodscribe.media.fetch import download
     from vodscribe.models.catalogue import UnknownModelError
     from vodscribe.models.store import ModelError
     from vodscribe.services.translation_backends import translators_for
@@ -410,6 +409,8 @@ def transcribe(
         with tempfile.TemporaryDirectory(prefix="vodscribe-") as tmp:
             path = Path(source)
             if source.startswith(("http://", "https://")):
+                from vodscribe.media.fetch import download  # httpx: 5 MB a local file need not carry
+
                 bar.set_description("download")
                 path = download(source, Path(tmp) / "source", settings=settings).path
             elif not path.is_file():
