@@ -382,10 +382,9 @@ def transcribe_assuming(
     own in ``language`` (:func:`holds_alone`): their slices stop nothing.
     """
     run = run_of(spans, language)
-    cleared_at = [s.start for s in cleared]
     latest: list[tuple[str, float]] = []
     switch: list[float] = []  # where a span that may be in another language starts (seconds into audio)
-    suspect: list[float] = []  # and where that span itself starts
+    suspect: list[Span] = []  # and that span itself
 
     heard = [confidence]  # and the probability of ``language`` in each window that confirmed it
 
@@ -393,15 +392,16 @@ def transcribe_assuming(
         latest[:] = sorted(window.window.items(), key=lambda item: -item[1])
         if _confirms(latest, language):
             heard.append(latest[0][1])
-        doubted = [
-            _span_start(spans, s.start + run.span.start)
+        doubted = (
+            _span_holding(spans, s.start + run.span.start)
             for s, probs in window.spans
             if _foreign(probs, language, s.duration)
-        ]
-        foreign = [at for at in doubted if not any(abs(at - c) < 1e-3 for c in cleared_at)]
+        )
+        foreign = [span for span in doubted if span not in cleared]
         if foreign and not switch:
-            switch.append(_with_words_before(spans, min(foreign)))
-            suspect.append(min(foreign))
+            first = min(foreign, key=lambda span: span.start)
+            switch.append(_with_words_before(spans, first.start))
+            suspect.append(first)
 
     segments: list[SpeechSegment] = []
     stopped_at: float | None = None
@@ -445,8 +445,7 @@ def transcribe_assuming(
     before = [s for s in spans if s.start < cut]
     rest = [s for s in spans if s.start >= cut]
     held = replace(run_of(before, language), confidence=confidence) if before else None
-    doubted = next((s for s in spans if suspect and abs(s.start - suspect[0]) < 1e-3), None)
-    return Assumed(held, kept, rest, doubted if doubted in rest else None)
+    return Assumed(held, kept, rest, suspect[0] if suspect and suspect[0] in rest else None)
 
 
 class Assumed(NamedTuple):
@@ -489,9 +488,13 @@ def _confirms(probabilities: Sequence[tuple[str, float]], language: str) -> bool
 
 
 def _span_start(spans: Sequence[Span], at: float) -> float:
-    """The start of the first span not over by ``at``: the one holding it, or, when ``at`` falls
-    in a pause (mapped times can), the next one; past the end, the last one (never nothing to redo)."""
-    return next((s.start for s in spans if s.end > at), spans[-1].start)
+    return _span_holding(spans, at).start
+
+
+def _span_holding(spans: Sequence[Span], at: float) -> Span:
+    """The first span not over by ``at``: the one holding it, or, when ``at`` falls in a pause
+    (mapped times can), the next one; past the end, the last one (never nothing to redo)."""
+    return next((s for s in spans if s.end > at), spans[-1])
 
 
 def run_of(spans: Sequence[Span], language: str) -> LanguageRun:
