@@ -254,6 +254,13 @@ class Settings(BaseSettings):
         "default twice the upload size limit",
     )
 
+    # --- speech requests (the OpenAI audio API, whisper-asr-webservice's /asr) --------------------
+    anonymous_speech_requests: bool = Field(
+        default=False,
+        description="Let `/asr`, `/detect-language` and `/v1/audio/...` requests without a key run as "
+        "the 'anonymous' client (its own tasks, limits and queue). Off: a key is required, as everywhere.",
+    )
+
     # --- jobs -----------------------------------------------------------------------------------
     task_queue_limit: int = Field(default=100, description="Unfinished AI tasks allowed per client")
     max_attempts: int = 3

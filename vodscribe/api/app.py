@@ -16,11 +16,24 @@ from vodscribe.api.health import health as service_health
 from vodscribe.api.openapi import gcore_openapi
 from vodscribe.api.rate_limit import make_limiter
 from vodscribe.api.request_id import RequestId
-from vodscribe.api.routers import ai_tasks, console, public_files, subtitles, tus, videos, webhooks
+from vodscribe.api.routers import (
+    ai_tasks,
+    asr_webservice,
+    console,
+    openai_audio,
+    public_files,
+    subtitles,
+    tus,
+    videos,
+    webhooks,
+)
 from vodscribe.config import Settings, get_settings
 from vodscribe.logs import setup as setup_logging
 from vodscribe.queue import celery_for
 from vodscribe.schemas.service import Health
+
+#: The speech requests read their own bodies, within the upload limit (api.uploaded_form).
+SPEECH_PATHS = ("/v1/audio/", "/asr", "/detect-language")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -40,11 +53,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodyLimit,
         max_bytes=settings.max_body_bytes,
         larger={videos.BATCH_PATH: settings.max_batch_body_bytes},
-        streamed=(tus.PREFIX,),
+        streamed=(tus.PREFIX, *SPEECH_PATHS),
     )
     app.add_middleware(HeadAsGet)
     app.add_middleware(RequestId)  # outermost: the id covers the whole request, errors included
     app.include_router(ai_tasks.router)
+    app.include_router(openai_audio.router)
+    app.include_router(asr_webservice.router)
     app.include_router(videos.router)
     app.include_router(subtitles.router)
     app.include_router(public_files.router)

@@ -7,6 +7,8 @@ stays on the event loop; the hot read routes go further with :data:`Read`: one h
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
@@ -19,7 +21,7 @@ from vodscribe.api.errors import ApiError
 from vodscribe.config import Settings
 from vodscribe.db.session import get_sessionmaker, missing_database_file
 from vodscribe.db.tables import Client
-from vodscribe.services.clients import authenticate
+from vodscribe.services.clients import anonymous_client, authenticate
 
 
 async def get_settings_dep(request: Request) -> Settings:
@@ -65,6 +67,46 @@ def api_key(request: Request) -> str:
     if scheme.lower() != "apikey" or not token.strip():
         raise ApiError(401, "Given token not valid for any token type")
     return token.strip()
+
+
+def speech_api_key(request: Request) -> str | None:
+    """A speech request's key (None when it sent none): ``APIKey`` as everywhere, ``Bearer`` as the
+    OpenAI SDKs send it, or ``Basic`` as an HTTP client sends the credentials of a URL
+    (``http://vodscribe:KEY@host``, the only way Bazarr's whisper provider can send one): the
+    password, or the user name where the password is empty."""
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() in ("apikey", "bearer") and token:
+        return token
+    if scheme.lower() == "basic" and token:
+        try:
+            user, _, password = base64.b64decode(token, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise ApiError(401, "Malformed Basic credentials") from None
+        return password or user
+    raise ApiError(401, "Given token not valid for any token type")
+
+
+def speech_client(request: Request, session: Session, settings: Settings) -> Client:
+    """The client of a speech request: its key's, within its rate limit, or the anonymous client's
+    where ``anonymous_speech_requests`` allows a request without one (401 otherwise)."""
+    key = speech_api_key(request)
+    if key is None:
+        if not settings.anonymous_speech_requests:
+            raise ApiError(401, "Authentication credentials were not provided.")
+        client = anonymous_client(session)
+    else:
+        found = authenticate(session, key)
+        if found is None:
+            raise ApiError(401, "Token is invalid or expired")
+        client = found
+    wait = request.app.state.limiter.hit(client.id)
+    if wait > 0:
+        raise ApiError(429, "Too many requests, try later", headers={"Retry-After": str(max(1, round(wait)))})
+    return client
 
 
 Work = Callable[[Session, Client], Response]

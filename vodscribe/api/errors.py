@@ -35,6 +35,22 @@ def error_body(status: int, message: str, *, with_status: bool = False) -> dict[
     return {"status": status, "error": message} if with_status else {"error": message}
 
 
+#: Paths that answer errors in another dialect's shape: OpenAI's, and FastAPI's ``{"detail"}`` as
+#: whisper-asr-webservice answers them.
+OPENAI_PREFIX = "/v1/"
+DETAIL_PATHS = ("/asr", "/detect-language")
+
+
+def dialect_body(path: str, status: int, message: str) -> dict[str, Any] | None:
+    """The error body of a speech dialect's path; None for Gcore's paths."""
+    if path.startswith(OPENAI_PREFIX):
+        kind = "server_error" if status >= 500 else "invalid_request_error"
+        return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+    if path in DETAIL_PATHS:
+        return {"detail": message}
+    return None
+
+
 def describe(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
@@ -106,9 +122,10 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body(404, NOT_FOUND, with_status=True), 404)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         # AI endpoints answer bad input with 400 {"error"} (Gcore's ai_badrequest).
-        return JSONResponse(error_body(400, describe(exc)), 400)
+        message = describe(exc)
+        return JSONResponse(dialect_body(request.url.path, 400, message) or error_body(400, message), 400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

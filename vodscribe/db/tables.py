@@ -84,6 +84,11 @@ class AITask(Base):
     #: A task that should start only once this one has finished (a video's translations wait for its
     #: transcription, then reuse its recognition); sent when it ends, whatever its outcome.
     after_task_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    #: The media a speech request (``/v1/audio/...``, ``/asr``) uploaded: its name in the media store
+    #: under the key ``task_{id}``, kept until the task has ended (``services.task_uploads``).
+    upload: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    #: The segments recognised so far, for a request that streams them (written with the heartbeat).
+    partial: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class Video(Base):

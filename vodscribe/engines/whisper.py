@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import ctranslate2
 import numpy as np
@@ -113,6 +113,25 @@ def resolve_batch_size(batch_size: int, device: str) -> int:
     return CUDA_BATCH_SIZE if device == "cuda" else 0
 
 
+@dataclass(frozen=True, slots=True)
+class Decoding:
+    """What one transcription asks of Whisper's decoding beyond the engine's settings."""
+
+    prompt: str | None = None
+    """Whisper's initial prompt: text the speech is taken to follow (names, spelling, style)."""
+    temperature: float | None = None
+    """The first sampling temperature; None or 0 keeps faster-whisper's fallback from 0."""
+
+    def options(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.prompt:
+            out["initial_prompt"] = self.prompt
+        if self.temperature:  # fall back upwards from it, as faster-whisper does from 0
+            steps = round((1.0 - self.temperature) / 0.2)
+            out["temperature"] = [round(self.temperature + 0.2 * i, 2) for i in range(max(0, steps) + 1)]
+        return out
+
+
 class WhisperEngine:
     """Whisper through faster-whisper: language ID, speech detection and timed transcription."""
 
@@ -152,6 +171,18 @@ class WhisperEngine:
         # language ID; the ID stays with the output once decoding has taken it (for _screened).
         self._primed: tuple[np.ndarray, ctranslate2.StorageView, WindowLanguages] | None = None
         self._reused: tuple[ctranslate2.StorageView, WindowLanguages] | None = None
+        self._asked = Decoding()  # what the transcription being run asked for (:meth:`asking`)
+
+    @contextmanager
+    def asking(self, decoding: Decoding) -> Iterator[None]:
+        """Decode with ``decoding`` (a request's prompt and temperature) until the block ends. The
+        engine runs one transcription at a time (its callers hold a lock for it), so this is that
+        transcription's own setting."""
+        self._asked = decoding
+        try:
+            yield
+        finally:
+            self._asked = Decoding()
 
     # --- analysis ---------------------------------------------------------------------------------
     @staticmethod
@@ -402,6 +433,7 @@ class WhisperEngine:
             "beam_size": self.beam_size,
             "word_timestamps": True,
             "vad_filter": False,  # the speech is already cut to the VAD spans
+            **self._asked.options(),
         }
         segments: Iterable[Segment]
         if self.batch_size > 0:

@@ -48,6 +48,13 @@ class TaskData(Stored):
     client_user_id: str | None = None
     client_entity_data: str | None = None
     client_id: int | None = None
+    # What a speech request (``/v1/audio/...``, ``/asr``) asks beyond Gcore's fields; None elsewhere,
+    # so a Gcore task's data is as before.
+    model: str | None = Field(None, description="The Whisper model asked for by name; None = the server's")
+    prompt: str | None = Field(None, description="Whisper's initial prompt (vocabulary, spelling, style)")
+    temperature: float | None = Field(None, description="Sampling temperature; None or 0 = with fallback")
+    segments: bool | None = Field(None, description="Keep the recognised segments and words in the result")
+    stream: bool | None = Field(None, description="Publish the segments while the task runs")
 
     @property
     def audio(self) -> languages.Language | None:
@@ -75,6 +82,27 @@ class Subtitle(BaseModel):
     text: str
 
 
+class ResultWord(BaseModel):
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+class ResultSegment(BaseModel):
+    """One recognised segment (Whisper's phrase), with its words; times in seconds."""
+
+    id: int
+    start: float
+    end: float
+    text: str
+    language: str = Field(description="Whisper's code (ISO 639-1 where there is one)")
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+    compression_ratio: float = 1.0
+    words: list[ResultWord] = []
+
+
 class TranscriptionResult(Stored):
     model_config = ConfigDict(populate_by_name=True)
 
@@ -89,6 +117,12 @@ class TranscriptionResult(Stored):
         "identification was of it, 0-1, weighted by speech; below 0.8 the audio alone did not settle it "
         "and a rule chose (a language already found in the file, else the more common one). Absent when "
         "the language was given.",
+    )
+    duration: float | None = Field(None, description="Our extension: the media's duration in seconds")
+    segments: list[ResultSegment] | None = Field(
+        None,
+        description="Our extension, for speech requests that ask for it: the recognised segments with "
+        "their words (the subtitles are built from them).",
     )
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import String, cast, func, or_, select, update
@@ -29,7 +31,8 @@ from vodscribe.schemas.ai_tasks import (
     TaskData,
     TranscriptionResult,
 )
-from vodscribe.services import video_sources, webhooks
+from vodscribe.services import task_uploads, video_sources, webhooks
+from vodscribe.storage.video_files import media_store
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +80,7 @@ def create_transcription(
             raise TaskError(exc.message) from exc
     audio_language = _language(req.audio_language)
     subtitles_language = _language(req.subtitles_language)
-    unfinished = session.scalar(
-        select(func.count(AITask.id)).where(AITask.client_id == client.id, AITask.status.in_(UNFINISHED))
-    )
-    if (unfinished or 0) >= settings.task_queue_limit:
-        raise TaskError(f"Queue limit reached ({settings.task_queue_limit}), try later.")
+    check_queue(session, settings, client)
     data = TaskData(
         url=url,
         audio_language=audio_language,
@@ -101,6 +100,49 @@ def create_transcription(
     session.commit()
     if not send(session, settings, task):  # never acknowledge a task that is not on the queue
         withdraw(session, [task])
+        raise TaskError(QUEUE_UNAVAILABLE, 503)
+    return task
+
+
+class QueueFull(TaskError):
+    """The client has as many unfinished tasks as it may (``task_queue_limit``)."""
+
+
+def check_queue(session: Session, settings: Settings, client: Client) -> None:
+    unfinished = session.scalar(
+        select(func.count(AITask.id)).where(AITask.client_id == client.id, AITask.status.in_(UNFINISHED))
+    )
+    if (unfinished or 0) >= settings.task_queue_limit:
+        raise QueueFull(f"Queue limit reached ({settings.task_queue_limit}), try later.")
+
+
+def create_from_upload(
+    session: Session, settings: Settings, client: Client, path: Path, data: TaskData
+) -> AITask:
+    """A transcription task of a file the request uploaded (``path``, in the API's scratch space):
+    the file goes into the media store first, so no worker ever sees the task without it, then the
+    task is stored and sent. ``data`` says what to do; its languages must be resolved already."""
+    check_queue(session, settings, client)
+    task_id = str(uuid.uuid4())
+    name = task_uploads.store(settings, task_id, path)
+    task = AITask(
+        id=task_id,
+        client_id=client.id,
+        task_name="transcription",
+        status=TaskStatus.RECEIVED,
+        task_data=data.model_copy(update={"client_id": client.id}).stored(),
+        upload=name,
+    )
+    try:
+        session.add(task)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        media_store(settings).delete(task_uploads.key(task_id))
+        raise
+    if not send(session, settings, task):
+        withdraw(session, [task])
+        media_store(settings).delete(task_uploads.key(task_id))
         raise TaskError(QUEUE_UNAVAILABLE, 503)
     return task
 
@@ -193,6 +235,8 @@ def cancel_task(session: Session, settings: Settings, client: Client, task_id: s
     if not updated:
         raise TaskError(f"Cannot cancel task because it is already in status {task.status}.", 412)
     release_waiting(session, settings, task.id)  # translations that waited for it run on their own
+    if task.upload is not None:  # nobody else would, for a task no worker has taken yet
+        task_uploads.release(settings, task.id)
     if task.video_id is not None:  # a task cancelled before a worker took it: nobody else would
         video_sources.release(settings, task.video_id)
     return task
@@ -238,7 +282,7 @@ def list_tasks(session: Session, client: Client, q: ListQuery) -> tuple[int, lis
     total = session.scalar(select(func.count()).select_from(AITask).where(*conditions)) or 0
     stmt = (
         select(AITask)
-        .options(defer(AITask.result))  # a list answers no results: not read, not parsed
+        .options(defer(AITask.result), defer(AITask.partial))  # a list answers no results: not read
         .where(*conditions)
         .order_by(*_ordering(q.ordering))
         .offset((q.page - 1) * q.limit)

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vodscribe.db.tables import Client
@@ -34,3 +35,23 @@ def authenticate(session: Session, key: str) -> Client | None:
 
 def count_clients(session: Session) -> int:
     return session.scalar(select(func.count(Client.id))) or 0
+
+
+#: The ``key_hash`` of the anonymous client: not a SHA-256 hex digest, so no key ever matches it.
+ANONYMOUS = "anonymous"
+
+
+def anonymous_client(session: Session) -> Client:
+    """The client that keyless speech requests run as, where the server allows them; made on first use."""
+    client = session.scalar(select(Client).where(Client.key_hash == ANONYMOUS))
+    if client is not None:
+        return client
+    try:
+        with session.begin_nested():
+            session.add(Client(name="anonymous", key_hash=ANONYMOUS))
+    except IntegrityError:  # another request made it first
+        pass
+    session.commit()
+    found = session.scalar(select(Client).where(Client.key_hash == ANONYMOUS))
+    assert found is not None
+    return found

@@ -74,8 +74,11 @@ def transcribe_file(
     should_stop: Callable[[], bool] | None = None,
     max_seconds: float | None = None,
     reuse: Recognized | None = None,
+    on_segments: Callable[[Sequence[SpeechSegment]], None] | None = None,
 ) -> Transcript:
     """Transcribe ``path``; ``language`` (Whisper code) skips detection. Progress is 0.0-1.0.
+    ``on_segments`` is given each language run's segments (translated where asked) once they are
+    final, in time order: what a request that streams its answer sends as it goes.
 
     With ``subtitles_language``, speech in any other language is translated into it by the first of
     ``translators`` that supports the pair (each language run of a code-switching file on its own;
@@ -125,6 +128,8 @@ def transcribe_file(
                         should_stop=should_stop,
                     )
                 segments += run_segments
+                if on_segments is not None and run_segments:
+                    on_segments(run_segments)
             progress.done_to(window.end)
     except EngineStopped as exc:
         raise Cancelled from exc

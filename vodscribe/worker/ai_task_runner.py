@@ -17,6 +17,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,14 +30,22 @@ from vodscribe.config import Settings
 from vodscribe.db.session import changed, session_scope
 from vodscribe.db.statuses import RenditionStatus, TaskStatus
 from vodscribe.db.tables import AITask, Rendition, Video, utcnow
-from vodscribe.engines.whisper import WhisperEngine, engine_for
+from vodscribe.engines.results import SpeechSegment
+from vodscribe.engines.whisper import Decoding, WhisperEngine, engine_for
 from vodscribe.errors import Cancelled, MediaError, UnsupportedTranslation
 from vodscribe.logs import working_on
 from vodscribe.media.fetch import download
 from vodscribe.models.store import ModelError
 from vodscribe.queue import dispatch_transcription
-from vodscribe.schemas.ai_tasks import FailureResult, Subtitle, TaskData, TranscriptionResult
-from vodscribe.services import translation_backends, video_sources, webhooks
+from vodscribe.schemas.ai_tasks import (
+    FailureResult,
+    ResultSegment,
+    ResultWord,
+    Subtitle,
+    TaskData,
+    TranscriptionResult,
+)
+from vodscribe.services import task_uploads, translation_backends, video_sources, webhooks
 from vodscribe.services.ai_tasks import release_waiting
 from vodscribe.services.subtitles import attach_ai_result, publish
 from vodscribe.services.translation_backends import translators_for
@@ -66,6 +75,7 @@ class Claim:
     attach_subtitle: bool = False
     client_id: int | None = None
     after_task_id: str | None = None  # the task it waited for (a video's languages share one)
+    upload: str | None = None  # the media a speech request uploaded (services.task_uploads)
 
 
 def claim(settings: Settings, task_id: str) -> Claim | None:
@@ -95,6 +105,7 @@ def claim(settings: Settings, task_id: str) -> Claim | None:
             task.attach_subtitle,
             task.client_id,
             task.after_task_id,
+            task.upload,
         )
 
 
@@ -107,6 +118,15 @@ class Watcher(jobs.JobWatch):
         self._progress: int | None = None
         self._highest = claim.progress
         self._lock = threading.Lock()
+        self._partial: list[dict[str, Any]] = []
+        self._partial_changed = False
+
+    def add_segments(self, segments: Sequence[SpeechSegment]) -> None:
+        """Publish more final segments (a request that streams reads them with the task)."""
+        with self._lock:
+            start = len(self._partial)
+            self._partial += [_segment_out(start + i, seg).model_dump() for i, seg in enumerate(segments)]
+            self._partial_changed = True
 
     def set_progress(self, percent: int) -> None:
         """Record progress; it never goes backwards (a retried attempt starts from the top again)."""
@@ -120,15 +140,23 @@ class Watcher(jobs.JobWatch):
             progress, self._progress = self._progress, None
         return progress
 
+    def _take_partial(self) -> list[dict[str, Any]] | None:
+        with self._lock:
+            changed_, self._partial_changed = self._partial_changed, False
+            return list(self._partial) if changed_ else None
+
     def values(self) -> dict[str, Any]:
-        progress = self._take_progress()
-        return {} if progress is None else {"progress": progress}
+        progress, partial = self._take_progress(), self._take_partial()
+        out: dict[str, Any] = {} if progress is None else {"progress": progress}
+        if partial is not None:
+            out["partial"] = partial
+        return out
 
     def finish(self) -> None:
-        progress = self._take_progress()
-        if progress is not None:
+        values = self.values()
+        if values:
             with session_scope(self.db_url) as s:
-                s.execute(_ours(self.claim).values(progress=progress))
+                s.execute(_ours(self.claim).values(**values))
 
 
 def _ours(claim: Claim) -> Any:
@@ -146,6 +174,8 @@ def run_task(settings: Settings, task_id: str) -> str:
             status = _run_together(settings, [claimed, *claim_siblings(settings, claimed)])
             if claimed.video_id is not None:  # the last of the video's tasks deletes its stored source
                 video_sources.release(settings, claimed.video_id)
+        if claimed.upload is not None:  # kept while a retry may need it; released once it has ended
+            task_uploads.release(settings, task_id)
         return status
 
 
@@ -232,7 +262,11 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> Transcript
         and audio_language is not subtitles_language
     ):
         require(translators, audio_language, subtitles_language)  # a known pair fails before any download
+    if data.model:  # a speech request's model by name (checked, when it was asked, to be pulled)
+        settings = settings.model_copy(update={"asr_model": data.model})
     engine = engine_for(settings)
+    asked = Decoding(data.prompt, data.temperature)
+    keyed = asked == Decoding()  # a prompt or temperature changes the words: not shared
     with workspace(settings.work_dir, claimed.task_id) as tmp:
 
         def on_bytes(done: int, total: int | None) -> None:
@@ -241,6 +275,11 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> Transcript
 
         if claimed.video_id is not None:
             source = _video_source(settings, claimed.video_id, tmp)
+        elif claimed.upload is not None:
+            found = task_uploads.fetch(settings, claimed.task_id, claimed.upload, tmp)
+            if found is None:
+                raise MediaError("The uploaded file is gone.")
+            source = found
         else:
             source = download(
                 data.url,
@@ -251,34 +290,38 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> Transcript
             ).path
         watcher.set_progress(int(100 * FETCH_SHARE))
         key = recognition_cache.key_for(settings, source, audio_language.whisper if audio_language else None)
-        earlier = recognition_cache.find(settings, key)
+        earlier = recognition_cache.find(settings, key) if keyed else None
         # Whisper's own translation (into English) works on the audio even when the words are known.
         speech = subtitles_language is languages.ENGLISH and any(t.from_speech for t in translators)
         with _RECOGNISING if earlier is None or speech else contextlib.nullcontext():
-            if earlier is None:  # a task run beside this one may have recognised the file meanwhile
+            if earlier is None and keyed:  # a task run beside this one may have recognised it meanwhile
                 earlier = recognition_cache.find(settings, key)
             if earlier is not None:
                 log.info("task %s: reusing the recognition of this file", claimed.task_id)
             started = time.monotonic()
-            transcript = transcribe_file(
-                source,
-                engine,
-                language=audio_language.whisper if audio_language else None,
-                subtitles_language=subtitles_language,
-                translators=translators,
-                on_progress=lambda f: watcher.set_progress(
-                    int(100 * (FETCH_SHARE + (1 - FETCH_SHARE) * f * 0.99))
-                ),
-                should_stop=watcher.stopped,
-                max_seconds=settings.max_media_duration_s,
-                reuse=earlier,
-            )
-            if earlier is None and transcript.recognized is not None:
+            # Only a task that holds the engine (a prompt or temperature is never answered from the
+            # cache, so it always does) may change how it decodes.
+            with engine.asking(asked) if not keyed else contextlib.nullcontext():
+                transcript = transcribe_file(
+                    source,
+                    engine,
+                    language=audio_language.whisper if audio_language else None,
+                    subtitles_language=subtitles_language,
+                    translators=translators,
+                    on_progress=lambda f: watcher.set_progress(
+                        int(100 * (FETCH_SHARE + (1 - FETCH_SHARE) * f * 0.99))
+                    ),
+                    should_stop=watcher.stopped,
+                    max_seconds=settings.max_media_duration_s,
+                    reuse=earlier,
+                    on_segments=watcher.add_segments if data.stream else None,
+                )
+            if earlier is None and keyed and transcript.recognized is not None:
                 recognition_cache.keep(settings, key, transcript.recognized)
     _count_media(engine, claimed, transcript.media.duration, time.monotonic() - started, earlier is None)
     if transcript.translated_by:
         log.info("task %s translated by %s", claimed.task_id, ", ".join(transcript.translated_by))
-    return build_result(transcript, audio_language, subtitles_language)
+    return build_result(transcript, audio_language, subtitles_language, with_segments=bool(data.segments))
 
 
 def _count_media(
@@ -319,9 +362,14 @@ def _video_source(settings: Settings, video_id: int, scratch: Path) -> Path:
 
 
 def build_result(
-    transcript: Transcript, audio: languages.Language | None, subtitles_language: languages.Language | None
+    transcript: Transcript,
+    audio: languages.Language | None,
+    subtitles_language: languages.Language | None,
+    *,
+    with_segments: bool = False,
 ) -> TranscriptionResult:
-    """The Gcore ``ai_results_transcribe`` object."""
+    """The Gcore ``ai_results_transcribe`` object; ``with_segments`` adds the recognised segments and
+    the media's duration (our extension, for the speech requests' own formats)."""
     spoken = [languages.from_whisper(c).b for c in transcript.languages]
     codes = [audio.b] if audio is not None else spoken
     if subtitles_language is not None and subtitles_language.b not in codes:
@@ -337,6 +385,29 @@ def build_result(
         languages=codes[:5],
         speech_detected=transcript.speech_detected,
         language_confidence=confidence,
+        duration=round(transcript.media.duration or 0.0, 3) if with_segments else None,
+        segments=[_segment_out(i, seg) for i, seg in enumerate(transcript.segments)]
+        if with_segments
+        else None,
+    )
+
+
+def _segment_out(index: int, seg: SpeechSegment) -> ResultSegment:
+    return ResultSegment(
+        id=index,
+        start=round(seg.start, 3),
+        end=round(seg.end, 3),
+        text=seg.text,
+        language=seg.language,
+        avg_logprob=round(seg.avg_logprob, 4),
+        no_speech_prob=round(seg.no_speech_prob, 4),
+        compression_ratio=round(seg.compression_ratio, 4),
+        words=[
+            ResultWord(
+                start=round(w.start, 3), end=round(w.end, 3), word=w.text, probability=round(w.probability, 4)
+            )
+            for w in seg.words
+        ],
     )
 
 

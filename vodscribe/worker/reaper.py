@@ -20,7 +20,7 @@ from vodscribe.db.session import session_scope
 from vodscribe.db.statuses import TaskStatus
 from vodscribe.db.tables import AITask, utcnow
 from vodscribe.queue import dispatch_transcription, dispatch_video
-from vodscribe.services import uploads, video_sources, webhooks
+from vodscribe.services import task_uploads, uploads, video_sources, webhooks
 from vodscribe.worker import jobs, recognition_cache, webhook_delivery
 from vodscribe.worker.jobs import AI_TASKS, VIDEO_JOBS
 
@@ -52,6 +52,7 @@ def reap(settings: Settings) -> list[str]:
     recognition_cache.prune(settings)
     video_sources.release_unneeded(settings)  # what a crash or a failed delete left behind
     uploads.release_finished(settings)
+    task_uploads.release_finished(settings)  # speech requests' media whose task ended in a crash
     uploads.sweep_expired(settings)  # abandoned partial uploads
     webhook_delivery.sweep(settings)  # deliveries whose message was lost or whose worker died
     webhooks.seal_plain_secrets(settings)  # kept in clear by a version before sealing

@@ -1,0 +1,262 @@
+"""The speech dialects end to end: OpenAI's audio API through the real ``openai`` SDK, and
+whisper-asr-webservice's ``/asr`` with exactly what Bazarr's whisperai provider sends, against a
+real ``vodscribe serve`` (API, its worker, SQLite); each request is an AI task of the server."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import imageio_ffmpeg
+import openai
+import pytest
+import srt
+import webvtt
+
+from tests.conftest import DATA, Service, in_process_api, wait_for
+from tests.waiting import eventually
+from vodscribe.config import Settings
+
+ENGLISH = DATA / "ldc93s1.wav"  # "She had your dark suit in greasy wash water all year."
+GERMAN = DATA / "cheetah_test_de.wav"
+
+
+@pytest.fixture(scope="module")
+def client(service: Service) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(api_key=service.api_key, base_url=service.base_url + "/v1", max_retries=0) as c:
+        yield c
+
+
+def _words(text: str) -> set[str]:
+    return {w.strip(".,!?").lower() for w in text.split()}
+
+
+# --- OpenAI ---------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_openai_sdk_every_response_format(client: openai.OpenAI, service: Service) -> None:
+    with ENGLISH.open("rb") as f:
+        raw = client.audio.transcriptions.with_raw_response.create(file=f, model="whisper-1")
+    task_id = raw.headers["x-task-id"]
+    text = raw.parse().text
+    assert {"dark", "suit", "greasy"} <= _words(text), text
+
+    # The request was an AI task of this server, listed as every other.
+    with httpx.Client(base_url=service.base_url, headers=service.headers()) as api:
+        task = wait_for(api, task_id)
+    assert task["status"] == "SUCCESS" and task["task_data"]["url"] == "upload:ldc93s1.wav"
+    assert task["result"]["concatenated_text"] == text
+
+    with ENGLISH.open("rb") as f:
+        verbose = client.audio.transcriptions.create(
+            file=f,
+            model="whisper-1",
+            response_format="verbose_json",
+            timestamp_granularities=["word", "segment"],
+        )
+    assert verbose.language == "english" and verbose.text == text
+    assert 2.5 < verbose.duration < 3.5
+    assert verbose.segments and verbose.words
+    assert all(0 <= s.start < s.end <= verbose.duration + 0.1 for s in verbose.segments)
+    assert all(0 <= w.start <= w.end <= verbose.duration + 0.1 for w in verbose.words)
+    assert {"dark", "suit"} <= {w.word.strip(".,").lower() for w in verbose.words}
+
+    with ENGLISH.open("rb") as f:
+        plain = client.audio.transcriptions.create(file=f, model="whisper-1", response_format="text")
+    assert plain.strip() == text
+
+    with ENGLISH.open("rb") as f:
+        subrip = client.audio.transcriptions.create(file=f, model="whisper-1", response_format="srt")
+    cues = list(srt.parse(subrip))
+    assert cues and all(len(line) <= 42 for c in cues for line in c.content.splitlines())
+
+    with ENGLISH.open("rb") as f:
+        vtt = client.audio.transcriptions.create(
+            file=f, model="whisper-1", response_format="vtt", language="en"
+        )
+    assert webvtt.from_string(vtt).captions
+
+
+@pytest.mark.slow
+def test_openai_sdk_streams_segments_then_the_text(client: openai.OpenAI) -> None:
+    with GERMAN.open("rb") as f:
+        events = list(client.audio.transcriptions.create(file=f, model="whisper-1", stream=True))
+    kinds = [e.type for e in events]
+    assert kinds[-1] == "transcript.text.done", kinds
+    deltas = [e.delta for e in events if e.type == "transcript.text.delta"]
+    segments = [e for e in events if e.type == "transcript.text.segment"]
+    assert deltas and len(segments) == len(deltas)
+    assert all(s.start < s.end for s in segments)
+    assert " ".join(d.strip() for d in deltas).split() == events[-1].text.split()
+
+
+@pytest.mark.slow
+def test_openai_translation_is_into_english(client: openai.OpenAI) -> None:
+    with GERMAN.open("rb") as f:
+        out = client.audio.translations.create(file=f, model="whisper-1", response_format="verbose_json")
+    assert out.task == "translate" and out.text.strip()
+    # Whisper's own translation writes English: none of the German function words is left.
+    assert not _words(out.text) & {"und", "der", "die", "das", "ist", "nicht"}, out.text
+
+
+def test_openai_errors_in_openai_shape(client: openai.OpenAI, service: Service) -> None:
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.audio.transcriptions.create(file=ENGLISH.open("rb"), model="no-such-model")
+    assert bad.value.body["param"] == "model" and "no-such-model" in bad.value.message
+    with pytest.raises(openai.BadRequestError) as bad_format:
+        client.audio.transcriptions.create(file=ENGLISH.open("rb"), model="whisper-1", response_format="mp3")  # type: ignore[call-overload]
+    assert bad_format.value.body["param"] == "response_format"
+    stranger = openai.OpenAI(api_key="1_not-a-key", base_url=service.base_url + "/v1", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as denied:
+        stranger.audio.transcriptions.create(file=ENGLISH.open("rb"), model="whisper-1")
+    assert (
+        denied.value.body["type"] == "invalid_request_error"
+        and denied.value.body["code"] == "invalid_api_key"
+    )
+    # Nothing was stored for any of them.
+    assert not list((service.data_dir / "work" / "incoming").glob("*"))
+
+
+@pytest.mark.slow
+def test_eight_requests_at_once_all_answer(service: Service) -> None:
+    key = service.new_key("eight-at-once")
+    fresh = openai.OpenAI(api_key=key, base_url=service.base_url + "/v1", max_retries=0, timeout=600)
+
+    def one(_: int) -> str:
+        with ENGLISH.open("rb") as f:
+            return fresh.audio.transcriptions.create(file=f, model="whisper-1", response_format="text")
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(one, range(8)))
+    assert len(answers) == 8 and all({"dark", "suit"} <= _words(a) for a in answers)
+    with httpx.Client(base_url=service.base_url, headers=service.headers(key)) as api:
+        listed = api.get("/streaming/ai/tasks", params={"limit": 20}).json()
+    assert listed["count"] == 8 and {t["status"] for t in listed["results"]} == {"SUCCESS"}
+
+
+@pytest.mark.slow
+def test_a_client_that_hangs_up_cancels_its_task(service: Service) -> None:
+    key = service.new_key("hangs-up")
+    long_file = DATA / "multilingual_en_de.mp3"
+    with pytest.raises(httpx.ReadTimeout), long_file.open("rb") as f:
+        httpx.post(
+            service.base_url + "/v1/audio/transcriptions",
+            headers={"Authorization": f"Bearer {key}"},
+            files={"file": ("talk.mp3", f, "audio/mpeg")},
+            data={"model": "whisper-1"},
+            timeout=httpx.Timeout(30, read=1.0),
+        )
+    with httpx.Client(base_url=service.base_url, headers=service.headers(key)) as api:
+
+        def revoked() -> dict:
+            tasks = api.get("/streaming/ai/tasks").json()["results"]
+            assert len(tasks) == 1 and tasks[0]["status"] == "REVOKED", tasks
+            return tasks[0]
+
+        eventually(revoked, timeout=60, what="the hung-up request's task revoked")
+    # Its upload is deleted with it.
+    eventually(
+        lambda: not any((service.data_dir / "videos").glob("task_*/source/upload")),
+        timeout=30,
+        what="the upload deleted",
+    )
+
+
+def test_queue_limit_and_size_limit(tmp_path: Path) -> None:
+    """In process, no worker: the queue limit is OpenAI's 429, and an upload over the limit is
+    refused as it streams (413), with nothing stored and no task made."""
+    settings = Settings(data_dir=tmp_path, task_queue_limit=0, upload_max_bytes=50_000)
+    with in_process_api(settings) as api:
+        bearer = {"Authorization": api.headers["Authorization"].replace("APIKey", "Bearer")}
+        full = api.post(
+            "/v1/audio/transcriptions", headers=bearer, files={"file": ("a.wav", b"RIFF" + b"\0" * 1000)},
+            data={"model": "whisper-1"},
+        )  # fmt: skip
+        assert full.status_code == 429, full.text
+        assert full.json()["error"]["code"] == "rate_limit_exceeded"
+        big = api.post(
+            "/v1/audio/transcriptions", headers=bearer, files={"file": ("b.wav", ENGLISH.read_bytes())},
+            data={"model": "whisper-1"},
+        )  # fmt: skip
+        assert big.status_code == 413, big.text
+        assert set(big.json()["error"]) == {"message", "type", "param", "code"}
+        assert api.get("/streaming/ai/tasks").json()["count"] == 0
+    assert not list((tmp_path / "work" / "incoming").glob("*"))
+    assert not list(tmp_path.glob("videos/task_*"))
+
+
+# --- whisper-asr-webservice (Bazarr) --------------------------------------------------------------
+def _pcm(path: Path) -> bytes:
+    """What Bazarr's provider sends: the audio track as raw 16 kHz mono s16le (its ffmpeg call)."""
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    return subprocess.run(
+        [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-f", "s16le", "-acodec", "pcm_s16le",
+         "-ac", "1", "-ar", "16000", "-af", "aresample=async=1", "-"],
+        check=True, capture_output=True,
+    ).stdout  # fmt: skip
+
+
+def _bazarr_endpoint(service: Service, key: str) -> str:
+    """The endpoint setting of Bazarr's provider, with the key as the URL's credentials."""
+    return service.base_url.replace("http://", f"http://vodscribe:{key}@")
+
+
+@pytest.mark.slow
+def test_bazarr_detects_then_transcribes(service: Service) -> None:
+    endpoint = _bazarr_endpoint(service, service.api_key)
+    audio = _pcm(GERMAN)
+    with httpx.Client(headers={"User-Agent": "Subliminal/2.1.0"}, timeout=300) as session:
+        detected = session.post(
+            f"{endpoint}/detect-language",
+            params={"encode": "false"},
+            files={"audio_file": ("audio_file", audio)},
+        )
+        assert detected.status_code == 200, detected.text
+        body = detected.json()
+        assert body["language_code"] == "de" and body["detected_language"] == "german"
+        assert 0.5 <= body["confidence"] <= 1.0
+        answered = session.post(
+            f"{endpoint}/asr",
+            params={"task": "transcribe", "language": "de", "output": "srt", "encode": "false"},
+            files={"audio_file": ("audio_file", audio)},
+        )
+    assert answered.status_code == 200, answered.text
+    assert answered.headers["asr-engine"] == "vodscribe"
+    cues = list(srt.parse(answered.text))
+    assert cues and cues[-1].end.total_seconds() <= 9.0
+    assert {"und", "der", "die", "das", "ist"} & _words(" ".join(c.content for c in cues))
+
+
+@pytest.mark.slow
+def test_subgen_shape_json_with_words_and_plain_outputs(service: Service) -> None:
+    with httpx.Client(base_url=service.base_url, headers=service.headers(), timeout=300) as c:
+        out = c.post(
+            "/asr", params={"output": "json", "word_timestamps": "true", "encode": "true"},
+            files={"audio_file": ("speech.wav", ENGLISH.read_bytes(), "audio/wav")},
+        )  # fmt: skip
+        assert out.status_code == 200, out.text
+        assert out.headers["content-disposition"] == 'attachment; filename="speech.wav.json"'
+        body = out.json()
+        assert body["language"] == "en" and body["segments"]
+        assert all(w["start"] <= w["end"] for s in body["segments"] for w in s["words"])
+        tsv = c.post(
+            "/asr", params={"output": "tsv"}, files={"audio_file": ("speech.wav", ENGLISH.read_bytes())}
+        )
+        header, *rows = tsv.text.splitlines()
+        assert header == "start\tend\ttext" and rows
+        assert all(int(r.split("\t")[0]) < int(r.split("\t")[1]) for r in rows)
+
+
+def test_asr_needs_a_key_unless_anonymous_is_allowed(service: Service, tmp_path: Path) -> None:
+    refused = httpx.post(service.base_url + "/asr", files={"audio_file": ("a", b"\0\0" * 100)})
+    assert refused.status_code == 401 and "detail" in refused.json()
+    wrong = httpx.post(
+        _bazarr_endpoint(service, "1_wrong") + "/asr", files={"audio_file": ("a", b"\0\0" * 100)}
+    )
+    assert wrong.status_code == 401
+    settings = Settings(data_dir=tmp_path, anonymous_speech_requests=True, task_queue_limit=0)
+    with in_process_api(settings) as api:
+        keyless = api.post("/asr", headers={"Authorization": ""}, files={"audio_file": ("a", b"\0\0" * 100)})
+    assert keyless.status_code == 429, keyless.text  # let in as the anonymous client, whose queue is full
