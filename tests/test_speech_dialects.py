@@ -4,6 +4,9 @@ real ``vodscribe serve`` (API, its worker, SQLite); each request is an AI task o
 
 from __future__ import annotations
 
+import os
+import signal
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -224,6 +227,9 @@ def test_bazarr_detects_then_transcribes(service: Service) -> None:
         )
     assert answered.status_code == 200, answered.text
     assert answered.headers["asr-engine"] == "vodscribe"
+    # The same bytes, now with the language detection found: not recognised a second time.
+    log = (service.data_dir / "serve.log").read_text(errors="replace")
+    assert f"task {answered.headers['x-task-id']}: reusing the recognition" in log
     cues = list(srt.parse(answered.text))
     assert cues and cues[-1].end.total_seconds() <= 9.0
     assert {"und", "der", "die", "das", "ist"} & _words(" ".join(c.content for c in cues))
@@ -260,3 +266,48 @@ def test_asr_needs_a_key_unless_anonymous_is_allowed(service: Service, tmp_path:
     with in_process_api(settings) as api:
         keyless = api.post("/asr", headers={"Authorization": ""}, files={"audio_file": ("a", b"\0\0" * 100)})
     assert keyless.status_code == 429, keyless.text  # let in as the anonymous client, whose queue is full
+
+
+@pytest.mark.slow
+def test_a_request_outlives_a_worker_that_dies(service: Service) -> None:
+    """The upload stays in the media store until the task has ended, so the task's second attempt,
+    on the worker ``serve`` starts again, reads it; the waiting request gets that attempt's answer."""
+    key = service.new_key("worker-dies")
+    fresh = openai.OpenAI(api_key=key, base_url=service.base_url + "/v1", max_retries=0, timeout=600)
+    with ThreadPoolExecutor(1) as pool, (DATA / "multilingual_en_de.mp3").open("rb") as f:
+        answer = pool.submit(
+            fresh.audio.transcriptions.create, file=f, model="whisper-1", response_format="verbose_json"
+        )
+        with httpx.Client(base_url=service.base_url, headers=service.headers(key)) as api:
+
+            def started() -> str:
+                tasks = api.get("/streaming/ai/tasks").json()["results"]
+                assert tasks and tasks[0]["status"] == "STARTED", tasks
+                return tasks[0]["task_id"]
+
+            task_id = eventually(started, timeout=60, interval=0.1, what="the request's task started")
+        with sqlite3.connect(service.data_dir / "vodscribe.db") as db:
+            worker = db.execute("select worker from ai_tasks where id = ?", (task_id,)).fetchone()[0]
+        os.kill(int(worker.rsplit(":", 1)[1]), signal.SIGKILL)
+        out = answer.result(timeout=300)
+    assert len(out.text.split()) > 50
+    with sqlite3.connect(service.data_dir / "vodscribe.db") as db:
+        attempts, upload = db.execute(
+            "select attempts, upload from ai_tasks where id = ?", (task_id,)
+        ).fetchone()
+    assert attempts == 2 and upload is None  # run twice; its upload deleted once it ended
+    with httpx.Client(base_url=service.base_url, headers=service.headers(key)) as api:
+        assert api.get(f"/streaming/ai/tasks/{task_id}").json()["result"]["languages"] == ["eng", "ger"]
+
+
+@pytest.mark.slow
+def test_asr_translates_into_any_language_a_backend_offers(service: Service) -> None:
+    with httpx.Client(base_url=service.base_url, headers=service.headers(), timeout=300) as c:
+        out = c.post(
+            "/asr", params={"output": "txt", "target_language": "de"},
+            files={"audio_file": ("speech.wav", ENGLISH.read_bytes())},
+        )  # fmt: skip
+        assert out.status_code == 200, out.text
+        task = c.get(f"/streaming/ai/tasks/{out.headers['x-task-id']}").json()
+    assert task["task_data"]["subtitles_language"] == "ger" and task["result"]["languages"] == ["eng", "ger"]
+    assert out.text.strip() and not {"dark", "suit", "greasy"} <= _words(out.text), out.text

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import uuid
 import wave
 from collections.abc import AsyncIterator
@@ -34,6 +35,8 @@ from vodscribe.services.ai_tasks import TaskError
 
 log = logging.getLogger(__name__)
 
+#: An incoming file untouched this long was left by a process that died while reading it.
+LEFT_OVER_S = 24 * 3600
 #: How often a waiting request reads its task: from the first value up to the last.
 POLL_S = (0.1, 0.5)
 
@@ -70,12 +73,22 @@ async def uploaded(request: Request, settings: Settings, file_field: str) -> Asy
     """The request's form, its file in the API's scratch space until the block ends."""
     incoming = settings.work_dir / "incoming"
     incoming.mkdir(parents=True, exist_ok=True)
+    _sweep(incoming)
     target = incoming / uuid.uuid4().hex
     try:
         yield await read_form(request, file_field, target, settings.upload_limit)
     finally:
         target.unlink(missing_ok=True)
         target.with_suffix(".wav").unlink(missing_ok=True)
+
+
+def _sweep(incoming: Path) -> None:
+    """Delete what an API process that died mid-upload left (older than any upload takes)."""
+    old = time.time() - LEFT_OVER_S
+    for path in incoming.iterdir():
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < old:
+                path.unlink()
 
 
 async def start(settings: Settings, client: Client, path: Path, data: TaskData) -> str:

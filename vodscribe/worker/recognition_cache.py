@@ -46,6 +46,18 @@ def key_for(settings: Settings, path: Path, language_hint: str | None) -> Key:
 
 
 def find(settings: Settings, key: Key) -> Recognized | None:
+    """The kept recognition for ``key``; for a language hint without one, a recognition made without
+    a hint that heard only that language (so the same runs and words): Bazarr asks
+    ``/detect-language`` first, then sends the same bytes with the language it was told."""
+    found = _find(settings, key)
+    if found is None and key.language_hint:
+        unhinted = _find(settings, Key(key.media_sha256, key.asr_model, ""))
+        if unhinted is not None and {run.language for run, _ in unhinted.runs} == {key.language_hint}:
+            return unhinted
+    return found
+
+
+def _find(settings: Settings, key: Key) -> Recognized | None:
     with session_scope(settings.db_url) as s:
         row = s.scalars(
             select(Recognition)

@@ -13,6 +13,7 @@ backend offers (OpenAI's translations are into English only).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -55,6 +56,8 @@ _ANSWERS: dict[int | str, Any] = {
     },
     **_ERRORS,
 }
+#: Seconds a stream may stay silent before it sends a comment line (SSE clients skip them).
+KEEP_ALIVE_S = 15.0
 _TYPES = {401: "invalid_request_error", 429: "rate_limit_exceeded", 500: "server_error", 503: "server_error"}
 _CODES = {401: "invalid_api_key", 413: "file_too_large", 429: "rate_limit_exceeded"}
 
@@ -174,7 +177,14 @@ def _event(payload: dict[str, Any]) -> bytes:
 
 async def _events(request: Request, settings: Settings, client: Client, task_id: str) -> AsyncIterator[bytes]:
     sent = 0
+    quiet_since = time.monotonic()
     async for ended, segments in speech_tasks.follow(request, settings, client, task_id, partial=True):
+        if ended is None and len(segments) <= sent:
+            if time.monotonic() - quiet_since > KEEP_ALIVE_S:  # a comment: proxies keep the connection
+                quiet_since = time.monotonic()
+                yield b": recognising\n\n"
+            continue
+        quiet_since = time.monotonic()
         if ended is not None and ended.result is not None and ended.result.segments is not None:
             segments = [s.model_dump() for s in ended.result.segments]  # the final word on them
         for seg in segments[sent:]:
