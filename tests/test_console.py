@@ -513,6 +513,39 @@ def test_translate_offers_the_servers_languages_and_adds_the_translation(console
     c.shot("05-video-translated")
 
 
+def test_the_editor_translates_the_subtitle_as_corrected(console: Console) -> None:
+    c = console
+    video_id = c.jfk_video()
+    english = next(
+        s for s in c.api.get(f"/streaming/videos/{video_id}/subtitles").json() if s["language"] == "eng"
+    )
+    c.go(f"#/videos/{video_id}/subtitles/{english['id']}", "editor")
+    c.wait("!document.getElementById('ed-translate-language').disabled")
+    offered = set(
+        c.js("Array.from(document.querySelectorAll('#ed-translate-language option')).map(o => o.value)")
+    )
+    assert "fre" in offered and "eng" not in offered  # not into its own language
+    corrected = "Ask not what Quetzalia can do for you."
+    c.set_value(".cue:nth-child(1) textarea", corrected)
+    c.set_value("#ed-translate-language", "fre", event="change")
+    c.js("document.getElementById('toast').dataset.kind = ''; 1")
+    c.submit("form[aria-labelledby=ed-translate-title]")  # unsaved: the saved text is what is translated
+    c.wait("document.getElementById('toast').dataset.kind === 'error'")
+    saved = c.js("Number(document.body.dataset.saved || 0)")
+    c.click(".toolbar button.primary")
+    c.wait(f"Number(document.body.dataset.saved || 0) > {saved}")
+    c.submit("form[aria-labelledby=ed-translate-title]")
+    c.wait("Boolean(document.body.dataset.translating)")
+
+    def french() -> str:
+        subs = c.api.get(f"/streaming/videos/{video_id}/subtitles").json()
+        found = [s["vtt"] for s in subs if s["name"] == "French (AI-translated)"]
+        assert found, [s["name"] for s in subs]
+        return found[0]
+
+    assert "Quetzalia" in eventually(french, timeout=SLOW, what="the French translation attached")
+
+
 # --- subtitle files, delete with confirmation, search ---------------------------------------------
 def test_add_a_subtitle_file_and_delete_with_confirmation(console: Console, tmp_path: Path) -> None:
     c = console

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vodscribe import languages
 from vodscribe.db.statuses import TaskStatus
-from vodscribe.schemas.text import URL, ClientUserIdText, EntityData, LanguageCode, TaskName
+from vodscribe.schemas.text import URL, ClientUserIdText, EntityData, LanguageCode, SubtitleText, TaskName
 
 
 class AITaskCreate(BaseModel):
@@ -18,7 +18,12 @@ class AITaskCreate(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     task_name: Literal["transcription", "content-moderation"] = "transcription"
-    url: URL = Field(description="URL of the MP4 (or audio) file, reachable over HTTP/HTTPS")
+    url: URL | None = Field(None, description="URL of the MP4 (or audio) file, reachable over HTTP/HTTPS")
+    vtt: SubtitleText | None = Field(
+        None,
+        description="Our extension, instead of url: a subtitle's text (WebVTT or SRT) in audio_language, "
+        "translated into subtitles_language as written (a person's corrections included).",
+    )
     audio_language: LanguageCode | None = Field(None, description="ISO 639-2/B code; omitted = auto-detect")
     subtitles_language: LanguageCode | None = Field(None, description="Target language (ISO 639-2/B)")
     client_user_id: ClientUserIdText | None = None
@@ -55,6 +60,10 @@ class TaskData(Stored):
     temperature: float | None = Field(None, description="Sampling temperature; None or 0 = with fallback")
     segments: bool | None = Field(None, description="Keep the recognised segments and words in the result")
     stream: bool | None = Field(None, description="Publish the segments while the task runs")
+    from_text: bool | None = Field(
+        None, description="Translate the given subtitle text (kept with the task), not the speech"
+    )
+    source_subtitle_id: int | None = Field(None, description="The video's subtitle whose text is translated")
 
     @property
     def audio(self) -> languages.Language | None:

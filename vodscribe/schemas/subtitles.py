@@ -25,6 +25,12 @@ class SubtitleFieldsIn(BatchSubtitleIn):
 
     auto_transcribe_audio_language: LanguageCode | None = None
     auto_translate_subtitles_language: LanguageList | None = None
+    source_subtitle_id: int | None = Field(
+        None,
+        ge=1,
+        description="Our extension: with auto_translate_subtitles_language, translate this subtitle's "
+        "text as it is now (corrections included) instead of the recognised speech",
+    )
 
 
 class SubtitleOut(BaseModel):

@@ -32,6 +32,7 @@ from vodscribe.schemas.ai_tasks import (
     TranscriptionResult,
 )
 from vodscribe.services import task_uploads, video_sources, webhooks
+from vodscribe.speech.subtitle_formats import InvalidSubtitlesError, parse_subtitles
 from vodscribe.storage.video_files import media_store
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,30 @@ def create_transcription(
     """Validate, store (RECEIVED), then dispatch (PENDING). Fetching happens in the worker.
 
     The ``mp4_url`` of a video hosted here is read from storage, not fetched: it would otherwise be
-    refused as a private address in the embedded default (and it is one hop less anyway)."""
+    refused as a private address in the embedded default (and it is one hop less anyway). With
+    ``vtt`` instead of ``url`` (our extension), the task translates that text
+    (:func:`create_text_translation`)."""
+    if req.vtt is not None:
+        if req.url is not None:
+            raise TaskError('Give either "url" or "vtt", not both.')
+        source, target = _language(req.audio_language), _language(req.subtitles_language)
+        if source is None or target is None:
+            raise TaskError('A "vtt" task needs "audio_language" (the text\'s) and "subtitles_language".')
+        return create_text_translation(
+            session,
+            settings,
+            client,
+            req.vtt,
+            TaskData(
+                url="vtt",
+                audio_language=source,
+                subtitles_language=target,
+                client_user_id=req.client_user_id,
+                client_entity_data=req.client_entity_data,
+            ),
+        )
+    if req.url is None:
+        raise TaskError('"url" is not specified')
     video_id = own_video_id(session, req.url.strip(), own_bases)
     if video_id is not None:
         url = req.url.strip()
@@ -116,8 +140,53 @@ def check_queue(session: Session, settings: Settings, client: Client) -> None:
         raise QueueFull(f"Queue limit reached ({settings.task_queue_limit}), try later.")
 
 
+def create_text_translation(
+    session: Session,
+    settings: Settings,
+    client: Client,
+    text: str,
+    data: TaskData,
+    *,
+    video_id: int | None = None,
+) -> AITask:
+    """A task that translates the subtitle ``text`` (WebVTT or SRT, in ``data``'s audio language)
+    into ``data``'s subtitles language; with ``video_id``, attached to that video as a subtitle.
+    The text is kept with the task as an upload is (a list of tasks need not carry it)."""
+    try:
+        cues = parse_subtitles(text)
+    except InvalidSubtitlesError as exc:
+        raise TaskError(f"The subtitle text is not valid: {exc}") from exc
+    if not cues:
+        raise TaskError("The subtitle text has no cues to translate.")
+    if data.audio_language == data.subtitles_language:
+        raise TaskError("The subtitle is in that language already.")
+    incoming = settings.work_dir / "incoming"
+    incoming.mkdir(parents=True, exist_ok=True)
+    path = incoming / f"{uuid.uuid4().hex}.vtt"
+    path.write_text(text, encoding="utf-8")
+    try:
+        return create_from_upload(
+            session,
+            settings,
+            client,
+            path,
+            data.model_copy(update={"from_text": True}),
+            video_id=video_id,
+            attach_subtitle=video_id is not None,
+        )
+    finally:
+        path.unlink(missing_ok=True)
+
+
 def create_from_upload(
-    session: Session, settings: Settings, client: Client, path: Path, data: TaskData
+    session: Session,
+    settings: Settings,
+    client: Client,
+    path: Path,
+    data: TaskData,
+    *,
+    video_id: int | None = None,
+    attach_subtitle: bool = False,
 ) -> AITask:
     """A transcription task of a file the request uploaded (``path``, in the API's scratch space):
     the file goes into the media store first, so no worker ever sees the task without it, then the
@@ -132,6 +201,8 @@ def create_from_upload(
         status=TaskStatus.RECEIVED,
         task_data=data.model_copy(update={"client_id": client.id}).stored(),
         upload=name,
+        video_id=video_id,
+        attach_subtitle=attach_subtitle,
     )
     try:
         session.add(task)

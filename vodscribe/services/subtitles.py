@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 from vodscribe import languages
 from vodscribe.config import Settings
 from vodscribe.db.statuses import RenditionStatus, TaskStatus, VideoStatus
-from vodscribe.db.tables import AITask, Rendition, Subtitle, Video
+from vodscribe.db.tables import AITask, Client, Rendition, Subtitle, Video
 from vodscribe.media.hls import HlsVariant, SubtitleTrack, write_master, write_subtitle_playlist
 from vodscribe.schemas.ai_tasks import TaskData, TranscriptionResult
 from vodscribe.schemas.subtitles import BatchSubtitleIn, SubtitleOut, SubtitleUpdated
-from vodscribe.services.ai_tasks import QUEUE_UNAVAILABLE, send, withdraw
+from vodscribe.services.ai_tasks import QUEUE_UNAVAILABLE, TaskError, create_text_translation, send, withdraw
 from vodscribe.speech.subtitle_formats import InvalidSubtitlesError, parse_subtitles, to_vtt
 from vodscribe.storage.video_files import media_store
 
@@ -307,6 +307,49 @@ def create_ai_tasks(
     if not send(session, settings, first) and from_api:
         withdraw(session, tasks)
         raise SubtitleError(QUEUE_UNAVAILABLE, 503)
+    return tasks
+
+
+def request_subtitle_translation(
+    session: Session,
+    settings: Settings,
+    client: Client,
+    video: Video,
+    subtitle_id: int,
+    targets: str | None,
+) -> list[AITask]:
+    """One task per language of ``targets`` (Gcore's ``auto_translate_subtitles_language`` syntax)
+    that translates the text of the video's subtitle ``subtitle_id`` as it is now, a person's
+    corrections included (:mod:`vodscribe.speech.text_subtitles`); each is attached to the video as
+    "<Language> (AI-translated)" when it succeeds."""
+    sub = get_subtitle(session, video, subtitle_id)
+    if sub is None:
+        raise SubtitleError(f"The video has no subtitle {subtitle_id}.", 404)
+    try:
+        wanted = languages.parse_language_list(targets or "disable")
+    except languages.UnknownLanguageError as exc:
+        raise SubtitleError(f"Unprocessable Entity. {exc}.") from exc
+    source = languages.resolve(sub.language)
+    wanted = [t for t in dict.fromkeys(wanted) if t is not source]
+    if not wanted:
+        raise SubtitleError(
+            'Unprocessable Entity. Give "auto_translate_subtitles_language": languages other than the '
+            f"subtitle's own ({source.b})."
+        )
+    check_room(session, video, adding=len(wanted))
+    tasks = []
+    for target in wanted:
+        data = TaskData(
+            url=f"subtitle:{sub.id}",
+            audio_language=source.b,
+            subtitles_language=target.b,
+            client_entity_data=json.dumps({"video_id": video.id}),
+            source_subtitle_id=sub.id,
+        )
+        try:
+            tasks.append(create_text_translation(session, settings, client, sub.vtt, data, video_id=video.id))
+        except TaskError as exc:
+            raise SubtitleError(exc.message, exc.status if exc.status != 400 else 422) from exc
     return tasks
 
 

@@ -50,8 +50,14 @@ from vodscribe.services.ai_tasks import release_waiting
 from vodscribe.services.subtitles import attach_ai_result, publish
 from vodscribe.services.translation_backends import translators_for
 from vodscribe.speech.cues import concatenated_text
-from vodscribe.speech.subtitle_formats import to_subtitles_json, to_vtt
+from vodscribe.speech.subtitle_formats import (
+    InvalidSubtitlesError,
+    parse_subtitles,
+    to_subtitles_json,
+    to_vtt,
+)
 from vodscribe.speech.subtitle_translation import require
+from vodscribe.speech.text_subtitles import translate_cues
 from vodscribe.speech.transcription import Transcript, transcribe_file
 from vodscribe.storage.video_files import media_store
 from vodscribe.storage.workspace import workspace
@@ -254,6 +260,8 @@ def _fail(settings: Settings, claimed: Claim, reason: str, message: str) -> str:
 
 def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> TranscriptionResult:
     data = claimed.task_data
+    if data.from_text:
+        return _translate_text(settings, claimed, watcher)
     audio_language, subtitles_language = data.audio, data.subtitles
     translators = translators_for(settings)
     if (
@@ -322,6 +330,40 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> Transcript
     if transcript.translated_by:
         log.info("task %s translated by %s", claimed.task_id, ", ".join(transcript.translated_by))
     return build_result(transcript, audio_language, subtitles_language, with_segments=bool(data.segments))
+
+
+def _translate_text(settings: Settings, claimed: Claim, watcher: Watcher) -> TranscriptionResult:
+    """A subtitle's own text translated (:mod:`vodscribe.speech.text_subtitles`): no media, no
+    recognition; the result is shaped as a translation task's."""
+    data = claimed.task_data
+    source, target = data.audio, data.subtitles
+    if source is None or target is None:
+        raise MediaError("A subtitle translation needs its language and the language to translate into.")
+    with workspace(settings.work_dir, claimed.task_id) as tmp:
+        path = task_uploads.fetch(settings, claimed.task_id, claimed.upload, tmp) if claimed.upload else None
+        if path is None:
+            raise MediaError("The subtitle text is gone.")
+        text = path.read_text(encoding="utf-8")
+    try:
+        cues = parse_subtitles(text)
+    except InvalidSubtitlesError as exc:
+        raise MediaError(f"The subtitle text is not valid: {exc}") from exc
+    done = translate_cues(
+        cues,
+        source,
+        target,
+        translators_for(settings),
+        on_progress=lambda f: watcher.set_progress(max(1, int(99 * f))),
+        should_stop=watcher.stopped,
+    )
+    log.info("task %s: %d cues translated by %s", claimed.task_id, len(done.cues), done.backend)
+    return TranscriptionResult(
+        subtitles=[Subtitle.model_validate(line) for line in to_subtitles_json(done.cues)],
+        vttContent=to_vtt(done.cues),
+        concatenated_text=concatenated_text(done.cues),
+        languages=[source.b, target.b],
+        speech_detected=bool(done.cues),
+    )
 
 
 def _count_media(

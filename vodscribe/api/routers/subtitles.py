@@ -55,11 +55,22 @@ def create_subtitle(
     body: SubtitleFieldsIn | None = None,
 ) -> Any:
     """A subtitle from ``vtt`` (WebVTT or SRT, validated strictly), or AI subtitles with
-    ``auto_transcribe_audio_language`` (+ ``auto_translate_subtitles_language``). The AI form answers
-    right away with the created AI task ids; each subtitle is attached when its task succeeds."""
+    ``auto_transcribe_audio_language`` (+ ``auto_translate_subtitles_language``), or (our extension)
+    translations of one of the video's subtitles as it is now, with ``source_subtitle_id`` and
+    ``auto_translate_subtitles_language``. The AI forms answer right away with the created AI task
+    ids; each subtitle is attached when its task succeeds."""
     video = own_video(session, client, video_id)
     f = body or SubtitleFieldsIn()
     try:
+        if f.source_subtitle_id is not None:
+            tasks = subs.request_subtitle_translation(
+                session, settings, client, video, f.source_subtitle_id, f.auto_translate_subtitles_language
+            )
+            return AISubtitlesRequested(
+                language=tasks[0].task_data["audio_language"],
+                ai_task_ids=[t.id for t in tasks],
+                status="processing",
+            )
         if f.auto_transcribe_audio_language:
             plan = subs.parse_ai_plan(f.auto_transcribe_audio_language, f.auto_translate_subtitles_language)
             if plan is None:

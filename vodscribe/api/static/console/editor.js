@@ -1,10 +1,11 @@
 // The subtitle editor: cues with their times and text, a click seeks the player there; edit, split,
 // merge, insert, delete; reading-rule warnings; undo until saved; save as a PATCH of the subtitle.
-// The player shows the cues being edited as they are now, saved or not.
+// The player shows the cues being edited as they are now, saved or not. "Translate this subtitle
+// to…" translates the saved text, corrections included, into a new AI-translated subtitle.
 import { api } from "./api.js";
 import { confirmAction, fill, h, toast } from "./dom.js";
 import { RULES, formatTime, mergeCues, parseSubtitles, parseTime, problems, shown, splitCue, toVtt } from "./cues.js";
-import { languageOptions } from "./languages.js";
+import { languageName, languageOptions } from "./languages.js";
 import { createPlayer } from "./player.js";
 
 const HISTORY = 200;
@@ -30,6 +31,44 @@ export function editorView(main, videoId, subtitleId) {
   const saveButton = h("button", { type: "button", class: "primary", disabled: true, onclick: save }, "Save");
   const playerSlot = h("div", { class: "player-slot" });
   const back = h("a", { href: `#/videos/${videoId}` }, "Back to the video");
+  const translateLang = h("select", { id: "ed-translate-language", disabled: true }, h("option", { value: "" }, "Loading…"));
+  const translateButton = h("button", { type: "submit", disabled: true }, "Translate");
+  const translateNote = h("p", { class: "muted", "data-testid": "editor-translate-note" });
+  const translate = h("form", { class: "card", "aria-labelledby": "ed-translate-title" },
+    h("h2", { id: "ed-translate-title" }, "Translate this subtitle to…"),
+    h("div", { class: "grid" }, h("label", { for: "ed-translate-language" }, "Language"), translateLang),
+    translateNote,
+    h("div", { class: "row end" }, translateButton));
+  translate.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!translateLang.value || !doc) return;
+    if (dirty()) { toast("Save the changes first: the saved text is what is translated.", "error"); return; }
+    const what = `Translation into ${languageName(translateLang.value)}`;
+    try {
+      const answer = await api.post(`/streaming/videos/${videoId}/subtitles`,
+        { source_subtitle_id: Number(subtitleId), auto_translate_subtitles_language: translateLang.value });
+      toast(`${what}: started. It appears beside this subtitle when done.`);
+      document.body.dataset.translating = answer.ai_task_ids.join(",");
+    } catch (err) {
+      toast(`${what}: ${err.message}`, "error");
+    }
+  });
+
+  async function loadTargets() {
+    try {
+      // Whisper translates speech, not text: only the text backends can translate a subtitle.
+      const info = await api.get("/streaming/ai/info?type=translation_languages");
+      const codes = new Set(info.backends.filter((b) => b.name !== "whisper").flatMap((b) => b.targets));
+      const targets = Array.from(codes).filter((c) => c !== savedMeta.language);
+      fill(translateLang, targets.length
+        ? languageOptions(targets).map(([code, name]) => h("option", { value: code }, name))
+        : h("option", { value: "" }, "No text translation on this server"));
+      translateLang.disabled = translateButton.disabled = !targets.length;
+      translateNote.textContent = info.missing || "";
+    } catch (err) {
+      translateNote.textContent = `Languages unavailable: ${err.message}`;
+    }
+  }
 
   function snapshot() { return doc.cues.map((c) => ({ ...c })); }
   function remember() {
@@ -266,6 +305,7 @@ export function editorView(main, videoId, subtitleId) {
       }
       refresh({ list: true });
       if (player) player.show("editing");
+      await loadTargets();
       document.body.dataset.state = "ready";
     } catch (err) {
       if (!alive) return; // another view is showing (a rejected key went back to signing in)
@@ -292,7 +332,8 @@ export function editorView(main, videoId, subtitleId) {
           h("label", { for: "ed-language" }, "Language"), langSelect),
         h("p", { class: "muted" }, `Reading rules: at most ${RULES.maxLineChars} characters a line, ${RULES.maxLines} lines, `
           + `${RULES.maxCharsPerSecond} characters a second; on screen ${shown(RULES.minSeconds)} s to ${shown(RULES.maxSeconds)} s; no overlaps.`),
-        h("p", { class: "muted" }, "Keys: Ctrl+S saves; Ctrl+Z outside a text field undoes.")),
+        h("p", { class: "muted" }, "Keys: Ctrl+S saves; Ctrl+Z outside a text field undoes."),
+        translate),
       h("div", { class: "editor-main" },
         h("div", { class: "row toolbar" }, summary, h("span", { class: "spacer" }), undoButton, revertButton, saveButton),
         list)));
