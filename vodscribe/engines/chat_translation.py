@@ -41,7 +41,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -136,8 +136,15 @@ class ChatTranslation:
         self._lengths: dict[tuple[str, str], tuple[int, int]] = {}  # pair -> (source, translation) chars
         self._lengths_lock = threading.Lock()
 
-    def translate(self, sentences: Sequence[str], source: Language, target: Language) -> list[str]:
-        """One translation per sentence (blank sentences stay blank).
+    def translate(
+        self,
+        sentences: Sequence[str],
+        source: Language,
+        target: Language,
+        glossary: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        """One translation per sentence (blank sentences stay blank); each request lists the terms
+        of ``glossary`` its lines hold, with how to write them.
 
         Two rounds of requests, each sent at once (:meth:`chats`): every numbered batch, then every
         line that no batch answered in a way that can be trusted, one by one."""
@@ -152,7 +159,9 @@ class ChatTranslation:
             if len(batch) > 1:
                 before = [texts[i] for i in todo[max(0, at - self.context_before) : at]]
                 after = [texts[i] for i in todo[end : end + self.context_after]]
-                asked.append((batch, batch_request([texts[i] for i in batch], source, target, before, after)))
+                lines = [texts[i] for i in batch]
+                terms = _terms_in(glossary, lines)
+                asked.append((batch, batch_request(lines, source, target, before, after, terms)))
             else:
                 alone += batch
             at = end
@@ -167,7 +176,9 @@ class ChatTranslation:
                 else:
                     alone.append(i)
         alone.sort()
-        answers = self.chats([single_request(texts[i], source, target) for i in alone])
+        answers = self.chats(
+            [single_request(texts[i], source, target, _terms_in(glossary, [texts[i]])) for i in alone]
+        )
         for i, reply in zip(alone, answers, strict=True):
             out[i] = self._read_one(reply, texts[i], source, target)
         return out
@@ -275,17 +286,48 @@ def batch_request(
     target: Language,
     before: Sequence[str] = (),
     after: Sequence[str] = (),
+    glossary: Mapping[str, str] | None = None,
 ) -> ChatRequest:
-    """The request for one numbered batch of ``texts`` (after their context)."""
+    """The request for one numbered batch of ``texts`` (after their context and the glossary)."""
     numbered = "\n".join(f"{n}. {text}" for n, text in enumerate(texts, 1))
     system = system_prompt(source, target, len(texts), context=bool(before or after))
-    return ChatRequest(system, user_prompt(numbered, before, after), budget(numbered))
+    return ChatRequest(
+        system, glossary_note(glossary, target) + user_prompt(numbered, before, after), budget(numbered)
+    )
 
 
-def single_request(text: str, source: Language, target: Language) -> ChatRequest:
+def single_request(
+    text: str, source: Language, target: Language, glossary: Mapping[str, str] | None = None
+) -> ChatRequest:
     """The request for one sentence alone (sent alone: a plain answer could not be told apart from
-    a translated context line)."""
-    return ChatRequest(system_prompt(source, target, 0), text, budget(text))
+    a translated context line). With a glossary, the glossary and the sentence are marked apart."""
+    if not glossary:
+        return ChatRequest(system_prompt(source, target, 0), text, budget(text))
+    return ChatRequest(
+        system_prompt(source, target, 0),
+        glossary_note(glossary, target) + "Translate:\n" + text,
+        budget(text),
+    )
+
+
+def glossary_note(glossary: Mapping[str, str] | None, target: Language) -> str:
+    """The glossary as the user prompt's first lines ("" without one). It goes in the user prompt,
+    after the system prompt that every request of the pair shares, so that shared prefix stays."""
+    if not glossary:
+        return ""
+    lines = [
+        f"- {term} -> {rendering}" if rendering != term else f"- {term} (keep as it is)"
+        for term, rendering in glossary.items()
+    ]
+    return f"Glossary, write these terms in {target.name} exactly so:\n" + "\n".join(lines) + "\n\n"
+
+
+def _terms_in(glossary: Mapping[str, str] | None, texts: Sequence[str]) -> dict[str, str]:
+    """The entries of ``glossary`` whose term one of ``texts`` holds (any case)."""
+    if not glossary:
+        return {}
+    joined = " ".join(texts).casefold()
+    return {term: rendering for term, rendering in glossary.items() if term.casefold() in joined}
 
 
 def user_prompt(numbered: str, before: Sequence[str] = (), after: Sequence[str] = ()) -> str:

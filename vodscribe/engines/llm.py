@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,10 +90,16 @@ class LlamaTranslator(ChatLanguages):
         self._chats = ChatTranslation(chat_many=self._chat_many, name=self.name)
 
     # --- translating ------------------------------------------------------------------------------
-    def translate(self, sentences: Sequence[str], source: Language, target: Language) -> list[str]:
+    def translate(
+        self,
+        sentences: Sequence[str],
+        source: Language,
+        target: Language,
+        glossary: Mapping[str, str] | None = None,
+    ) -> list[str]:
         """Safe to call from several threads at once: their requests are decoded together."""
         self.require(source, target)
-        return self._chats.translate(sentences, source, target)
+        return self._chats.translate(sentences, source, target, glossary)
 
     def _chat_many(self, requests: Sequence[ChatRequest]) -> list[str]:
         return self.loaded().chat(requests)

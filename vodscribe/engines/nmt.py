@@ -25,7 +25,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -392,9 +392,16 @@ class CTranslate2Translator:
                 out[i] = list(result.hypotheses[0])
         return out
 
-    def translate(self, sentences: Sequence[str], source: Language, target: Language) -> list[str]:
+    def translate(
+        self,
+        sentences: Sequence[str],
+        source: Language,
+        target: Language,
+        glossary: Mapping[str, str] | None = None,
+    ) -> list[str]:
         """Translate ``sentences`` (batched by ``batch_size``); one string per input, ``""`` for a
-        blank one. Raises :class:`TranslationError` for an unsupported pair."""
+        blank one. Raises :class:`TranslationError` for an unsupported pair. A translation model
+        cannot be told a ``glossary``: its output is checked and repaired against it afterwards."""
         raw = self.translate_tokens(sentences, source, target)
         if not any(raw):
             return ["" for _ in sentences]

@@ -19,7 +19,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -85,9 +85,15 @@ class OpenAIChatTranslator(ChatLanguages):
         return f"OpenAIChatTranslator({self.base_url!r}, {self.model!r})"
 
     # --- translating ------------------------------------------------------------------------------
-    def translate(self, sentences: Sequence[str], source: Language, target: Language) -> list[str]:
+    def translate(
+        self,
+        sentences: Sequence[str],
+        source: Language,
+        target: Language,
+        glossary: Mapping[str, str] | None = None,
+    ) -> list[str]:
         self.require(source, target)
-        return self._chats.translate(sentences, source, target)
+        return self._chats.translate(sentences, source, target, glossary)
 
     def chat(self, system: str, user: str, max_tokens: int) -> str:
         """One chat completion at temperature 0, retried on transient failures; the answer's text."""

@@ -12,7 +12,7 @@ server can answer ``/ai/info`` and refuse a pair cheaply; the weights load on th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from vodscribe.errors import MediaError
@@ -49,8 +49,16 @@ class TextTranslator(Protocol):
         """ISO 639-2/B codes of every language this engine can translate into (from some source)."""
         ...
 
-    def translate(self, sentences: Sequence[str], source: Language, target: Language) -> list[str]:
+    def translate(
+        self,
+        sentences: Sequence[str],
+        source: Language,
+        target: Language,
+        glossary: Mapping[str, str] | None = None,
+    ) -> list[str]:
         """Translate ``sentences`` (batched inside); returns exactly one string per input sentence.
+        ``glossary``: terms of the sentences and how to write them in ``target`` (an engine that
+        cannot be told may ignore it: its output is checked against it afterwards).
 
         Raises :class:`TranslationError` for a pair :meth:`supports` rejects.
         """

@@ -121,11 +121,15 @@ class Decoding:
     """Whisper's initial prompt: text the speech is taken to follow (names, spelling, style)."""
     temperature: float | None = None
     """The first sampling temperature; None or 0 keeps faster-whisper's fallback from 0."""
+    hotwords: str | None = None
+    """Terms to bias the decoding towards (a vocabulary), put before each window's prompt."""
 
     def options(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.prompt:
             out["initial_prompt"] = self.prompt
+        if self.hotwords:
+            out["hotwords"] = self.hotwords
         if self.temperature:  # fall back upwards from it, as faster-whisper does from 0
             steps = round((1.0 - self.temperature) / 0.2)
             out["temperature"] = [round(self.temperature + 0.2 * i, 2) for i in range(max(0, steps) + 1)]

@@ -30,6 +30,7 @@ from vodscribe.engines.text_translator import TextTranslator, TranslationError
 from vodscribe.errors import Cancelled, UnsupportedTranslation
 from vodscribe.languages import ENGLISH, Language, resolve
 from vodscribe.speech.cues import ends_clause, ends_sentence, flatten_text, text_units, timed_words
+from vodscribe.speech.vocabulary import Vocabulary, glossary, repair
 
 #: A pause longer than this (seconds) between two words ends a sentence even without punctuation
 #: (lower-case, unpunctuated ASR output would otherwise make one endless "sentence").
@@ -79,9 +80,11 @@ class Translator(Protocol):
         *,
         on_progress: Callable[[float], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        vocabulary: Vocabulary | None = None,
     ) -> list[SpeechSegment]:
         """Translate the segments of one language run; progress is 0.0-1.0, and ``should_stop``
-        is polled between batches (raising :class:`~vodscribe.errors.Cancelled`)."""
+        is polled between batches (raising :class:`~vodscribe.errors.Cancelled`). The terms of
+        ``vocabulary`` come out as the team writes them in ``target``."""
         ...
 
 
@@ -188,6 +191,7 @@ class TextTranslation:
         *,
         on_progress: Callable[[float], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        vocabulary: Vocabulary | None = None,
     ) -> list[SpeechSegment]:
         sentences = split_sentences(sorted(segments, key=lambda s: s.start))
         texts: list[str] = []
@@ -195,12 +199,17 @@ class TextTranslation:
             if should_stop is not None and should_stop():
                 raise Cancelled
             chunk = [s.text for s in sentences[first : first + CHUNK_SENTENCES]]
-            done = self.engine.translate(chunk, source, target)
+            wanted = [glossary(vocabulary, text, target.b) if vocabulary else {} for text in chunk]
+            terms = {term: rendering for each in wanted for term, rendering in each.items()}
+            if terms:
+                done = self.engine.translate(chunk, source, target, terms)
+            else:  # an engine without a glossary is asked as before
+                done = self.engine.translate(chunk, source, target)
             if len(done) != len(chunk):
                 raise TranslationError(
                     f"{self.name} returned {len(done)} translations for {len(chunk)} sentences"
                 )
-            texts += done
+            texts += [repair(text, each) for text, each in zip(done, wanted, strict=True)]
             if on_progress is not None:
                 on_progress(len(texts) / len(sentences))
         out: list[SpeechSegment] = []
@@ -239,6 +248,7 @@ class WhisperTranslation:
         *,
         on_progress: Callable[[float], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        vocabulary: Vocabulary | None = None,
     ) -> list[SpeechSegment]:
         raise TranslationError("Whisper translates speech: the pipeline runs it during recognition")
 

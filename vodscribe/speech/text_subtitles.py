@@ -19,6 +19,7 @@ from vodscribe.errors import UnsupportedTranslation
 from vodscribe.languages import Language
 from vodscribe.speech.cues import build_cues, flatten_text
 from vodscribe.speech.subtitle_translation import Translator, require
+from vodscribe.speech.vocabulary import Vocabulary
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,7 @@ def translate_cues(
     *,
     on_progress: Callable[[float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    vocabulary: Vocabulary | None = None,
 ) -> TranslatedText:
     """``cues`` (in ``source``) as cues in ``target``; :class:`UnsupportedTranslation` when no text
     backend translates the pair (Whisper's own translation works on speech, not text)."""
@@ -50,7 +52,9 @@ def translate_cues(
     ]
     if not spoken:
         return TranslatedText((), (), backend.name)
-    translated = backend.translate(spoken, source, target, on_progress=on_progress, should_stop=should_stop)
+    translated = backend.translate(
+        spoken, source, target, on_progress=on_progress, should_stop=should_stop, vocabulary=vocabulary
+    )
     first, last = spoken[0].start, max(s.end for s in spoken)
     out = tuple(_within(c, first, last) for c in build_cues(translated))
     return TranslatedText(tuple(c for c in out if c.end > c.start), tuple(translated), backend.name)

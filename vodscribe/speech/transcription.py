@@ -34,6 +34,7 @@ from vodscribe.speech.language_runs import (
 )
 from vodscribe.speech.stored_recognition import Recognized
 from vodscribe.speech.subtitle_translation import Translator, WhisperTranslation, require
+from vodscribe.speech.vocabulary import Vocabulary, fix_segments
 from vodscribe.speech.windows import SpeechWindow, speech_windows
 
 #: Share of a run's progress that text translation takes, when a text backend translates it.
@@ -75,10 +76,14 @@ def transcribe_file(
     max_seconds: float | None = None,
     reuse: Recognized | None = None,
     on_segments: Callable[[Sequence[SpeechSegment]], None] | None = None,
+    vocabulary: Vocabulary | None = None,
 ) -> Transcript:
     """Transcribe ``path``; ``language`` (Whisper code) skips detection. Progress is 0.0-1.0.
     ``on_segments`` is given each language run's segments (translated where asked) once they are
-    final, in time order: what a request that streams its answer sends as it goes.
+    final, in time order: what a request that streams its answer sends as it goes. The terms of
+    ``vocabulary`` are written as given wherever the words heard are a near miss of them (the
+    engine is given them as hotwords by the caller, :class:`~vodscribe.engines.whisper.Decoding`),
+    and translations write them as the vocabulary renders them.
 
     With ``subtitles_language``, speech in any other language is translated into it by the first of
     ``translators`` that supports the pair (each language run of a code-switching file on its own;
@@ -98,7 +103,9 @@ def transcribe_file(
     if reuse is not None:
         backends = {run: _backend(run, subtitles_language, translators) for run, _ in reuse.runs}
         if not any(b is not None and b.from_speech for b in backends.values()):
-            return _from_recognized(info, reuse, backends, subtitles_language, language, report, should_stop)
+            return _from_recognized(
+                info, reuse, backends, subtitles_language, language, report, should_stop, vocabulary
+            )
     blocks = stream_audio(path, info, max_seconds=max_seconds, should_stop=should_stop)
     progress = _Position(report, info.duration)
     backends = {}
@@ -118,6 +125,8 @@ def transcribe_file(
                 tuple(run for run, _ in spoken),
             ):
                 backends[run] = backend
+                if vocabulary:
+                    run_segments = fix_segments(run_segments, vocabulary)
                 spoken.append((run, tuple(run_segments)))
                 if backend is not None and not backend.from_speech and subtitles_language is not None:
                     run_segments = backend.translate(
@@ -126,6 +135,7 @@ def transcribe_file(
                         subtitles_language,
                         on_progress=partial(progress.translation, run),
                         should_stop=should_stop,
+                        vocabulary=vocabulary,
                     )
                 segments += run_segments
                 if on_segments is not None and run_segments:
@@ -265,6 +275,7 @@ def _from_recognized(
     language: str | None,
     report: Callable[[float], None],
     should_stop: Callable[[], bool] | None,
+    vocabulary: Vocabulary | None = None,
 ) -> Transcript:
     """The subtitles of an earlier recognition: only the runs in another language are translated."""
     progress = _Position(report, info.duration, translate_share=1.0)  # nothing left to recognise
@@ -278,6 +289,7 @@ def _from_recognized(
                 subtitles_language,
                 on_progress=partial(progress.translation, run),
                 should_stop=should_stop,
+                vocabulary=vocabulary,
             )
             segments += translated
         else:
