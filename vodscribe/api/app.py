@@ -25,6 +25,7 @@ from vodscribe.api.routers import (
     subtitles,
     tus,
     videos,
+    vocabularies,
     webhooks,
 )
 from vodscribe.config import Settings, get_settings
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HeadAsGet)
     app.add_middleware(RequestId)  # outermost: the id covers the whole request, errors included
     app.include_router(ai_tasks.router)
+    app.include_router(vocabularies.router)
     app.include_router(openai_audio.router)
     app.include_router(asr_webservice.router)
     app.include_router(videos.router)

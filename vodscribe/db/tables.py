@@ -139,6 +139,9 @@ class Video(Base):
     uploaded_source: Mapped[str | None] = mapped_column(String(128), nullable=True)
     #: The ``filename`` the uploading client named (shown only; never used as a path).
     upload_filename: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    #: The terms its AI tasks recognise and translate as the client writes them (``{term,
+    #: translations}`` each, a snapshot of what was given), or None.
+    vocabulary: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     job_state: Mapped[str] = mapped_column(String(16), default=JobState.IDLE)
     job_attempts: Mapped[int] = mapped_column(Integer, default=0)
     job_worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -259,3 +262,20 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     duration_ms: Mapped[int] = mapped_column(Integer)
+
+
+class Vocabulary(Base):
+    """A client's saved vocabulary: terms (``{term, translations}`` each) that requests name by id."""
+
+    __tablename__ = "vocabularies"
+    __table_args__ = (
+        Index("ix_vocabularies_client_id", "client_id", "id"),
+        {"sqlite_autoincrement": True},  # ids are never handed out twice
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    terms: Mapped[list[Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vodscribe import languages
 from vodscribe.db.statuses import TaskStatus
 from vodscribe.schemas.text import URL, ClientUserIdText, EntityData, LanguageCode, SubtitleText, TaskName
+from vodscribe.schemas.vocabularies import MAX_TERMS, Terms
 
 
 class AITaskCreate(BaseModel):
@@ -29,6 +30,15 @@ class AITaskCreate(BaseModel):
     client_user_id: ClientUserIdText | None = None
     client_entity_data: EntityData | None = None
     category: TaskName | None = None
+    vocabulary: Terms | None = Field(
+        None,
+        max_length=MAX_TERMS,
+        description="Our extension: terms recognised and translated as written (each a string, or "
+        '{"term", "translations": {language: text}}); with vocabulary_id, after its terms',
+    )
+    vocabulary_id: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="Our extension: a saved vocabulary"
+    )
 
 
 class Stored(BaseModel):
@@ -64,6 +74,9 @@ class TaskData(Stored):
         None, description="Translate the given subtitle text (kept with the task), not the speech"
     )
     source_subtitle_id: int | None = Field(None, description="The video's subtitle whose text is translated")
+    vocabulary: list[dict[str, Any]] | None = Field(
+        None, description="The terms it used, as they were when it was made ({term, translations} each)"
+    )
 
     @property
     def audio(self) -> languages.Language | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from vodscribe.schemas.text import LanguageCode, LanguageList, SubtitleName, SubtitleText
+from vodscribe.schemas.vocabularies import MAX_TERMS, Terms
 
 
 class BatchSubtitleIn(BaseModel):
@@ -25,6 +26,15 @@ class SubtitleFieldsIn(BatchSubtitleIn):
 
     auto_transcribe_audio_language: LanguageCode | None = None
     auto_translate_subtitles_language: LanguageList | None = None
+    vocabulary: Terms | None = Field(
+        None,
+        max_length=MAX_TERMS,
+        description="Our extension: terms the AI subtitles recognise and translate as written; kept "
+        "as the video's vocabulary for its later AI subtitles",
+    )
+    vocabulary_id: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="Our extension: a saved vocabulary"
+    )
     source_subtitle_id: int | None = Field(
         None,
         ge=1,

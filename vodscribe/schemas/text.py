@@ -46,3 +46,8 @@ HeaderLines = Annotated[str, StringConstraints(strict=True, max_length=8192), _N
 ClientUserIdText = Annotated[str, StringConstraints(strict=True, max_length=256), _NO_NUL]
 EntityData = Annotated[str, StringConstraints(strict=True, max_length=4096), _NO_NUL]
 TaskName = Annotated[str, StringConstraints(strict=True, max_length=64), _NO_NUL]
+#: A vocabulary term, or its rendering in a language.
+TermText = Annotated[
+    str, StringConstraints(strict=True, min_length=1, max_length=100, strip_whitespace=True), _NO_NUL
+]
+VocabularyName = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=200), _NO_NUL]

@@ -23,6 +23,7 @@ from vodscribe.schemas.text import (
     LanguageList,
     VideoName,
 )
+from vodscribe.schemas.vocabularies import MAX_TERMS, Terms
 
 
 class VideoFieldsIn(BaseModel):
@@ -54,6 +55,15 @@ class VideoFieldsIn(BaseModel):
     )
     auto_translate_subtitles_language: LanguageList | None = Field(
         None, description='"disable" (default), or comma-separated target language codes'
+    )
+    vocabulary: Terms | None = Field(
+        None,
+        max_length=MAX_TERMS,
+        description="Our extension: terms its AI subtitles recognise and translate as written (each a "
+        'string, or {"term", "translations": {language: text}}); with vocabulary_id, after its terms',
+    )
+    vocabulary_id: StrictInt | None = Field(
+        None, ge=INT32_MIN, le=INT32_MAX, description="Our extension: a saved vocabulary's terms"
     )
 
 

@@ -31,7 +31,7 @@ from vodscribe.schemas.ai_tasks import (
     TaskData,
     TranscriptionResult,
 )
-from vodscribe.services import task_uploads, video_sources, webhooks
+from vodscribe.services import task_uploads, video_sources, vocabularies, webhooks
 from vodscribe.speech.subtitle_formats import InvalidSubtitlesError, parse_subtitles
 from vodscribe.storage.video_files import media_store
 
@@ -71,6 +71,7 @@ def create_transcription(
     refused as a private address in the embedded default (and it is one hop less anyway). With
     ``vtt`` instead of ``url`` (our extension), the task translates that text
     (:func:`create_text_translation`)."""
+    vocabulary = _vocabulary(session, client, req)
     if req.vtt is not None:
         if req.url is not None:
             raise TaskError('Give either "url" or "vtt", not both.')
@@ -88,6 +89,7 @@ def create_transcription(
                 subtitles_language=target,
                 client_user_id=req.client_user_id,
                 client_entity_data=req.client_entity_data,
+                vocabulary=vocabulary,
             ),
         )
     if req.url is None:
@@ -112,6 +114,7 @@ def create_transcription(
         client_user_id=req.client_user_id,
         client_entity_data=req.client_entity_data,
         client_id=client.id,
+        vocabulary=vocabulary,
     )
     task = AITask(
         client_id=client.id,
@@ -126,6 +129,13 @@ def create_transcription(
         withdraw(session, [task])
         raise TaskError(QUEUE_UNAVAILABLE, 503)
     return task
+
+
+def _vocabulary(session: Session, client: Client, req: AITaskCreate) -> list[dict[str, Any]] | None:
+    try:
+        return vocabularies.for_request(session, client, req.vocabulary, req.vocabulary_id)
+    except vocabularies.VocabularyError as exc:
+        raise TaskError(exc.message) from exc  # bad input of this request: 400, as on every AI route
 
 
 class QueueFull(TaskError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,8 @@ from vodscribe.db.tables import AITask, Client, Rendition, Subtitle, Video
 from vodscribe.media.hls import HlsVariant, SubtitleTrack, write_master, write_subtitle_playlist
 from vodscribe.schemas.ai_tasks import TaskData, TranscriptionResult
 from vodscribe.schemas.subtitles import BatchSubtitleIn, SubtitleOut, SubtitleUpdated
+from vodscribe.schemas.vocabularies import TermItem
+from vodscribe.services import vocabularies
 from vodscribe.services.ai_tasks import QUEUE_UNAVAILABLE, TaskError, create_text_translation, send, withdraw
 from vodscribe.speech.subtitle_formats import InvalidSubtitlesError, parse_subtitles, to_vtt
 from vodscribe.storage.video_files import media_store
@@ -287,6 +289,7 @@ def create_ai_tasks(
             subtitles_language=subtitles_language.b if subtitles_language else None,
             client_entity_data=json.dumps({"video_id": video.id}),
             client_id=video.client_id,
+            vocabulary=video.vocabulary,
         )
         task = AITask(
             client_id=video.client_id,
@@ -345,12 +348,30 @@ def request_subtitle_translation(
             subtitles_language=target.b,
             client_entity_data=json.dumps({"video_id": video.id}),
             source_subtitle_id=sub.id,
+            vocabulary=video.vocabulary,
         )
         try:
             tasks.append(create_text_translation(session, settings, client, sub.vtt, data, video_id=video.id))
         except TaskError as exc:
             raise SubtitleError(exc.message, exc.status if exc.status != 400 else 422) from exc
     return tasks
+
+
+def use_vocabulary(
+    session: Session,
+    client: Client,
+    video: Video,
+    terms: Sequence[TermItem] | None,
+    vocabulary_id: int | None,
+) -> None:
+    """Make the given terms (and a saved vocabulary's) the video's vocabulary, which its AI tasks
+    from now on use; nothing when neither is given."""
+    if terms is None and vocabulary_id is None:
+        return
+    try:
+        video.vocabulary = vocabularies.for_request(session, client, terms, vocabulary_id)
+    except vocabularies.VocabularyError as exc:
+        raise SubtitleError(f"Unprocessable Entity. {exc.message}") from exc
 
 
 def has_ai_transcription(session: Session, video: Video, language: languages.Language | None) -> bool:

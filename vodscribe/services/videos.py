@@ -20,7 +20,7 @@ from vodscribe.errors import URLNotAllowedError
 from vodscribe.media.fetch import check_url, parse_headers
 from vodscribe.queue import dispatch_video
 from vodscribe.schemas.videos import ConvertedVideo, VideoBatchItem, VideoFieldsIn, VideoOut
-from vodscribe.services import subtitles, uploads, webhooks
+from vodscribe.services import subtitles, uploads, vocabularies, webhooks
 from vodscribe.services.ai_tasks import QUEUE_UNAVAILABLE, iso
 from vodscribe.storage.video_files import MediaStore, media_store
 
@@ -138,8 +138,22 @@ def _dispatch(session: Session, settings: Settings, videos: list[Video]) -> None
             raise QueueUnavailable(QUEUE_UNAVAILABLE) from exc
 
 
+def _with_vocabulary(
+    session: Session, client: Client, f: VideoFieldsIn, values: dict[str, Any]
+) -> dict[str, Any]:
+    """``values`` with the video's vocabulary when the fields give one (422 naming the field)."""
+    if f.vocabulary is None and f.vocabulary_id is None:
+        return values
+    try:
+        values["vocabulary"] = vocabularies.for_request(session, client, f.vocabulary, f.vocabulary_id)
+    except vocabularies.VocabularyError as exc:
+        field = "vocabulary_id" if exc.status == 404 else "vocabulary"
+        raise VideoValidationError({field: [exc.message]}) from exc
+    return values
+
+
 def create_video(session: Session, settings: Settings, client: Client, f: VideoFieldsIn) -> Video:
-    video = _new_video(client, _validate(settings, f, creating=True))
+    video = _new_video(client, _with_vocabulary(session, client, f, _validate(settings, f, creating=True)))
     session.add(video)
     session.commit()
     _dispatch(session, settings, [video])
@@ -162,7 +176,7 @@ def create_videos(
         raise VideoValidationError({"videos": [_plain(exc.message)]}) from None
     for i, item in enumerate(items):
         try:
-            values = _validate(settings, item, creating=True)
+            values = _with_vocabulary(session, client, item, _validate(settings, item, creating=True))
         except VideoValidationError as exc:
             values = {}
             for name, messages in exc.errors.items():
@@ -204,7 +218,9 @@ def get_video(session: Session, client: Client, video_id: int) -> Video | None:
 
 
 def update_video(session: Session, settings: Settings, video: Video, f: VideoFieldsIn) -> Video:
-    values = _validate(settings, f, creating=False)
+    owner = session.get(Client, video.client_id)
+    assert owner is not None  # the video's row cascades with its client's
+    values = _with_vocabulary(session, owner, f, _validate(settings, f, creating=False))
     for key in CREATE_ONLY:  # what the download uses: only before transcoding, as on Gcore
         values.pop(key, None)
     if any(key in values and values[key] != getattr(video, key) for key in AI_PLAN_FIELDS):

@@ -59,6 +59,7 @@ from vodscribe.speech.subtitle_formats import (
 from vodscribe.speech.subtitle_translation import require
 from vodscribe.speech.text_subtitles import translate_cues
 from vodscribe.speech.transcription import Transcript, transcribe_file
+from vodscribe.speech.vocabulary import Vocabulary, hotwords
 from vodscribe.storage.video_files import media_store
 from vodscribe.storage.workspace import workspace
 from vodscribe.worker import jobs, recognition_cache
@@ -273,8 +274,8 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> Transcript
     if data.model:  # a speech request's model by name (checked, when it was asked, to be pulled)
         settings = settings.model_copy(update={"asr_model": data.model})
     engine = engine_for(settings)
-    asked = Decoding(data.prompt, data.temperature)
-    keyed = asked == Decoding()  # a prompt or temperature changes the words: not shared
+    vocabulary = Vocabulary.of(data.vocabulary or [])
+    asked = Decoding(data.prompt, data.temperature, hotwords(vocabulary))
     with workspace(settings.work_dir, claimed.task_id) as tmp:
 
         def on_bytes(done: int, total: int | None) -> None:
@@ -297,19 +298,24 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> Transcript
                 should_stop=watcher.stopped,
             ).path
         watcher.set_progress(int(100 * FETCH_SHARE))
-        key = recognition_cache.key_for(settings, source, audio_language.whisper if audio_language else None)
-        earlier = recognition_cache.find(settings, key) if keyed else None
+        # What changes the words besides the model: a prompt, a temperature, a vocabulary.
+        variant = recognition_cache.variant(asked, [*data.vocabulary] if data.vocabulary else None)
+        key = recognition_cache.key_for(
+            settings, source, audio_language.whisper if audio_language else None, variant
+        )
+        earlier = recognition_cache.find(settings, key)
         # Whisper's own translation (into English) works on the audio even when the words are known.
         speech = subtitles_language is languages.ENGLISH and any(t.from_speech for t in translators)
         with _RECOGNISING if earlier is None or speech else contextlib.nullcontext():
-            if earlier is None and keyed:  # a task run beside this one may have recognised it meanwhile
+            if earlier is None:  # a task run beside this one may have recognised the file meanwhile
                 earlier = recognition_cache.find(settings, key)
             if earlier is not None:
                 log.info("task %s: reusing the recognition of this file", claimed.task_id)
             started = time.monotonic()
-            # Only a task that holds the engine (a prompt or temperature is never answered from the
-            # cache, so it always does) may change how it decodes.
-            with engine.asking(asked) if not keyed else contextlib.nullcontext():
+            # Only a task that holds the engine may change how it decodes (one that reuses a kept
+            # recognition without holding it decodes nothing).
+            held = earlier is None or speech
+            with engine.asking(asked) if held else contextlib.nullcontext():
                 transcript = transcribe_file(
                     source,
                     engine,
@@ -323,8 +329,9 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> Transcript
                     max_seconds=settings.max_media_duration_s,
                     reuse=earlier,
                     on_segments=watcher.add_segments if data.stream else None,
+                    vocabulary=vocabulary,
                 )
-            if earlier is None and keyed and transcript.recognized is not None:
+            if earlier is None and transcript.recognized is not None:
                 recognition_cache.keep(settings, key, transcript.recognized)
     _count_media(engine, claimed, transcript.media.duration, time.monotonic() - started, earlier is None)
     if transcript.translated_by:
@@ -355,6 +362,7 @@ def _translate_text(settings: Settings, claimed: Claim, watcher: Watcher) -> Tra
         translators_for(settings),
         on_progress=lambda f: watcher.set_progress(max(1, int(99 * f))),
         should_stop=watcher.stopped,
+        vocabulary=Vocabulary.of(data.vocabulary or []),
     )
     log.info("task %s: %d cues translated by %s", claimed.task_id, len(done.cues), done.backend)
     return TranscriptionResult(

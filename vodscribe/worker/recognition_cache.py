@@ -6,16 +6,19 @@ by the reaper; a record is a few kilobytes per minute of speech."""
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, select
 
 from vodscribe.config import Settings
 from vodscribe.db.session import changed, session_scope
 from vodscribe.db.tables import Recognition, utcnow
+from vodscribe.engines.whisper import Decoding
 from vodscribe.models.resolve import identity, ref
 from vodscribe.models.store import ModelStore
 from vodscribe.speech.stored_recognition import Recognized
@@ -33,7 +36,16 @@ class Key:
     language_hint: str
 
 
-def key_for(settings: Settings, path: Path, language_hint: str | None) -> Key:
+def variant(asked: Decoding, vocabulary: list[Any] | None) -> str:
+    """What besides the model changes the words a task recognises, as a short digest ("" for none:
+    the key of every task before these existed)."""
+    if asked == Decoding() and not vocabulary:
+        return ""
+    given = json.dumps([asdict(asked), vocabulary], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(given.encode()).hexdigest()[:16]
+
+
+def key_for(settings: Settings, path: Path, language_hint: str | None, variant: str = "") -> Key:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(1024 * 1024):
@@ -42,6 +54,8 @@ def key_for(settings: Settings, path: Path, language_hint: str | None) -> Key:
     # A named model is keyed with the commit it was pulled at: a re-pull at a new one starts afresh.
     asr = ref("asr", settings.asr_model)
     model = f"{identity(asr, ModelStore(settings.models_path))}|beam={settings.asr.beam_size}"
+    if variant:
+        model += f"|asked={variant}"
     return Key(digest.hexdigest(), model, language_hint or "")
 
 

@@ -62,6 +62,8 @@ def create_subtitle(
     video = own_video(session, client, video_id)
     f = body or SubtitleFieldsIn()
     try:
+        if f.source_subtitle_id is not None or f.auto_transcribe_audio_language:
+            subs.use_vocabulary(session, client, video, f.vocabulary, f.vocabulary_id)
         if f.source_subtitle_id is not None:
             tasks = subs.request_subtitle_translation(
                 session, settings, client, video, f.source_subtitle_id, f.auto_translate_subtitles_language
