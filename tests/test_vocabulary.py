@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -15,12 +16,12 @@ from tests.conftest import MediaServer, in_process_api, wait_for
 from vodscribe import languages
 from vodscribe.config import Settings
 from vodscribe.engines.results import Cue, Word
-from vodscribe.engines.whisper import Decoding, WhisperEngine, engine_for
+from vodscribe.engines.whisper import WhisperEngine, engine_for
 from vodscribe.services.translation_backends import translators_for
 from vodscribe.speech.cues import concatenated_text
 from vodscribe.speech.text_subtitles import translate_cues
 from vodscribe.speech.transcription import transcribe_file
-from vodscribe.speech.vocabulary import Vocabulary, fix_words, glossary, hotwords, repair
+from vodscribe.speech.vocabulary import Vocabulary, fix_words, glossary, repair
 
 DATA = Path(__file__).parent / "data"
 TERMS = Vocabulary.of(
@@ -137,10 +138,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> WhisperEngine:
 
 
 def _heard(engine: WhisperEngine, name: str, vocabulary: Vocabulary | None) -> str:
-    asked = Decoding(hotwords=hotwords(vocabulary)) if vocabulary else Decoding()
-    with engine.asking(asked):
-        transcript = transcribe_file(DATA / name, engine, vocabulary=vocabulary)
-    return concatenated_text(transcript.cues)
+    return concatenated_text(transcribe_file(DATA / name, engine, vocabulary=vocabulary).cues)
 
 
 @pytest.mark.slow
@@ -150,6 +148,15 @@ def test_a_term_is_recognised_as_written_with_the_vocabulary(engine: WhisperEngi
     plain = _heard(engine, "hotwords.mp3", None)
     assert plain.count("ComfyUI") == 0, plain
     assert _heard(engine, "hotwords.mp3", Vocabulary.of(["ComfyUI"])).count("ComfyUI") == 2
+
+
+@pytest.mark.slow
+def test_the_batched_path_takes_the_vocabulary_too(tmp_path: Path) -> None:
+    """The batched decoding a GPU uses (here on the CPU) hears the segment again with hotwords too."""
+    settings = Settings(data_dir=tmp_path)
+    batched = engine_for(settings, replace(settings.asr, batch_size=4))
+    assert batched.batch_size == 4
+    assert _heard(batched, "hotwords.mp3", Vocabulary.of(["ComfyUI"])).count("ComfyUI") == 2
 
 
 @pytest.mark.slow

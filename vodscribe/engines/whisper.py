@@ -177,16 +177,21 @@ class WhisperEngine:
         self._reused: tuple[ctranslate2.StorageView, WindowLanguages] | None = None
         self._asked = Decoding()  # what the transcription being run asked for (:meth:`asking`)
 
+    @property
+    def asked(self) -> Decoding:
+        """What the transcription being run asked for (:meth:`asking`)."""
+        return self._asked
+
     @contextmanager
     def asking(self, decoding: Decoding) -> Iterator[None]:
         """Decode with ``decoding`` (a request's prompt and temperature) until the block ends. The
         engine runs one transcription at a time (its callers hold a lock for it), so this is that
         transcription's own setting."""
-        self._asked = decoding
+        before, self._asked = self._asked, decoding
         try:
             yield
         finally:
-            self._asked = Decoding()
+            self._asked = before
 
     # --- analysis ---------------------------------------------------------------------------------
     @staticmethod

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from vodscribe import languages
 from vodscribe.engines.results import Cue, SpeechSegment
-from vodscribe.engines.whisper import EngineStopped, Span, WhisperEngine
+from vodscribe.engines.whisper import SAMPLE_RATE, EngineStopped, Span, WhisperEngine
 from vodscribe.errors import Cancelled
 from vodscribe.languages import Language
 from vodscribe.media.probe import MediaInfo, probe, require_audio, stream_audio
@@ -34,7 +34,7 @@ from vodscribe.speech.language_runs import (
 )
 from vodscribe.speech.stored_recognition import Recognized
 from vodscribe.speech.subtitle_translation import Translator, WhisperTranslation, require
-from vodscribe.speech.vocabulary import Vocabulary, fix_segments
+from vodscribe.speech.vocabulary import Vocabulary, fix_segments, hotwords, maybe_said, says
 from vodscribe.speech.windows import SpeechWindow, speech_windows
 
 #: Share of a run's progress that text translation takes, when a text backend translates it.
@@ -126,6 +126,7 @@ def transcribe_file(
             ):
                 backends[run] = backend
                 if vocabulary:
+                    run_segments = _with_terms(engine, window, run, run_segments, vocabulary, backend)
                     run_segments = fix_segments(run_segments, vocabulary)
                 spoken.append((run, tuple(run_segments)))
                 if backend is not None and not backend.from_speech and subtitles_language is not None:
@@ -384,6 +385,52 @@ def _backend(
     if source is subtitles_language:
         return None
     return require(translators, source, subtitles_language)
+
+
+#: How much less likely (mean log-probability of its tokens) speech heard again with the terms as
+#: hotwords may be than as first heard, and still be taken.
+TERM_LOGPROB_MARGIN = 0.3
+#: Audio kept around a segment heard again (seconds each side).
+TERM_PADDING = 0.2
+
+
+def _with_terms(
+    engine: WhisperEngine,
+    window: SpeechWindow,
+    run: LanguageRun,
+    segments: list[SpeechSegment],
+    vocabulary: Vocabulary,
+    backend: Translator | None,
+) -> list[SpeechSegment]:
+    """``segments`` where each one that may have said a term not written as such (:func:`maybe_said`)
+    is heard again on its own with the vocabulary as Whisper's hotwords, and that reading taken where
+    it writes a term and Whisper finds it about as likely (:data:`TERM_LOGPROB_MARGIN`).
+
+    Hotwords bias every word: given for the whole file, the bundled model wrote "Reduxo" for "a dark
+    suit" and repeated a German sentence (bench/README.md), so they are given only where a term may
+    have been said, and kept only where they found one."""
+    if backend is not None and backend.from_speech:
+        return segments  # Whisper translated this speech: its words are English, not the terms'
+    out: list[SpeechSegment] = []
+    for seg in segments:
+        if not maybe_said([w.text for w in seg.words] or seg.text.split(), vocabulary):
+            out.append(seg)
+            continue
+        start = max(0.0, seg.start - window.start - TERM_PADDING)
+        end = min(len(window.audio) / SAMPLE_RATE, seg.end - window.start + TERM_PADDING)
+        clip = window.audio[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
+        with engine.asking(replace(engine.asked, hotwords=hotwords(vocabulary))):
+            again = list(engine.transcribe(clip, language=run.language, offset=window.start + start))
+        text = " ".join(s.text for s in again)
+        heard = sum(s.avg_logprob * len(s.words or (s,)) for s in again) / max(
+            1, sum(len(s.words or (s,)) for s in again)
+        )
+        found = [t.text for t in vocabulary.terms if says(text, t.text) and not says(seg.text, t.text)]
+        if again and found and heard >= seg.avg_logprob - TERM_LOGPROB_MARGIN:
+            out += [replace(s, language=seg.language) for s in again]
+        else:
+            out.append(seg)
+    return out
 
 
 def _shift(seg: SpeechSegment, by: float) -> SpeechSegment:

@@ -135,6 +135,39 @@ def _spread(term: str, first: Word, last: Word, leading: str, trailing: str) -> 
     return out
 
 
+#: How alike (rapidfuzz ratio) words must be to a term for their segment to be heard again with
+#: the vocabulary as hotwords (:func:`maybe_said`): loose, since hearing again only adds a chance.
+CANDIDATE_RATIO = 60.0
+
+
+def maybe_said(words: Sequence[str], vocabulary: Vocabulary) -> bool:
+    """Whether some run of ``words`` is loosely like a term not written as such yet ("confu i" for
+    "ComfyUI"): worth hearing that speech again with the terms as hotwords."""
+    norms = [_norm(w) for w in words]
+    for term in vocabulary.terms:
+        target = _norm(term.text)
+        width = len(term.text.split()) + EXTRA_WORDS
+        for length in range(1, width + 1):
+            for i in range(len(norms) - length + 1):
+                heard = "".join(norms[i : i + length])
+                if (
+                    heard == target
+                    or not norms[i]
+                    or not 0.5 * len(target) <= len(heard) <= 1.5 * len(target)
+                ):
+                    continue
+                if fuzz.ratio(heard, target) >= CANDIDATE_RATIO:
+                    return True
+    return False
+
+
+def says(text: str, term: str) -> bool:
+    """Whether ``text`` holds ``term`` as written (whole words; case, spacing and punctuation aside)."""
+    words = text.split()
+    target = _norm(term)
+    return any(_norm("".join(words[i:j])) == target for i, j in _find(words, term))
+
+
 def fix_words(words: Sequence[Word], vocabulary: Vocabulary) -> tuple[Word, ...]:
     """``words`` with each near miss of a term written as the term (longer terms first)."""
     out = list(words)

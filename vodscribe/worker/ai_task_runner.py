@@ -59,7 +59,7 @@ from vodscribe.speech.subtitle_formats import (
 from vodscribe.speech.subtitle_translation import require
 from vodscribe.speech.text_subtitles import translate_cues
 from vodscribe.speech.transcription import Transcript, transcribe_file
-from vodscribe.speech.vocabulary import Vocabulary, hotwords
+from vodscribe.speech.vocabulary import Vocabulary
 from vodscribe.storage.video_files import media_store
 from vodscribe.storage.workspace import workspace
 from vodscribe.worker import jobs, recognition_cache
@@ -275,7 +275,8 @@ def _execute(settings: Settings, claimed: Claim, watcher: Watcher) -> Transcript
         settings = settings.model_copy(update={"asr_model": data.model})
     engine = engine_for(settings)
     vocabulary = Vocabulary.of(data.vocabulary or [])
-    asked = Decoding(data.prompt, data.temperature, hotwords(vocabulary))
+    # The vocabulary's hotwords are given where a term may have been said (speech.transcription).
+    asked = Decoding(data.prompt, data.temperature)
     with workspace(settings.work_dir, claimed.task_id) as tmp:
 
         def on_bytes(done: int, total: int | None) -> None:
