@@ -311,3 +311,27 @@ def test_asr_translates_into_any_language_a_backend_offers(service: Service) -> 
         task = c.get(f"/streaming/ai/tasks/{out.headers['x-task-id']}").json()
     assert task["task_data"]["subtitles_language"] == "ger" and task["result"]["languages"] == ["eng", "ger"]
     assert out.text.strip() and not {"dark", "suit", "greasy"} <= _words(out.text), out.text
+
+
+HOTWORDS = DATA / "hotwords.mp3"  # faster-whisper's test clip: "ComfyUI", twice
+
+
+@pytest.mark.slow
+def test_a_vocabulary_in_either_dialect(client: openai.OpenAI, service: Service) -> None:
+    with HOTWORDS.open("rb") as f:
+        text = client.audio.transcriptions.create(
+            file=f, model="whisper-1", response_format="text", extra_body={"vocabulary": '["ComfyUI"]'}
+        )
+    assert text.count("ComfyUI") == 2, text
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.audio.transcriptions.create(
+            file=HOTWORDS.open("rb"), model="whisper-1", extra_body={"vocabulary_id": "999999"}
+        )
+    assert bad.value.body["param"] == "vocabulary_id"
+    with httpx.Client(base_url=service.base_url, headers=service.headers(), timeout=300) as c:
+        saved = c.post("/streaming/ai/vocabularies", json={"name": "tools", "terms": ["ComfyUI"]}).json()
+        out = c.post(
+            "/asr", params={"output": "txt", "vocabulary_id": str(saved["id"])},
+            files={"audio_file": ("hotwords.mp3", HOTWORDS.read_bytes())},
+        )  # fmt: skip
+    assert out.status_code == 200 and out.text.count("ComfyUI") == 2, out.text

@@ -91,15 +91,18 @@ def _sweep(incoming: Path) -> None:
                 path.unlink()
 
 
-async def start(settings: Settings, client: Client, path: Path, data: TaskData) -> str:
-    """Store the upload and send its task; returns the task's id (TaskError when refused)."""
+async def start(
+    settings: Settings, client: Client, path: Path, data: TaskData, ask: speech_requests.SpeechAsk
+) -> str:
+    """Store the upload and send its task (with the vocabulary ``ask`` names); returns the task's
+    id (TaskError when refused)."""
 
     def create() -> str:
         with session_scope(settings.db_url) as s:
             owner = s.get(Client, client.id)
             if owner is None:
                 raise TaskError("The client was deleted.", 401)
-            return speech_requests.create(s, settings, owner, path, data).id
+            return speech_requests.create(s, settings, owner, path, data, ask).id
 
     return await run_sync(create)
 

@@ -9,9 +9,11 @@ stored, and the task made from it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
 from vodscribe import languages
@@ -21,11 +23,16 @@ from vodscribe.models import catalogue
 from vodscribe.models.resolve import ref
 from vodscribe.models.store import ModelStore
 from vodscribe.schemas.ai_tasks import TaskData
+from vodscribe.schemas.vocabularies import TermItem, Terms
+from vodscribe.services import vocabularies
 from vodscribe.services.ai_tasks import TaskError, create_from_upload
 
 #: Model names every client sends for "the server's model": OpenAI's, and the bundled model's own.
 SERVER_MODEL = frozenset({"", "whisper-1", "default", catalogue.BUNDLED})
 BUNDLED_NAMES = frozenset({"base", "whisper-base", "faster-whisper-base", "systran/faster-whisper-base"})
+
+
+_TERMS: TypeAdapter[list[TermItem]] = TypeAdapter(Terms)
 
 
 class RequestError(TaskError):
@@ -50,6 +57,10 @@ class SpeechAsk:
     model: str | None = None
     segments: bool = True
     stream: bool = False
+    vocabulary: str | None = None
+    """Our extension: terms as a JSON array (strings or ``{"term", "translations"}``) or separated
+    by commas."""
+    vocabulary_id: str | None = None
 
 
 def model_name(settings: Settings, asked: str | None) -> str | None:
@@ -115,6 +126,42 @@ def task_data(settings: Settings, ask: SpeechAsk) -> TaskData:
     )
 
 
-def create(session: Session, settings: Settings, client: Client, path: Path, data: TaskData) -> AITask:
-    """The task of an uploaded file (see :func:`vodscribe.services.ai_tasks.create_from_upload`)."""
+def terms(ask: SpeechAsk) -> tuple[list[TermItem] | None, int | None]:
+    """The request's own terms and saved vocabulary, checked as every vocabulary is (400 naming the
+    parameter)."""
+    given: list[TermItem] | None = None
+    if ask.vocabulary and ask.vocabulary.strip():
+        text = ask.vocabulary.strip()
+        try:
+            raw = json.loads(text) if text.startswith("[") else [t for t in text.split(",") if t.strip()]
+            given = _TERMS.validate_python(raw)
+        except (ValueError, ValidationError) as exc:
+            raise RequestError(f"vocabulary is not a list of terms: {exc}", "vocabulary") from None
+    saved = None
+    if ask.vocabulary_id and ask.vocabulary_id.strip():
+        try:
+            saved = int(ask.vocabulary_id)
+        except ValueError:
+            raise RequestError("vocabulary_id must be a number.", "vocabulary_id") from None
+    return given, saved
+
+
+def create(
+    session: Session,
+    settings: Settings,
+    client: Client,
+    path: Path,
+    data: TaskData,
+    ask: SpeechAsk | None = None,
+) -> AITask:
+    """The task of an uploaded file (see :func:`vodscribe.services.ai_tasks.create_from_upload`),
+    with the vocabulary ``ask`` names (the saved one must be the client's)."""
+    if ask is not None:
+        given, saved = terms(ask)
+        try:
+            chosen = vocabularies.for_request(session, client, given, saved)
+        except vocabularies.VocabularyError as exc:
+            param = "vocabulary_id" if exc.status == 404 else "vocabulary"
+            raise RequestError(exc.message, param) from exc
+        data = data.model_copy(update={"vocabulary": chosen})
     return create_from_upload(session, settings, client, path, data)

@@ -61,7 +61,7 @@ async def _run(
             path = form.file if encode else await run_in_threadpool(speech_tasks.wav_from_pcm, form.file)
             ask = SpeechAsk(**{**_fields(ask), "filename": form.filename or "audio_file"})
             data = await run_in_threadpool(speech_requests.task_data, settings, ask)
-            task_id = await speech_tasks.start(settings, client, path, data)
+            task_id = await speech_tasks.start(settings, client, path, data, ask)
     except FormError as exc:
         return _error(exc.status, exc.message), None
     except QueueFull as exc:
@@ -103,6 +103,10 @@ async def asr(
     target_language: Annotated[
         str | None, Query(max_length=32, description="Ours: translate into it")
     ] = None,
+    vocabulary: Annotated[
+        str | None, Query(max_length=8192, description="Ours: terms separated by commas, or a JSON array")
+    ] = None,
+    vocabulary_id: Annotated[str | None, Query(max_length=16, description="Ours: a saved vocabulary")] = None,
 ) -> Response:
     """Transcribe (or translate into English) the ``audio_file`` part; the answer is the ``output``
     format as text, as whisper-asr-webservice answers."""
@@ -112,6 +116,8 @@ async def asr(
         translate=task == "translate",
         target_language=target_language,
         prompt=initial_prompt,
+        vocabulary=vocabulary,
+        vocabulary_id=vocabulary_id,
     )
     failed, done = await _run(request, settings, ask, encode)
     if failed is not None:

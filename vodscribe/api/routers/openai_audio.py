@@ -117,6 +117,8 @@ def _ask(form: UploadedForm, translate: bool) -> tuple[SpeechAsk, str, set[str]]
         model=form.get("model"),
         segments=True,
         stream=_flag(form.get("stream"), "stream"),
+        vocabulary=form.get("vocabulary"),
+        vocabulary_id=form.get("vocabulary_id"),
     )
     return ask, response_format, granularities or {"segment"}
 
@@ -131,7 +133,7 @@ async def _request(request: Request, settings: Settings, *, translate: bool) -> 
             ask, response_format, granularities = _ask(form, translate)
             data = await run_in_threadpool(speech_requests.task_data, settings, ask)
             assert form.file is not None
-            task_id = await speech_tasks.start(settings, client, form.file, data)
+            task_id = await speech_tasks.start(settings, client, form.file, data, ask)
     except FormError as exc:
         return error(exc.status, exc.message, exc.param)
     except RequestError as exc:
@@ -219,7 +221,8 @@ async def _events(request: Request, settings: Settings, client: Client, task_id:
 async def transcriptions(request: Request, settings: SettingsDep) -> Response:
     """Transcribe the ``file`` part: ``model``, ``language`` (ISO 639-1), ``prompt``,
     ``response_format`` (json, text, srt, verbose_json, vtt), ``temperature``,
-    ``timestamp_granularities[]`` (word, segment), ``stream``; ``target_language`` (ours)."""
+    ``timestamp_granularities[]`` (word, segment), ``stream``; ours: ``target_language``,
+    ``vocabulary`` (a JSON array of terms, or terms separated by commas), ``vocabulary_id``."""
     return await _request(request, settings, translate=False)
 
 
