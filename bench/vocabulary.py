@@ -175,10 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_rest:
         rest = asr.load_clips(testdata, None)
         scores: dict[str, list[float]] = {"without": [], "with": []}
+        spent = {"without": 0.0, "with": 0.0}
         inserted: list[dict[str, str]] = []
         for clip in rest:
             for mode, given in (("without", None), ("with", vocabulary)):
-                text, _ = heard(engine, clip.path, given)
+                text, took = heard(engine, clip.path, given)
+                spent[mode] += took
                 score = asr.error_rate(
                     asr.normalise(clip.reference, clip.expected),
                     asr.normalise(text, clip.expected),
@@ -202,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
                 b < a - 1e-9 for a, b in zip(scores["without"], scores["with"], strict=True)
             ),
             "terms_inserted": inserted,
+            "processing_s": {mode: round(value, 2) for mode, value in spent.items()},
+            "processing_with_over_without": round(spent["with"] / spent["without"], 3),
         }
     json.dump(report, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
