@@ -32,6 +32,7 @@ from vodscribe.db.tables import AITask, Client
 from vodscribe.schemas.ai_tasks import FailureResult, TaskData, TranscriptionResult
 from vodscribe.services import ai_tasks, speech_requests
 from vodscribe.services.ai_tasks import TaskError
+from vodscribe.storage.workspace import incoming_folder
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,12 @@ class Ended:
         """Failed on the server's side (an outage or a bug), not because of the media."""
         return self.error is not None and self.error.startswith(("Internal error", "Server model error"))
 
+    @property
+    def http_status(self) -> int:
+        """The answer to a request whose task did not succeed: 500 for the server's own failure, 409
+        for a cancelled task, 400 for media that could not be used."""
+        return 500 if self.internal else 409 if self.status == TaskStatus.REVOKED else 400
+
 
 async def client_of(request: Request, settings: Settings) -> Client:
     """The request's client (:func:`vodscribe.api.deps.speech_client`), before its body is read."""
@@ -71,8 +78,7 @@ async def client_of(request: Request, settings: Settings) -> Client:
 @contextlib.asynccontextmanager
 async def uploaded(request: Request, settings: Settings, file_field: str) -> AsyncIterator[UploadedForm]:
     """The request's form, its file in the API's scratch space until the block ends."""
-    incoming = settings.work_dir / "incoming"
-    incoming.mkdir(parents=True, exist_ok=True)
+    incoming = incoming_folder(settings.work_dir)
     _sweep(incoming)
     target = incoming / uuid.uuid4().hex
     try:

@@ -34,6 +34,7 @@ from vodscribe.schemas.ai_tasks import (
 from vodscribe.services import task_uploads, video_sources, vocabularies, webhooks
 from vodscribe.speech.subtitle_formats import InvalidSubtitlesError, parse_subtitles
 from vodscribe.storage.video_files import media_store
+from vodscribe.storage.workspace import incoming_folder
 
 log = logging.getLogger(__name__)
 
@@ -170,9 +171,7 @@ def create_text_translation(
         raise TaskError("The subtitle text has no cues to translate.")
     if data.audio_language == data.subtitles_language:
         raise TaskError("The subtitle is in that language already.")
-    incoming = settings.work_dir / "incoming"
-    incoming.mkdir(parents=True, exist_ok=True)
-    path = incoming / f"{uuid.uuid4().hex}.vtt"
+    path = incoming_folder(settings.work_dir) / f"{uuid.uuid4().hex}.vtt"
     path.write_text(text, encoding="utf-8")
     try:
         return create_from_upload(

@@ -73,21 +73,7 @@ def verbose(result: TranscriptionResult, *, task: str, words: bool, segments_too
         "text": text(result),
     }
     if segments_too:
-        body["segments"] = [
-            {
-                "id": seg.id,
-                "seek": int(seg.start * 100),  # Whisper's 10 ms frames
-                "start": seg.start,
-                "end": seg.end,
-                "text": seg.text,
-                "tokens": [],  # not kept: the words are
-                "temperature": 0.0,
-                "avg_logprob": seg.avg_logprob,
-                "compression_ratio": seg.compression_ratio,
-                "no_speech_prob": seg.no_speech_prob,
-            }
-            for seg in segments(result)
-        ]
+        body["segments"] = [_whisper_segment(seg) for seg in segments(result)]
     if words:
         body["words"] = [
             {"word": w.word.strip(), "start": w.start, "end": w.end}
@@ -95,6 +81,23 @@ def verbose(result: TranscriptionResult, *, task: str, words: bool, segments_too
             for w in seg.words
         ]
     return body
+
+
+def _whisper_segment(seg: ResultSegment) -> dict[str, Any]:
+    """A segment in Whisper's result shape, which OpenAI's verbose answer and
+    whisper-asr-webservice's json both use."""
+    return {
+        "id": seg.id,
+        "seek": int(seg.start * 100),  # Whisper's 10 ms frames
+        "start": seg.start,
+        "end": seg.end,
+        "text": seg.text,
+        "tokens": [],  # not kept: the words are
+        "temperature": 0.0,
+        "avg_logprob": seg.avg_logprob,
+        "compression_ratio": seg.compression_ratio,
+        "no_speech_prob": seg.no_speech_prob,
+    }
 
 
 # --- whisper-asr-webservice -----------------------------------------------------------------------
@@ -119,18 +122,7 @@ def asr_json(result: TranscriptionResult, *, word_timestamps: bool) -> dict[str,
     """Whisper's result dict, as whisper-asr-webservice writes it: text, segments, language."""
     out = []
     for seg in segments(result):
-        item: dict[str, Any] = {
-            "id": seg.id,
-            "seek": int(seg.start * 100),
-            "start": seg.start,
-            "end": seg.end,
-            "text": seg.text,
-            "tokens": [],
-            "temperature": 0.0,
-            "avg_logprob": seg.avg_logprob,
-            "compression_ratio": seg.compression_ratio,
-            "no_speech_prob": seg.no_speech_prob,
-        }
+        item = _whisper_segment(seg)
         if word_timestamps:
             item["words"] = [w.model_dump() for w in seg.words]
         out.append(item)

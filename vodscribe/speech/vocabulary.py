@@ -207,12 +207,7 @@ def fix_segments(segments: Sequence[SpeechSegment], vocabulary: Vocabulary) -> l
 
 def glossary(vocabulary: Vocabulary, text: str, target: str) -> dict[str, str]:
     """The terms ``text`` holds (whole words, any case), each with its rendering in ``target``."""
-    words = text.split()
-    return {
-        term.text: term.rendering(target)
-        for term in vocabulary.terms
-        if any(_norm("".join(words[i:j])) == _norm(term.text) for i, j in _find(words, term.text))
-    }
+    return {term.text: term.rendering(target) for term in vocabulary.terms if says(text, term.text)}
 
 
 def repair(translation: str, wanted: Mapping[str, str]) -> str:

@@ -8,6 +8,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def incoming_folder(root: Path) -> Path:
+    """``root/incoming``: where the API writes what a request brings (an upload, a subtitle's text)
+    before it goes into the media store."""
+    folder = root / "incoming"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @contextmanager
 def workspace(root: Path, name: str) -> Iterator[Path]:
     """``root/name``, emptied first (a re-run after a crash starts clean) and removed at the end."""

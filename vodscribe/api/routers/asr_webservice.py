@@ -16,6 +16,7 @@ subtitle outputs are this server's readable cues. Speech is always cut by VAD he
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -59,7 +60,7 @@ async def _run(
         async with speech_tasks.uploaded(request, settings, "audio_file") as form:
             assert form.file is not None
             path = form.file if encode else await run_in_threadpool(speech_tasks.wav_from_pcm, form.file)
-            ask = SpeechAsk(**{**_fields(ask), "filename": form.filename or "audio_file"})
+            ask = replace(ask, filename=form.filename or "audio_file")
             data = await run_in_threadpool(speech_requests.task_data, settings, ask)
             task_id = await speech_tasks.start(settings, client, path, data, ask)
     except FormError as exc:
@@ -74,13 +75,8 @@ async def _run(
     if ended is None:
         return Response(status_code=499), None
     if ended.result is None:
-        status = 500 if ended.internal else 409 if ended.status == "REVOKED" else 400
-        return _error(status, ended.error or "The task failed.", {"X-Task-Id": task_id}), None
+        return _error(ended.http_status, ended.error or "The task failed.", {"X-Task-Id": task_id}), None
     return None, (ended, ask.filename)
-
-
-def _fields(ask: SpeechAsk) -> dict[str, Any]:
-    return {name: getattr(ask, name) for name in ask.__slots__}
 
 
 @router.post(

@@ -167,7 +167,7 @@ async def _request(request: Request, settings: Settings, *, translate: bool) -> 
 
 
 def _failed(ended: Ended, headers: dict[str, str]) -> JSONResponse:
-    status = 500 if ended.internal else 409 if ended.status == "REVOKED" else 400
+    status = ended.http_status
     response = error(status, ended.error or "The task failed.", "file" if status == 400 else None)
     response.headers.update(headers)
     return response
@@ -206,8 +206,7 @@ async def _events(request: Request, settings: Settings, client: Client, task_id:
         sent = max(sent, len(segments))
         if ended is not None:
             if ended.result is None:
-                status = 500 if ended.internal else 400
-                yield _event(error_body(status, ended.error or "The task failed."))
+                yield _event(error_body(ended.http_status, ended.error or "The task failed."))
             else:
                 yield _event({"type": "transcript.text.done", "text": speech_answers.text(ended.result)})
             return
